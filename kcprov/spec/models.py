@@ -1,0 +1,520 @@
+"""The realm file format as pydantic models: one realm per file, YAML keys = field names.
+
+Contract with the diff engine: an optional field left at None means "not managed
+by this file" and must never show as a change; only collections of sub-resources
+(roles, scopes, clients, users, mappers, ...) default to empty lists. Checks that
+need more than one object (references, duplicates) live in `kcprov.spec.checks`,
+so these models stay usable on their own.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+BUILTIN_SCOPES = frozenset(
+    {
+        "openid", "profile", "email", "address", "phone", "roles", "web-origins", "acr",
+        "basic", "offline_access", "microprofile-jwt", "organization", "service_account",
+    }
+)
+BUILTIN_CLIENTS = frozenset(
+    {
+        "realm-management", "account", "account-console", "admin-cli", "broker",
+        "security-admin-console",
+    }
+)
+GLOBAL_CLIENT_PROFILES = frozenset(
+    {
+        "fapi-1-baseline", "fapi-1-advanced", "fapi-ciba", "fapi-2-security-profile",
+        "fapi-2-message-signing", "oauth-2-1-for-confidential-client",
+        "oauth-2-1-for-public-client",
+    }
+)
+
+
+def spec_error(message: str, *, hint: str | None = None, at: str | None = None) -> PydanticCustomError:
+    """A validation error whose hint and sub-key (`at`) survive pydantic, for the loader to report.
+
+    A model validator can only fail the whole model; `at` names the offending key
+    inside it so the message points at the right YAML line.
+    """
+    ctx = {k: v for k, v in (("message", message), ("hint", hint), ("at", at)) if v is not None}
+    return PydanticCustomError("kcprov", "{message}", ctx)
+
+
+# ---------------------------------------------------------------- field types
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+DURATION_HINT = "write seconds (300) or a number with a unit: 300s, 5m, 1h, 1d"
+
+
+def parse_duration(value: Any) -> int:
+    """Normalise 300, "300", "300s", "5m", "1h", "1d" to seconds, as Keycloak stores them."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return int(match[1]) * _UNIT_SECONDS[match[2]]
+    shown = f" {value!r}" if isinstance(value, (str, int, float)) and len(str(value)) <= 40 else ""
+    raise spec_error(f"invalid duration{shown}", hint=DURATION_HINT)
+
+
+Duration = Annotated[
+    int,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": r"^\s*\d+\s*[smhd]?\s*$"},
+            ],
+            "description": "Seconds, or a number with a unit: 300s, 5m, 1h, 1d.",
+        }
+    ),
+]
+
+
+def _to_keycloak_string(value: Any) -> Any:
+    """Keycloak stores attribute and config values as strings: true -> "true", 5 -> "5"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
+
+
+_SCALAR_SCHEMA = {"type": ["string", "boolean", "number"]}
+KcString = Annotated[str, BeforeValidator(_to_keycloak_string), WithJsonSchema(_SCALAR_SCHEMA)]
+StrMap = dict[str, KcString]
+"""Raw passthrough map (attributes, mapper config); scalar values become Keycloak strings."""
+JsonConfig = dict[str, KcString | list[KcString]]
+"""Client-policy executor/condition configuration: strings or lists of strings."""
+
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+
+
+def _check_scope_name(value: str) -> str:
+    """OAuth scope tokens (RFC 6749 §3.3) cannot hold spaces, quotes or backslashes."""
+    if not _SCOPE_TOKEN.match(value):
+        raise spec_error(
+            f"scope name {value!r} is not a valid OAuth scope token",
+            hint="use printable ASCII without spaces, quotes or backslashes, e.g. mcp:tools",
+        )
+    return value
+
+
+ScopeName = Annotated[str, Field(min_length=1), AfterValidator(_check_scope_name)]
+OAuthScope = Annotated[str, Field(min_length=1)]
+Name = Annotated[str, Field(min_length=1)]
+
+
+class Spec(BaseModel):
+    """Base of every model: unknown keys are errors, numbers given for text become text."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+
+# ---------------------------------------------------------------- realm settings
+
+
+class RealmSettings(Spec):
+    """Friendly names for RealmRepresentation options.
+
+    Every field is the snake_case of its RealmRepresentation key
+    (access_token_lifespan -> accessTokenLifespan), so mapping is mechanical.
+    """
+
+    access_token_lifespan: Duration | None = Field(None, description="Access token lifespan. Keep it short (minutes) for MCP.")
+    access_token_lifespan_for_implicit_flow: Duration | None = Field(None, description="Access token lifespan for the implicit flow.")
+    access_code_lifespan: Duration | None = Field(None, description="How long an authorization code is valid.")
+    access_code_lifespan_user_action: Duration | None = Field(None, description="Time a user has to finish a login action (e.g. update password).")
+    access_code_lifespan_login: Duration | None = Field(None, description="Maximum time a user has to finish a login.")
+    action_token_generated_by_user_lifespan: Duration | None = Field(None, description="Lifespan of user-initiated action tokens (e.g. forgot password).")
+    action_token_generated_by_admin_lifespan: Duration | None = Field(None, description="Lifespan of admin-initiated action tokens.")
+    sso_session_idle_timeout: Duration | None = Field(None, description="SSO session idle timeout.")
+    sso_session_max_lifespan: Duration | None = Field(None, description="SSO session maximum lifespan.")
+    sso_session_idle_timeout_remember_me: Duration | None = Field(None, description="SSO session idle timeout when 'remember me' is set.")
+    sso_session_max_lifespan_remember_me: Duration | None = Field(None, description="SSO session maximum lifespan when 'remember me' is set.")
+    client_session_idle_timeout: Duration | None = Field(None, description="Client session idle timeout (0 = use the SSO session value).")
+    client_session_max_lifespan: Duration | None = Field(None, description="Client session maximum lifespan (0 = use the SSO session value).")
+    offline_session_idle_timeout: Duration | None = Field(None, description="Offline session idle timeout.")
+    offline_session_max_lifespan_enabled: bool | None = Field(None, description="Limit offline sessions to offline_session_max_lifespan.")
+    offline_session_max_lifespan: Duration | None = Field(None, description="Offline session maximum lifespan.")
+    oauth2_device_code_lifespan: Duration | None = Field(None, description="Device authorization grant: lifespan of the device code.")
+    oauth2_device_polling_interval: Duration | None = Field(None, description="Device authorization grant: minimum polling interval.")
+    revoke_refresh_token: bool | None = Field(None, description="Refresh token rotation: a refresh token can be used only refresh_token_max_reuse+1 times. MCP requires rotation for public clients.")
+    refresh_token_max_reuse: int | None = Field(None, ge=0, description="How many times a refresh token may be reused when revoke_refresh_token is on (0 = single use).")
+    ssl_required: Literal["none", "external", "all"] | None = Field(None, description="Require HTTPS: none, external (all but private addresses), or all.")
+    registration_allowed: bool | None = Field(None, description="Users may self-register on the login page.")
+    registration_email_as_username: bool | None = Field(None, description="Use the email as username on self-registration.")
+    login_with_email_allowed: bool | None = Field(None, description="Users may log in with their email.")
+    duplicate_emails_allowed: bool | None = Field(None, description="Several users may share an email.")
+    verify_email: bool | None = Field(None, description="Users must verify their email after first login.")
+    reset_password_allowed: bool | None = Field(None, description="Show a 'forgot password' link on the login page.")
+    edit_username_allowed: bool | None = Field(None, description="Users may change their username.")
+    remember_me: bool | None = Field(None, description="Show a 'remember me' checkbox on the login page.")
+    brute_force_protected: bool | None = Field(None, description="Temporarily lock accounts after repeated login failures.")
+    permanent_lockout: bool | None = Field(None, description="Lock accounts permanently instead of temporarily on brute force.")
+    failure_factor: int | None = Field(None, ge=1, description="Login failures before brute-force lockout.")
+    password_policy: str | None = Field(None, description="Keycloak password policy string, e.g. 'length(12) and notUsername'.")
+    default_signature_algorithm: str | None = Field(None, description="Default token signature algorithm, e.g. RS256 or ES256.")
+    login_theme: str | None = Field(None, description="Theme of the login pages.")
+    account_theme: str | None = Field(None, description="Theme of the account console.")
+    admin_theme: str | None = Field(None, description="Theme of the admin console.")
+    email_theme: str | None = Field(None, description="Theme of emails.")
+    internationalization_enabled: bool | None = Field(None, description="Enable localisation of the login pages.")
+    supported_locales: list[str] | None = Field(None, description="Locales offered when internationalization is enabled.")
+    default_locale: str | None = Field(None, description="Default locale.")
+    organizations_enabled: bool | None = Field(None, description="Enable the Organizations feature for this realm.")
+    attributes: StrMap | None = Field(None, description="Raw RealmRepresentation attributes for anything not modelled; only the keys given are managed.")
+
+
+# ---------------------------------------------------------------- roles, scopes, mappers
+
+
+class RealmRole(Spec):
+    """A realm role."""
+
+    name: Name = Field(description="Role name, unique in the realm.")
+    description: str | None = Field(None, description="What holding the role allows.")
+
+
+class ClientRole(Spec):
+    """A role owned by a client."""
+
+    name: Name = Field(description="Role name, unique within the client.")
+    description: str | None = Field(None, description="What holding the role allows.")
+
+
+def _role_from_string(value: Any) -> Any:
+    """Client roles may be written as bare names."""
+    return {"name": value} if isinstance(value, str) else value
+
+
+class ProtocolMapper(Spec):
+    """A protocol mapper on a client scope or a client.
+
+    Exactly one of `audience` (custom audience), `client_audience` (audience of a
+    client) or `protocol_mapper` + `config` (any mapper, raw).
+    """
+
+    name: Name = Field(description="Mapper name, unique within its scope or client.")
+    audience: str | None = Field(None, description="Shortcut: an Audience mapper adding this custom audience (e.g. the MCP server URL) to tokens.")
+    client_audience: str | None = Field(None, description="Shortcut: an Audience mapper adding this client's client_id to tokens. Must name a client in the file.")
+    protocol_mapper: str | None = Field(None, description="Generic form: the mapper type id, e.g. oidc-usermodel-realm-role-mapper.")
+    config: StrMap | None = Field(None, description="Generic form: the mapper configuration as Keycloak stores it.")
+    access_token: bool | None = Field(None, description="Shortcuts only: add to the access token (Keycloak default: true).")
+    id_token: bool | None = Field(None, description="Shortcuts only: add to the ID token (Keycloak default: false).")
+    introspection: bool | None = Field(None, description="Shortcuts only: add to the introspection response (Keycloak default: true).")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ProtocolMapper:
+        kinds = [k for k in ("audience", "client_audience", "protocol_mapper") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise spec_error(
+                f"mapper '{self.name}' needs exactly one of audience, client_audience or protocol_mapper"
+                + (f", not {' and '.join(kinds)}" if kinds else ""),
+                hint="audience: <URL> for a custom audience, client_audience: <client_id>, "
+                "or protocol_mapper: <type> with config: {...}",
+                at=kinds[1] if len(kinds) > 1 else None,
+            )
+        if self.protocol_mapper is not None:
+            for flag in ("access_token", "id_token", "introspection"):
+                if getattr(self, flag) is not None:
+                    raise spec_error(
+                        f"'{flag}' applies to the audience shortcuts, not to protocol_mapper",
+                        hint="set it in config instead, e.g. access.token.claim: true",
+                        at=flag,
+                    )
+        elif self.config is not None:
+            raise spec_error(
+                "'config' applies to protocol_mapper only",
+                hint="the audience shortcuts take access_token, id_token and introspection",
+                at="config",
+            )
+        return self
+
+
+class ClientScope(Spec):
+    """A client scope, e.g. one per MCP permission (mcp:tools)."""
+
+    name: ScopeName = Field(description="Scope name as requested in `scope=`; unique in the realm.")
+    description: str | None = Field(None, description="Description shown in the admin console.")
+    type: Literal["default", "optional", "none"] | None = Field(None, description="Realm default client scope: default (added to new clients as default), optional, or none.")
+    protocol: Literal["openid-connect", "saml"] | None = Field(None, description="Protocol; Keycloak default: openid-connect.")
+    include_in_token_scope: bool | None = Field(None, description="List the scope in the access token's `scope` claim.")
+    display_on_consent_screen: bool | None = Field(None, description="Show the scope on the consent screen.")
+    consent_screen_text: str | None = Field(None, description="Text shown on the consent screen.")
+    gui_order: int | None = Field(None, description="Order on the consent screen.")
+    attributes: StrMap | None = Field(None, description="Raw ClientScopeRepresentation attributes; only the keys given are managed.")
+    mappers: list[ProtocolMapper] = Field(default_factory=list, description="Protocol mappers of this scope.")
+
+
+# ---------------------------------------------------------------- client registration (DCR)
+
+
+class RegistrationPolicy(Spec):
+    """Client registration policies of one kind (anonymous or authenticated DCR)."""
+
+    trusted_hosts: list[str] | None = Field(None, description="'Trusted Hosts' policy: hosts or IPs allowed to register clients.")
+    host_sending_request_must_match: bool | None = Field(None, description="'Trusted Hosts': the registering host must be trusted.")
+    client_uris_must_match: bool | None = Field(None, description="'Trusted Hosts': redirect and other client URIs must use a trusted host.")
+    allowed_client_scopes: list[OAuthScope] | None = Field(None, description="'Allowed Client Scopes' policy: scopes a registered client may ask for.")
+    allow_default_scopes: bool | None = Field(None, description="'Allowed Client Scopes': also allow the realm's default scopes.")
+    max_clients: int | None = Field(None, ge=1, description="'Max Clients Limit' policy: maximum number of clients in the realm.")
+    allowed_web_origins: list[str] | None = Field(None, description="'Allowed Registration Web Origins' policy: browser origins that may register (MCP Inspector needs this).")
+
+
+class ClientRegistration(Spec):
+    """Dynamic Client Registration policies, per kind."""
+
+    anonymous: RegistrationPolicy | None = Field(None, description="Policies for anonymous registration (no initial access token), the kind MCP clients use.")
+    authenticated: RegistrationPolicy | None = Field(None, description="Policies for registration with an initial access token.")
+
+
+# ---------------------------------------------------------------- client policies
+
+
+class Executor(Spec):
+    """One executor of a client profile, e.g. pkce-enforcer."""
+
+    type: Name = Field(description="Executor provider id, e.g. pkce-enforcer, secure-client-authenticator, client-id-metadata-document.")
+    config: JsonConfig | None = Field(None, description="Executor configuration, e.g. {auto-configure: true}.")
+
+
+class ClientProfile(Spec):
+    """A client profile: a named set of executors."""
+
+    name: Name = Field(description="Profile name, unique in the realm.")
+    description: str | None = Field(None, description="What the profile enforces.")
+    executors: list[Executor] = Field(default_factory=list, description="Executors applied to clients matched by a policy using this profile.")
+
+
+class Condition(Spec):
+    """One condition of a client policy, e.g. any-client."""
+
+    type: Name = Field(description="Condition provider id, e.g. any-client, client-access-type, client-id-uri.")
+    config: JsonConfig | None = Field(None, description="Condition configuration.")
+
+
+class ClientPolicy(Spec):
+    """A client policy: when its conditions match, its profiles apply."""
+
+    name: Name = Field(description="Policy name, unique in the realm.")
+    description: str | None = Field(None, description="What the policy is for.")
+    enabled: bool | None = Field(None, description="Whether the policy is active.")
+    conditions: list[Condition] = Field(default_factory=list, description="Conditions; all must match.")
+    profiles: list[Name] = Field(default_factory=list, description="Profiles to apply: names from client_policies.profiles or Keycloak global profiles (e.g. fapi-2-security-profile).")
+
+
+class ClientPolicies(Spec):
+    """Realm settings → Client policies."""
+
+    profiles: list[ClientProfile] = Field(default_factory=list, description="Client profiles defined in this realm.")
+    policies: list[ClientPolicy] = Field(default_factory=list, description="Client policies of this realm.")
+
+
+# ---------------------------------------------------------------- clients and users
+
+
+class Client(Spec):
+    """An OIDC client."""
+
+    client_id: Name = Field(description="The client_id, unique in the realm.")
+    name: str | None = Field(None, description="Display name.")
+    description: str | None = Field(None, description="Description shown in the admin console.")
+    enabled: bool | None = Field(None, description="Whether the client can be used.")
+    confidential: bool | None = Field(None, description="Confidential client (client authentication on); Keycloak generates a secret unless `secret` is given. false = public client.")
+    secret: SecretStr | None = Field(None, description="Client secret of a confidential client; use {{ env.NAME }}, never a literal. Never printed.")
+    service_account: bool | None = Field(None, description="Enable the client credentials grant (service account).")
+    standard_flow: bool | None = Field(None, description="Enable the authorization code flow.")
+    implicit_flow: bool | None = Field(None, description="Enable the implicit flow (discouraged; removed in OAuth 2.1).")
+    direct_access_grants: bool | None = Field(None, description="Enable the resource owner password grant (discouraged; removed in OAuth 2.1).")
+    device_authorization_grant: bool | None = Field(None, description="Enable the OAuth 2.0 device authorization grant.")
+    consent_required: bool | None = Field(None, description="Users must consent to the scopes the client asks for.")
+    front_channel_logout: bool | None = Field(None, description="Use front-channel logout.")
+    full_scope_allowed: bool | None = Field(None, description="Put all of the user's roles in tokens (Keycloak default: true).")
+    pkce: Literal["S256", "plain"] | None = Field(None, description="Require PKCE with this method (attribute pkce.code.challenge.method). MCP requires S256.")
+    root_url: str | None = Field(None, description="Root URL prepended to relative URLs.")
+    base_url: str | None = Field(None, description="Home URL of the client.")
+    admin_url: str | None = Field(None, description="URL of the client's admin interface (back-channel).")
+    redirect_uris: list[str] | None = Field(None, description="Valid redirect URIs; exact URIs (MCP: loopback or HTTPS, no wildcards).")
+    post_logout_redirect_uris: list[str] | None = Field(None, description="Valid post-logout redirect URIs.")
+    web_origins: list[str] | None = Field(None, description="Allowed CORS origins ('+' = the redirect URIs' origins).")
+    default_scopes: list[OAuthScope] | None = Field(None, description="Client scopes always in this client's tokens: names from client_scopes or Keycloak built-ins.")
+    optional_scopes: list[OAuthScope] | None = Field(None, description="Client scopes this client may request: names from client_scopes or Keycloak built-ins.")
+    roles: list[Annotated[ClientRole, BeforeValidator(_role_from_string)]] = Field(default_factory=list, description="Client roles: names, or {name, description} objects.")
+    service_account_roles: dict[str, list[Name]] | None = Field(None, description="Roles of the service account: client_id -> client roles; the key `realm` holds realm roles. Needs service_account: true.")
+    mappers: list[ProtocolMapper] = Field(default_factory=list, description="Protocol mappers of this client.")
+    attributes: StrMap | None = Field(None, description="Raw ClientRepresentation attributes; only the keys given are managed.")
+
+    @model_validator(mode="after")
+    def _public_has_no_credentials(self) -> Client:
+        if self.confidential is False:
+            for key in ("secret", "service_account"):
+                if getattr(self, key) not in (None, False):
+                    raise spec_error(
+                        f"client '{self.client_id}' is public (confidential: false) but sets {key}",
+                        hint=f"set confidential: true, or remove {key}",
+                        at=key,
+                    )
+        if self.service_account_roles and not self.service_account:
+            raise spec_error(
+                f"client '{self.client_id}' has service_account_roles but no service account",
+                hint="add service_account: true",
+                at="service_account_roles",
+            )
+        return self
+
+
+class User(Spec):
+    """A user, typically for development realms."""
+
+    username: Name = Field(description="Username, unique in the realm.")
+    password: SecretStr | None = Field(None, description="Password; use {{ env.NAME | default('...') }}, never a literal. Never printed.")
+    email: str | None = Field(None, description="Email address.")
+    first_name: str | None = Field(None, description="First name.")
+    last_name: str | None = Field(None, description="Last name.")
+    enabled: bool | None = Field(None, description="Whether the user can log in.")
+    email_verified: bool | None = Field(None, description="Whether the email counts as verified.")
+    realm_roles: list[Name] | None = Field(None, description="Realm roles granted: names from roles, or offline_access, uma_authorization, default-roles-<realm>.")
+    client_roles: dict[str, list[Name]] | None = Field(None, description="Client roles granted: client_id -> role names.")
+    attributes: dict[str, KcString | list[KcString]] | None = Field(None, description="User attributes; only the keys given are managed.")
+
+
+# ---------------------------------------------------------------- MCP servers
+
+
+class McpCimd(Spec):
+    """Client ID Metadata Documents (Keycloak feature `cimd`) for this server's clients."""
+
+    trusted_domains: list[str] | None = Field(None, description="Domains whose metadata documents are accepted as client_id.")
+    allow_http: bool | None = Field(None, description="Accept http:// client_id URLs (development only).")
+    restrict_same_domain: bool | None = Field(None, description="Redirect URIs must be on the client_id's domain.")
+    only_confidential: bool | None = Field(None, description="Accept only confidential clients.")
+    accept_public_client_with_confidential_grant_types: bool | None = Field(None, description="Accept public clients whose document lists confidential-only grant types (Claude Desktop needs this).")
+    required_properties: list[str] | None = Field(None, description="Properties the metadata document must contain.")
+
+
+class McpClientEntry(Spec):
+    """One way clients reach an MCP server; exactly one key per entry."""
+
+    dcr: RegistrationPolicy | None = Field(None, description="Allow anonymous Dynamic Client Registration; the server's scopes are added to allowed_client_scopes.")
+    cimd: McpCimd | None = Field(None, description="Allow Client ID Metadata Documents.")
+    preset: Literal["vscode", "claude-code", "claude-desktop", "mcp-inspector"] | None = Field(None, description="Known MCP client with the settings it needs.")
+    client: Client | None = Field(None, description="A pre-registered client that gets the server's scopes.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> McpClientEntry:
+        kinds = [k for k in type(self).model_fields if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise spec_error(
+                "each mcp_servers clients entry needs exactly one of dcr, cimd, preset or client"
+                + (f", not {' and '.join(kinds)}" if kinds else ""),
+                hint="write one list item per kind, e.g. '- preset: vscode'",
+                at=kinds[1] if len(kinds) > 1 else None,
+            )
+        return self
+
+
+class McpServer(Spec):
+    """An MCP server (a protected resource) and how clients get tokens for it.
+
+    Expanded into scopes, mappers, clients and policies by a later step; here it
+    is only described and checked. After validation, token_validation,
+    audience_binding, introspection_client and admin_tools hold their effective
+    values, so the expansion step applies no defaults of its own.
+    """
+
+    name: Name = Field(description="Server name, unique in the realm; used to name generated objects.")
+    url: str = Field(description="Canonical resource URI (RFC 8707), the `resource` clients send: absolute http(s), no fragment.")
+    extra_audiences: list[str] | None = Field(None, description="More audiences to put in this server's tokens, e.g. the server's origin.")
+    scopes: dict[ScopeName, str] = Field(min_length=1, description="Scope name -> consent text, in order; the first is the base scope.")
+    tool_scopes: dict[Name, ScopeName] | None = Field(None, description="Tool name -> the scope it requires (a key of scopes).")
+    admin_role: Name | None = Field(None, description="Realm role the admin tools also require; must be in roles.")
+    admin_tools: list[Name] | None = Field(None, description="Tools that require admin_role. Default: tools whose scope name contains 'admin'.")
+    token_validation: Literal["jwt", "introspection"] = Field("jwt", description="How the server validates tokens: jwt (local, default) or introspection.")
+    introspection_client: Name | None = Field(None, description="Confidential client the server uses for introspection. Default: '<name>-introspector' when token_validation is introspection.")
+    audience_binding: Literal["mapper", "resource-indicators"] = Field("mapper", description="How tokens get the server's audience: mapper (audience mapper per scope, default) or resource-indicators (Keycloak feature).")
+    access_token_lifespan: Duration | None = Field(None, description="Access token lifespan for this server's clients.")
+    clients: list[McpClientEntry] = Field(default_factory=list, description="How clients reach this server: dcr, cimd, preset or client entries.")
+    env_file: str | None = Field(None, description="Write the server's settings (issuer, audience, client secret) to this .env file. Relative to the current working directory, not to the realm file.")
+
+    @field_validator("url")
+    @classmethod
+    def _canonical_uri(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise spec_error(
+                f"MCP server url {url!r} is not an absolute http(s) URL",
+                hint="write the full URL clients call, e.g. https://mcp.example.com/mcp",
+            )
+        if parts.fragment or url.endswith("#"):
+            raise spec_error(
+                f"MCP server url {url!r} has a fragment",
+                hint="a canonical resource URI (RFC 8707) has no #fragment; remove it",
+            )
+        return url
+
+    @model_validator(mode="after")
+    def _consistent(self) -> McpServer:
+        for tool, scope in (self.tool_scopes or {}).items():
+            if scope not in self.scopes:
+                raise spec_error(
+                    f"tool '{tool}' requires scope '{scope}', which is not in this server's scopes",
+                    hint=f"add it under scopes, or use one of: {', '.join(self.scopes)}",
+                    at="tool_scopes",
+                )
+        unknown = [t for t in self.admin_tools or () if t not in (self.tool_scopes or {})]
+        if unknown:
+            raise spec_error(
+                f"admin_tools names tools missing from tool_scopes: {', '.join(unknown)}",
+                hint="list each admin tool in tool_scopes with the scope it requires",
+                at="admin_tools",
+            )
+        if self.token_validation == "introspection":
+            if self.introspection_client is None:
+                self.introspection_client = f"{self.name}-introspector"
+        elif self.introspection_client is not None:
+            raise spec_error(
+                "introspection_client is set but token_validation is jwt",
+                hint="add token_validation: introspection, or remove introspection_client",
+                at="introspection_client",
+            )
+        if self.admin_tools is None:
+            self.admin_tools = [t for t, s in (self.tool_scopes or {}).items() if "admin" in s]
+        return self
+
+
+# ---------------------------------------------------------------- the realm
+
+
+class RealmSpec(Spec):
+    """One realm file: the desired state of one Keycloak realm."""
+
+    realm: Name = Field(description="Realm name.")
+    display_name: str | None = Field(None, description="Name shown on the login page.")
+    enabled: bool | None = Field(None, description="Whether the realm accepts logins.")
+    settings: RealmSettings | None = Field(None, description="Realm options (tokens, sessions, login, themes).")
+    roles: list[RealmRole] = Field(default_factory=list, description="Realm roles.")
+    client_scopes: list[ClientScope] = Field(default_factory=list, description="Client scopes, e.g. one per MCP permission.")
+    client_registration: ClientRegistration | None = Field(None, description="Dynamic Client Registration policies.")
+    client_policies: ClientPolicies | None = Field(None, description="Client profiles and policies (e.g. enforce PKCE).")
+    clients: list[Client] = Field(default_factory=list, description="OIDC clients.")
+    users: list[User] = Field(default_factory=list, description="Users (development realms).")
+    mcp_servers: list[McpServer] = Field(default_factory=list, description="MCP servers, each expanded into the objects above by a later step.")
