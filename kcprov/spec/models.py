@@ -81,9 +81,8 @@ Duration = Annotated[
         {
             "anyOf": [
                 {"type": "integer", "minimum": 0},
-                {"type": "string", "pattern": r"^\s*\d+\s*[smhd]?\s*$"},
-            ],
-            "description": "Seconds, or a number with a unit: 300s, 5m, 1h, 1d.",
+                {"type": "string", "pattern": _DURATION.pattern},
+            ]
         }
     ),
 ]
@@ -98,12 +97,28 @@ def _to_keycloak_string(value: Any) -> Any:
     return value
 
 
-_SCALAR_SCHEMA = {"type": ["string", "boolean", "number"]}
-KcString = Annotated[str, BeforeValidator(_to_keycloak_string), WithJsonSchema(_SCALAR_SCHEMA)]
+def _to_keycloak_strings(value: Any) -> Any:
+    """A config value is a string or a list of strings (e.g. trusted domains)."""
+    scalar = (str, int, float)  # bool is an int
+    if isinstance(value, scalar):
+        return _to_keycloak_string(value)
+    if isinstance(value, list) and all(isinstance(v, scalar) for v in value):
+        return [_to_keycloak_string(v) for v in value]
+    raise spec_error(
+        "expected a string, number, boolean, or a list of them",
+        hint="write lists of values as [a, b]; nested mappings are not supported here",
+    )
+
+
+_Scalar = str | bool | float
+KcString = Annotated[str, BeforeValidator(_to_keycloak_string, json_schema_input_type=_Scalar)]
+KcStrings = Annotated[
+    str | list[str], BeforeValidator(_to_keycloak_strings, json_schema_input_type=_Scalar | list[_Scalar])
+]
 StrMap = dict[str, KcString]
 """Raw passthrough map (attributes, mapper config); scalar values become Keycloak strings."""
-JsonConfig = dict[str, KcString | list[KcString]]
-"""Client-policy executor/condition configuration: strings or lists of strings."""
+MultiStrMap = dict[str, KcStrings]
+"""Client-policy configuration and user attributes: strings or lists of strings."""
 
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 
@@ -294,7 +309,7 @@ class Executor(Spec):
     """One executor of a client profile, e.g. pkce-enforcer."""
 
     type: Name = Field(description="Executor provider id, e.g. pkce-enforcer, secure-client-authenticator, client-id-metadata-document.")
-    config: JsonConfig | None = Field(None, description="Executor configuration, e.g. {auto-configure: true}.")
+    config: MultiStrMap | None = Field(None, description="Executor configuration, e.g. {auto-configure: true}.")
 
 
 class ClientProfile(Spec):
@@ -309,7 +324,7 @@ class Condition(Spec):
     """One condition of a client policy, e.g. any-client."""
 
     type: Name = Field(description="Condition provider id, e.g. any-client, client-access-type, client-id-uri.")
-    config: JsonConfig | None = Field(None, description="Condition configuration.")
+    config: MultiStrMap | None = Field(None, description="Condition configuration.")
 
 
 class ClientPolicy(Spec):
@@ -358,7 +373,7 @@ class Client(Spec):
     web_origins: list[str] | None = Field(None, description="Allowed CORS origins ('+' = the redirect URIs' origins).")
     default_scopes: list[OAuthScope] | None = Field(None, description="Client scopes always in this client's tokens: names from client_scopes or Keycloak built-ins.")
     optional_scopes: list[OAuthScope] | None = Field(None, description="Client scopes this client may request: names from client_scopes or Keycloak built-ins.")
-    roles: list[Annotated[ClientRole, BeforeValidator(_role_from_string)]] = Field(default_factory=list, description="Client roles: names, or {name, description} objects.")
+    roles: list[Annotated[ClientRole, BeforeValidator(_role_from_string, json_schema_input_type=str | ClientRole)]] = Field(default_factory=list, description="Client roles: names, or {name, description} objects.")
     service_account_roles: dict[str, list[Name]] | None = Field(None, description="Roles of the service account: client_id -> client roles; the key `realm` holds realm roles. Needs service_account: true.")
     mappers: list[ProtocolMapper] = Field(default_factory=list, description="Protocol mappers of this client.")
     attributes: StrMap | None = Field(None, description="Raw ClientRepresentation attributes; only the keys given are managed.")
@@ -394,7 +409,7 @@ class User(Spec):
     email_verified: bool | None = Field(None, description="Whether the email counts as verified.")
     realm_roles: list[Name] | None = Field(None, description="Realm roles granted: names from roles, or offline_access, uma_authorization, default-roles-<realm>.")
     client_roles: dict[str, list[Name]] | None = Field(None, description="Client roles granted: client_id -> role names.")
-    attributes: dict[str, KcString | list[KcString]] | None = Field(None, description="User attributes; only the keys given are managed.")
+    attributes: MultiStrMap | None = Field(None, description="User attributes; only the keys given are managed.")
 
 
 # ---------------------------------------------------------------- MCP servers
