@@ -1,0 +1,176 @@
+"""The Plan value: typed, ordered, comparable changes (after octoDNS's Create/Update/Delete).
+
+A Plan is data: it can be rendered, saved as JSON and compared with a
+recomputed plan. Secret values never enter its JSON form: a sensitive field
+is kept as an opaque object in memory (for apply) and rendered as
+`(sensitive)` everywhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from kcprov.errors import KcprovError
+
+Action = Literal["create", "update", "delete"]
+ACTION_ORDER = {"create": 0, "update": 1, "delete": 2}
+SENSITIVE = "(sensitive)"
+
+# octoDNS-style thresholds: refuse plans that delete or replace more than this
+# share of the objects kcprov manages in a realm, once it manages at least MIN.
+MAX_DELETE_SHARE = 0.30
+MIN_MANAGED_FOR_THRESHOLD = 10
+
+
+class UnsafePlan(KcprovError):
+    """The plan would remove too much at once; --force overrides."""
+
+
+class Secret:
+    """A secret value carried through planning without ever being shown.
+
+    Equality compares values (so a changed secret is a change); str/repr and
+    JSON show only `(sensitive)`.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return SENSITIVE
+
+    __str__ = __repr__
+
+
+def public(value: Any) -> Any:
+    """A value as it may be shown or saved: secrets masked, sets sorted."""
+    if isinstance(value, Secret):
+        return SENSITIVE
+    if isinstance(value, dict):
+        return {k: public(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [public(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    """One attribute's before/after; `before` is None for a create."""
+
+    field: str
+    before: Any
+    after: Any
+
+    @property
+    def sensitive(self) -> bool:
+        return isinstance(self.before, Secret) or isinstance(self.after, Secret)
+
+    def to_json(self) -> dict:
+        return {"field": self.field, "before": public(self.before), "after": public(self.after),
+                "sensitive": self.sensitive}
+
+
+@dataclass(frozen=True)
+class Change:
+    """Create, update or delete of one object, identified by (kind, key)."""
+
+    action: Action
+    kind: str
+    key: str
+    stage: int
+    diffs: tuple[FieldDiff, ...] = ()
+    group: str | None = None  # e.g. the MCP server an object was expanded from
+
+    @property
+    def address(self) -> str:
+        return f"{self.kind}.{self.key}"
+
+    def sort_key(self) -> tuple:
+        # creates/updates in dependency order, deletes in reverse dependency order
+        stage = -self.stage if self.action == "delete" else self.stage
+        return (self.action == "delete", stage, self.kind, self.key)
+
+    def to_json(self) -> dict:
+        return {"action": self.action, "kind": self.kind, "key": self.key, "stage": self.stage,
+                "group": self.group, "diffs": [d.to_json() for d in self.diffs]}
+
+
+@dataclass
+class Plan:
+    """Everything `kcprov apply` will do to one realm, and what it will leave alone."""
+
+    realm: str
+    realm_exists: bool
+    changes: list[Change]
+    managed_count: int
+    state_fingerprint: str
+    unmanaged: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    source: str | None = None  # the realm file this plan came from
+
+    def __post_init__(self) -> None:
+        self.changes.sort(key=Change.sort_key)
+        self.unmanaged.sort()
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def count(self, action: Action) -> int:
+        return sum(1 for c in self.changes if c.action == action)
+
+    def summary(self) -> str:
+        return (f"{self.count('create')} to create, {self.count('update')} to update, "
+                f"{self.count('delete')} to delete")
+
+    def raise_if_unsafe(self, force: bool = False) -> None:
+        """Refuse mass deletion (octoDNS's Plan.raise_if_unsafe), unless forced."""
+        deletes = self.count("delete")
+        if force or self.managed_count < MIN_MANAGED_FOR_THRESHOLD or deletes == 0:
+            return
+        share = deletes / self.managed_count
+        if share > MAX_DELETE_SHARE:
+            raise UnsafePlan(
+                f"realm '{self.realm}': the plan deletes {deletes} of {self.managed_count} managed objects "
+                f"({share:.0%}), more than the {MAX_DELETE_SHARE:.0%} safety threshold.",
+                hint="check the realm file is complete (a missing include or a typo can empty a section); "
+                "if the deletions are intended, re-run with --force",
+            )
+
+    def content_digest(self) -> str:
+        """A digest of what the plan does, for checking a saved plan against a fresh one.
+
+        Secret values stay out of it (not even hashed: a dev password is short
+        enough to brute-force); they are resolved again at apply time anyway.
+        """
+        doc = [[c.action, c.kind, c.key, [[d.field, public(d.before), public(d.after)] for d in c.diffs]]
+               for c in self.changes]
+        return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+    def to_json(self) -> dict:
+        return {
+            "realm": self.realm,
+            "realm_exists": self.realm_exists,
+            "source": self.source,
+            "state_fingerprint": self.state_fingerprint,
+            "content_digest": self.content_digest(),
+            "managed_count": self.managed_count,
+            "summary": {a: self.count(a) for a in ("create", "update", "delete")},
+            "changes": [c.to_json() for c in self.changes],
+            "unmanaged": [{"kind": k, "key": key} for k, key in self.unmanaged],
+            "warnings": self.warnings,
+        }

@@ -1,0 +1,76 @@
+"""The pure diff: (desired objects, live state) -> Plan. No I/O here.
+
+Both sides arrive normalised into the same flat shape per kind (see
+kcprov.resources): {key: {field: value}}. Only fields the realm file writes
+are compared, so Keycloak's own defaults never show as changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from kcprov.plan.changes import Change, FieldDiff, Plan
+from kcprov.resources.base import Kind
+from kcprov.state import LiveState
+
+Objects = Mapping[str, Mapping[str, Mapping]]  # kind -> key -> field -> value
+
+
+def compute_plan(
+    realm: str,
+    desired: Objects,
+    live: LiveState,
+    kinds: Sequence[Kind],
+    prune: bool = False,
+    groups: Mapping[tuple[str, str], str] | None = None,
+    source: str | None = None,
+) -> Plan:
+    """Diff every kind; deletes only what kcprov owns (or everything unmanaged with prune)."""
+    groups = groups or {}
+    changes: list[Change] = []
+    unmanaged: list[tuple[str, str]] = []
+    deleted: set[tuple[str, str]] = set()
+    for kind in kinds:  # kinds come in dependency order: parents before children
+        want = desired.get(kind.name, {})
+        have = live.objects.get(kind.name, {})
+        owned = live.owned.get(kind.name, set())
+        for key, attrs in want.items():
+            group = groups.get((kind.name, key))
+            if key not in have:
+                diffs = tuple(FieldDiff(f, None, v) for f, v in attrs.items())
+                changes.append(Change("create", kind.name, key, kind.stage, diffs, group))
+                continue
+            current = have[key]
+            diffs = tuple(
+                FieldDiff(f, current.get(f), v)
+                for f, v in attrs.items()
+                if f not in kind.write_only and current.get(f) != v
+            )
+            if diffs:
+                changes.append(Change("update", kind.name, key, kind.stage, diffs, group))
+        if not kind.deletable:
+            continue
+        for key in sorted(set(have) - set(want)):
+            parent = kind.parent(key)
+            if parent is not None:
+                if parent in deleted:
+                    deleted.add((kind.name, key))  # goes with its parent
+                    continue
+                if parent[1] not in desired.get(parent[0], {}):
+                    continue  # a child of an object kcprov does not manage
+            if key in owned or (prune and not kind.is_builtin(key, realm)):
+                deleted.add((kind.name, key))
+                before = tuple(FieldDiff(f, v, None) for f, v in sorted(have[key].items()))
+                changes.append(Change("delete", kind.name, key, kind.stage, before, groups.get((kind.name, key))))
+            elif not kind.is_builtin(key, realm):
+                unmanaged.append((kind.name, key))
+    return Plan(
+        realm=realm,
+        realm_exists=live.exists,
+        changes=changes,
+        managed_count=sum(len(keys & set(live.objects.get(k, {}))) for k, keys in live.owned.items()),
+        state_fingerprint=live.fingerprint,
+        unmanaged=unmanaged,
+        warnings=list(live.warnings),
+        source=source,
+    )

@@ -1,0 +1,72 @@
+"""Showing plans to people: terraform-style text (+ / ~ / -), or JSON.
+
+Rendering never computes anything: it takes Plans (after octoDNS's
+PlanLogger/PlanMarkdown split). Secrets appear only as `(sensitive)`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from kcprov.plan.changes import SENSITIVE, Change, FieldDiff, Plan, public
+
+SIGNS = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", "red")}
+
+
+def show(value: Any) -> str:
+    value = public(value)
+    if value is None:
+        return "null"
+    if value == SENSITIVE:
+        return SENSITIVE
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _diff_line(change: Change, d: FieldDiff, width: int) -> str:
+    sign, colour = SIGNS[change.action]
+    name = escape(d.field.ljust(width))
+    if change.action == "create":
+        return f"      [{colour}]{sign}[/] {name} = {escape(show(d.after))}"
+    if change.action == "delete":
+        return f"      [{colour}]{sign}[/] {name} = {escape(show(d.before))}"
+    if d.sensitive:
+        return f"      [{colour}]{sign}[/] {name} = {SENSITIVE} [dim](changed)[/]"
+    return f"      [{colour}]{sign}[/] {name} = {escape(show(d.before))} [dim]->[/] {escape(show(d.after))}"
+
+
+def render_text(plans: Sequence[Plan], console: Console, url: str | None = None, verbose_deletes: bool = False) -> None:
+    """Print plans the way `terraform plan` does."""
+    for plan in plans:
+        where = f" at {url}" if url else ""
+        console.print(f"[bold]Realm '{escape(plan.realm)}'[/]{escape(where)}"
+                      + ("" if plan.realm_exists else " [green](new realm)[/]"))
+        for warning in plan.warnings:
+            console.print(f"  [yellow]warning:[/] {escape(warning)}")
+        if plan.empty:
+            console.print("  No changes. The realm matches the file.")
+        current_group: str | None = None
+        for change in plan.changes:
+            if change.group != current_group:
+                current_group = change.group
+                if current_group:
+                    console.print(f"\n  [bold]# MCP server '{escape(current_group)}'[/]")
+            sign, colour = SIGNS[change.action]
+            console.print(f"  [{colour}]{sign} {escape(change.address)}[/]")
+            diffs = change.diffs if change.action != "delete" or verbose_deletes else ()
+            width = max((len(d.field) for d in diffs), default=0)
+            for d in diffs:
+                console.print(_diff_line(change, d, width))
+        if plan.unmanaged:
+            console.print("\n  [dim]Not managed by this file (left alone; `--prune` deletes them):[/]")
+            for kind, key in plan.unmanaged:
+                console.print(f"  [dim]  {escape(kind)}.{escape(key)}[/]")
+        console.print(f"\n[bold]Plan:[/] {plan.summary()}.\n")
+
+
+def render_json(plans: Sequence[Plan], url: str | None = None) -> str:
+    return json.dumps({"keycloak_url": url, "plans": [p.to_json() for p in plans]}, indent=2)

@@ -1,0 +1,106 @@
+"""What every resource kind provides: its identity, how to read it, how to write it.
+
+A kind turns the realm file into flat desired objects ({key: {field: value}})
+and the live realm into the same shape; the engine diffs the two without
+knowing any kind. Writing happens through `create/update/delete`, which get
+an ApplyContext (the Keycloak client and the ids known so far) and must do
+nothing but Admin API calls for that one object.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from kcprov.keycloak import seg
+
+if TYPE_CHECKING:
+    from kcprov.keycloak import KeycloakClient
+    from kcprov.plan.changes import Change
+    from kcprov.spec.models import RealmSpec
+    from kcprov.state import LiveState, RawRealm
+
+Attrs = dict[str, Any]
+
+
+def flag(value: Any) -> bool | None:
+    """Keycloak stores booleans as JSON booleans or as "true"/"false" strings."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() == "true"
+
+
+def text(value: Any) -> str:
+    """Config values as Keycloak keeps them: strings ("true"/"false" for booleans)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def drop_none(attrs: dict[str, Any]) -> Attrs:
+    """Only fields the file writes are managed: None means "not written"."""
+    return {k: v for k, v in attrs.items() if v is not None}
+
+
+def prefixed(prefix: str, mapping: dict[str, Any] | None) -> Attrs:
+    """Raw passthrough maps become one field per entry (`attributes.x`), compared one by one."""
+    return {f"{prefix}.{k}": text(v) for k, v in (mapping or {}).items()}
+
+
+class ApplyContext:
+    """Shared by the writers of one apply: the client, the realm, and server ids."""
+
+    def __init__(self, client: KeycloakClient, realm: str, live: LiveState, desired: dict[str, dict[str, Attrs]]):
+        self.client = client
+        self.realm = realm
+        self.live = live
+        self.desired = desired
+        self._ids: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def base(self) -> str:
+        return f"/admin/realms/{seg(self.realm)}"
+
+    def remember(self, kind: str, key: str, server_id: str) -> None:
+        with self._lock:
+            self._ids[(kind, key)] = server_id
+
+    def known_id(self, kind: str, key: str) -> str | None:
+        with self._lock:
+            return self._ids.get((kind, key))
+
+
+class Kind:
+    """Base class of resource kinds; subclasses set the class attributes and methods."""
+
+    name: str = ""
+    stage: int = 0  # dependency order: lower stages are created first, deleted last
+    deletable: bool = True  # kinds kcprov may delete (and list as unmanaged)
+    label: str = ""  # how the kind is named to users
+    write_only: frozenset[str] = frozenset()  # set on create, never read back (passwords)
+
+    def desired(self, spec: RealmSpec) -> dict[str, Attrs]:
+        raise NotImplementedError
+
+    def live(self, raw: RawRealm) -> dict[str, Attrs]:
+        raise NotImplementedError
+
+    def parent(self, key: str) -> tuple[str, str] | None:
+        """The (kind, key) this object belongs to, if it is a child (mappers, client roles)."""
+        return None
+
+    def is_builtin(self, key: str, realm: str) -> bool:
+        """Objects every realm has; never listed as unmanaged, never pruned."""
+        return False
+
+    def create(self, ctx: ApplyContext, change: Change) -> None:
+        raise NotImplementedError
+
+    def update(self, ctx: ApplyContext, change: Change) -> None:
+        raise NotImplementedError
+
+    def delete(self, ctx: ApplyContext, change: Change) -> None:
+        raise NotImplementedError

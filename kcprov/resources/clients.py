@@ -1,0 +1,196 @@
+"""OIDC clients (flows, URIs, scopes, secret) and their service-account role mappings.
+
+A client's `secret` is compared only when the file sets one, read from the
+client-secret endpoint (the export masks it) and carried as a Secret so it is
+never shown. A confidential client without `secret:` gets one from Keycloak.
+"""
+
+from __future__ import annotations
+
+from kcprov.plan.changes import Secret
+from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, flag, prefixed, text
+from kcprov.resources.roles import change_role_mappings, client_uuid, live_role_refs, role_refs
+from kcprov.resources.scopes import scope_uuid
+
+BUILTIN_CLIENTS = {"account", "account-console", "admin-cli", "broker", "realm-management", "security-admin-console"}
+# spec field -> ClientRepresentation field (booleans)
+FLAGS = {
+    "enabled": "enabled",
+    "service_account": "serviceAccountsEnabled",
+    "standard_flow": "standardFlowEnabled",
+    "implicit_flow": "implicitFlowEnabled",
+    "direct_access_grants": "directAccessGrantsEnabled",
+    "consent_required": "consentRequired",
+    "front_channel_logout": "frontchannelLogout",
+    "full_scope_allowed": "fullScopeAllowed",
+}
+TEXTS = {"name": "name", "description": "description", "root_url": "rootUrl", "base_url": "baseUrl", "admin_url": "adminUrl"}
+# spec field -> client attribute; values as the flat shape holds them
+ATTRIBUTE_FIELDS = {
+    "pkce": "pkce.code.challenge.method",
+    "device_authorization_grant": "oauth2.device.authorization.grant.enabled",
+    "post_logout_redirect_uris": "post.logout.redirect.uris",
+}
+
+
+def attribute_value(field: str, value):
+    """Flat value -> client attribute string."""
+    if field == "post_logout_redirect_uris":
+        return "##".join(value)
+    return text(value)
+
+
+def attribute_field(field: str, raw: str | None):
+    """Client attribute string -> flat value."""
+    if raw in (None, ""):
+        return [] if field == "post_logout_redirect_uris" else None
+    if field == "post_logout_redirect_uris":
+        return sorted(raw.split("##"))
+    if field == "device_authorization_grant":
+        return flag(raw)
+    return raw
+SETS = {"redirect_uris": "redirectUris", "web_origins": "webOrigins"}
+SCOPE_SETS = {"default_scopes": "defaultClientScopes", "optional_scopes": "optionalClientScopes"}
+SCOPE_ENDPOINTS = {"default_scopes": "default-client-scopes", "optional_scopes": "optional-client-scopes"}
+
+
+def sorted_or_none(values) -> list | None:
+    return None if values is None else sorted(values)
+
+
+class ClientKind(Kind):
+    name = "client"
+    label = "client"
+    stage = 2
+
+    def desired(self, spec) -> dict[str, Attrs]:
+        out = {}
+        for c in spec.clients:
+            attrs = {f: getattr(c, f) for f in (*FLAGS, *TEXTS)}
+            attrs["confidential"] = c.confidential
+            attrs["secret"] = Secret(c.secret.get_secret_value()) if c.secret is not None else None
+            attrs.update({f: getattr(c, f) for f in ("pkce", "device_authorization_grant")})
+            attrs.update({f: sorted_or_none(getattr(c, f)) for f in (*SETS, *SCOPE_SETS, "post_logout_redirect_uris")})
+            attrs = drop_none(attrs)
+            attrs.update(prefixed("attributes", c.attributes))
+            out[c.client_id] = attrs
+        return out
+
+    def live(self, raw) -> dict[str, Attrs]:
+        out = {}
+        for c in raw.export.get("clients", []):
+            attributes = c.get("attributes") or {}
+            attrs: Attrs = {f: c.get(rep) for f, rep in {**FLAGS, **TEXTS}.items()}
+            attrs["confidential"] = not c.get("publicClient", False)
+            secret = raw.secrets.get(c["clientId"])
+            attrs["secret"] = Secret(secret) if secret is not None else None
+            attrs.update({f: attribute_field(f, attributes.get(a)) for f, a in ATTRIBUTE_FIELDS.items()})
+            attrs.update({f: sorted(c.get(rep) or []) for f, rep in {**SETS, **SCOPE_SETS}.items()})
+            attrs.update(prefixed("attributes", attributes))
+            out[c["clientId"]] = attrs
+        return out
+
+    def is_builtin(self, key: str, realm: str) -> bool:
+        return key in BUILTIN_CLIENTS or key == f"{realm}-realm"
+
+    def create(self, ctx: ApplyContext, change) -> None:
+        after = {d.field: d.after for d in change.diffs}
+        body = {"clientId": change.key, "protocol": "openid-connect", **representation(after)}
+        uuid = ctx.client.post(f"{ctx.base}/clients", body, f"client '{change.key}'")
+        ctx.remember(self.name, change.key, uuid)
+        # Keycloak gives a new client the realm's default scopes; converge to the file's lists.
+        created = ctx.client.get(f"{ctx.base}/clients/{uuid}", f"client '{change.key}'")
+        for field, rep_field in SCOPE_SETS.items():
+            if field in after:
+                set_scopes(ctx, change.key, uuid, field, created.get(rep_field) or [], after[field])
+
+    def update(self, ctx: ApplyContext, change) -> None:
+        uuid = client_uuid(ctx, change.key)
+        after = {d.field: d.after for d in change.diffs if d.field not in SCOPE_SETS}
+        if after:
+            ctx.client.put(f"{ctx.base}/clients/{uuid}", {"clientId": change.key, **representation(after)},
+                           f"client '{change.key}'")
+        for d in change.diffs:
+            if d.field in SCOPE_SETS:
+                set_scopes(ctx, change.key, uuid, d.field, d.before or [], d.after)
+
+    def delete(self, ctx: ApplyContext, change) -> None:
+        ctx.client.delete(f"{ctx.base}/clients/{client_uuid(ctx, change.key)}", f"client '{change.key}'")
+
+
+def representation(after: Attrs) -> dict:
+    """ClientRepresentation fragment for the given flat fields (Keycloak merges it)."""
+    body: dict = {}
+    attributes: dict = {}
+    for field, value in after.items():
+        if field in FLAGS:
+            body[FLAGS[field]] = value
+        elif field in TEXTS:
+            body[TEXTS[field]] = value
+        elif field in SETS:
+            body[SETS[field]] = value
+        elif field in SCOPE_SETS:
+            body[SCOPE_SETS[field]] = value
+        elif field == "confidential":
+            body["publicClient"] = not value
+            body["clientAuthenticatorType"] = "client-secret"
+        elif field == "secret":
+            body["secret"] = value.reveal()
+        elif field in ATTRIBUTE_FIELDS:
+            attributes[ATTRIBUTE_FIELDS[field]] = attribute_value(field, value)
+        elif field.startswith("attributes."):
+            attributes[field.removeprefix("attributes.")] = text(value)
+    if attributes:
+        body["attributes"] = attributes
+    return body
+
+
+def set_scopes(ctx: ApplyContext, client_id: str, uuid: str, field: str, before, after) -> None:
+    """Attach and detach default/optional client scopes one by one (the only API Keycloak has)."""
+    endpoint = f"{ctx.base}/clients/{uuid}/{SCOPE_ENDPOINTS[field]}"
+    what = f"{field.replace('_', ' ')} of client '{client_id}'"
+    for name in sorted(set(before) - set(after)):
+        ctx.client.delete(f"{endpoint}/{scope_uuid(ctx, name)}", what)
+    for name in sorted(set(after) - set(before)):
+        ctx.client.put(f"{endpoint}/{scope_uuid(ctx, name)}", {}, what)
+
+
+class ServiceAccountRolesKind(Kind):
+    """Role mappings of a client's service account user; the flat field is `roles`."""
+
+    name = "service_account_roles"
+    label = "service account roles"
+    stage = 4
+    deletable = False
+
+    def desired(self, spec) -> dict[str, Attrs]:
+        out = {}
+        for c in spec.clients:
+            if c.service_account_roles is not None:
+                mapping = dict(c.service_account_roles)
+                realm_roles = mapping.pop("realm", [])
+                out[c.client_id] = {"roles": role_refs(realm_roles, mapping)}
+        return out
+
+    def live(self, raw) -> dict[str, Attrs]:
+        return {
+            u["serviceAccountClientId"]: {"roles": live_role_refs(raw.name, u.get("realmRoles"), u.get("clientRoles"))}
+            for u in raw.export.get("users") or []
+            if u.get("serviceAccountClientId")
+        }
+
+    def _user_path(self, ctx: ApplyContext, client_id: str) -> str:
+        for u in (ctx.live.raw.export or {}).get("users") or []:
+            if u.get("serviceAccountClientId") == client_id:
+                return f"{ctx.base}/users/{u['id']}"
+        user = ctx.client.get(f"{ctx.base}/clients/{client_uuid(ctx, client_id)}/service-account-user",
+                              f"service account of client '{client_id}'")
+        return f"{ctx.base}/users/{user['id']}"
+
+    def create(self, ctx: ApplyContext, change) -> None:
+        self.update(ctx, change)
+
+    def update(self, ctx: ApplyContext, change) -> None:
+        d = change.diffs[0]
+        change_role_mappings(ctx, self._user_path(ctx, change.key), d.before, d.after,
+                             f"service account roles of client '{change.key}'")

@@ -1,0 +1,67 @@
+"""The realm itself: name, display name, enabled, and the friendly `settings`.
+
+Settings use snake_case names of RealmRepresentation fields (access_token_lifespan
+-> accessTokenLifespan); `settings.attributes` passes raw realm attributes through.
+The realm is never deleted by kcprov: a missing file must not erase a realm.
+"""
+
+from __future__ import annotations
+
+from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, prefixed, text
+
+RAW_ATTRIBUTES = "attributes"
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+class RealmKind(Kind):
+    name = "realm"
+    label = "realm"
+    stage = 0
+    deletable = False
+
+    def desired(self, spec) -> dict[str, Attrs]:
+        attrs = drop_none({"display_name": spec.display_name, "enabled": spec.enabled})
+        settings = spec.settings.model_dump(exclude_none=True) if spec.settings else {}
+        raw_attributes = settings.pop(RAW_ATTRIBUTES, None)
+        attrs.update({f"settings.{k}": v for k, v in settings.items()})
+        attrs.update(prefixed("attributes", raw_attributes))
+        return {spec.realm: attrs}
+
+    def live(self, raw) -> dict[str, Attrs]:
+        rep = raw.export
+        attrs = {"display_name": rep.get("displayName"), "enabled": rep.get("enabled")}
+        for key, value in rep.items():
+            if not isinstance(value, (dict, list)):
+                attrs[f"settings.{snake(key)}"] = value
+        attrs.update(prefixed("attributes", rep.get("attributes")))
+        return {raw.name: attrs}
+
+    def create(self, ctx: ApplyContext, change) -> None:
+        body = {"realm": ctx.realm, "enabled": True, **representation(change)}
+        ctx.client.post("/admin/realms", body, f"realm '{ctx.realm}'")
+
+    def update(self, ctx: ApplyContext, change) -> None:
+        ctx.client.put(ctx.base, representation(change), f"realm '{ctx.realm}'")
+
+
+def snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+def representation(change) -> dict:
+    """The RealmRepresentation fragment for the fields a change sets (Keycloak merges it)."""
+    body: dict = {}
+    for d in change.diffs:
+        if d.field == "display_name":
+            body["displayName"] = d.after
+        elif d.field == "enabled":
+            body["enabled"] = d.after
+        elif d.field.startswith("settings."):
+            body[camel(d.field.removeprefix("settings."))] = d.after
+        elif d.field.startswith("attributes."):
+            body.setdefault("attributes", {})[d.field.removeprefix("attributes.")] = text(d.after)
+    return body

@@ -1,0 +1,157 @@
+"""Realm roles and client roles, and the role lookups other kinds need to map roles.
+
+Role references in the flat shape are "realm/<role>" for realm roles and
+"<client-id>/<role>" for client roles, sorted, so mappings compare as sets.
+"""
+
+from __future__ import annotations
+
+from kcprov.keycloak import seg
+from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none
+
+REALM = "realm"
+
+
+def builtin_realm_roles(realm: str) -> set[str]:
+    return {"offline_access", "uma_authorization", f"default-roles-{realm}"}
+
+
+def role_description(role) -> str | None:
+    return getattr(role, "description", None)
+
+
+class RoleKind(Kind):
+    name = "role"
+    label = "realm role"
+    stage = 1
+
+    def desired(self, spec) -> dict[str, Attrs]:
+        return {r.name: drop_none({"description": r.description}) for r in spec.roles}
+
+    def live(self, raw) -> dict[str, Attrs]:
+        return {r["name"]: {"description": r.get("description")} for r in raw.export.get("roles", {}).get("realm", [])}
+
+    def is_builtin(self, key: str, realm: str) -> bool:
+        return key in builtin_realm_roles(realm)
+
+    def create(self, ctx: ApplyContext, change) -> None:
+        body = {"name": change.key, **{d.field: d.after for d in change.diffs}}
+        ctx.client.post(f"{ctx.base}/roles", body, f"realm role '{change.key}'")
+
+    def update(self, ctx: ApplyContext, change) -> None:
+        body = {"name": change.key, **{d.field: d.after for d in change.diffs}}
+        ctx.client.put(f"{ctx.base}/roles/{seg(change.key)}", body, f"realm role '{change.key}'")
+
+    def delete(self, ctx: ApplyContext, change) -> None:
+        ctx.client.delete(f"{ctx.base}/roles/{seg(change.key)}", f"realm role '{change.key}'")
+
+
+class ClientRoleKind(Kind):
+    name = "client_role"
+    label = "client role"
+    stage = 3
+
+    def desired(self, spec) -> dict[str, Attrs]:
+        out: dict[str, Attrs] = {}
+        for client in spec.clients:
+            for role in client.roles or []:
+                name = role if isinstance(role, str) else role.name
+                desc = None if isinstance(role, str) else role_description(role)
+                out[f"{client.client_id}/{name}"] = drop_none({"description": desc})
+        return out
+
+    def live(self, raw) -> dict[str, Attrs]:
+        out: dict[str, Attrs] = {}
+        for client_id, roles in (raw.export.get("roles", {}).get("client") or {}).items():
+            for r in roles:
+                out[f"{client_id}/{r['name']}"] = {"description": r.get("description")}
+        return out
+
+    def parent(self, key: str) -> tuple[str, str]:
+        return ("client", key.split("/", 1)[0])
+
+    def _path(self, ctx: ApplyContext, key: str) -> tuple[str, str]:
+        client_id, role = key.split("/", 1)
+        return f"{ctx.base}/clients/{client_uuid(ctx, client_id)}/roles", role
+
+    def create(self, ctx: ApplyContext, change) -> None:
+        path, role = self._path(ctx, change.key)
+        ctx.client.post(path, {"name": role, **{d.field: d.after for d in change.diffs}}, f"client role '{change.key}'")
+
+    def update(self, ctx: ApplyContext, change) -> None:
+        path, role = self._path(ctx, change.key)
+        body = {"name": role, **{d.field: d.after for d in change.diffs}}
+        ctx.client.put(f"{path}/{seg(role)}", body, f"client role '{change.key}'")
+
+    def delete(self, ctx: ApplyContext, change) -> None:
+        path, role = self._path(ctx, change.key)
+        ctx.client.delete(f"{path}/{seg(role)}", f"client role '{change.key}'")
+
+
+def client_uuid(ctx: ApplyContext, client_id: str) -> str:
+    """The server id of a client: known from the export, from this apply, or looked up."""
+    known = ctx.known_id("client", client_id)
+    if known:
+        return known
+    for c in ctx.live.raw.export.get("clients", []) if ctx.live.raw.export else []:
+        if c["clientId"] == client_id:
+            ctx.remember("client", client_id, c["id"])
+            return c["id"]
+    found = ctx.client.get(f"{ctx.base}/clients", f"client '{client_id}'", clientId=client_id)
+    if not found:
+        from kcprov.errors import KeycloakApiError
+
+        raise KeycloakApiError(f"client '{client_id}' does not exist in realm '{ctx.realm}'.",
+                               hint="run `kcprov plan` again to see the current state")
+    ctx.remember("client", client_id, found[0]["id"])
+    return found[0]["id"]
+
+
+def role_refs(realm_roles, client_roles: dict | None) -> list[str]:
+    """Spec role lists -> sorted flat references."""
+    refs = [f"{REALM}/{r}" for r in realm_roles or []]
+    for client_id, roles in (client_roles or {}).items():
+        refs += [f"{client_id}/{r}" for r in roles]
+    return sorted(refs)
+
+
+def live_role_refs(realm: str, realm_names, client_map: dict | None) -> list[str]:
+    """Live role mappings -> sorted flat references, without the automatic default role."""
+    refs = [f"{REALM}/{r}" for r in realm_names or [] if r != f"default-roles-{realm}"]
+    for client_id, roles in (client_map or {}).items():
+        refs += [f"{client_id}/{r}" for r in roles]
+    return sorted(refs)
+
+
+def role_rep(ctx: ApplyContext, ref: str) -> tuple[str, dict]:
+    """(container, RoleRepresentation) for a flat reference; container is "realm" or a client uuid."""
+    container, name = ref.split("/", 1)
+    export = ctx.live.raw.export or {}
+    if container == REALM:
+        for r in export.get("roles", {}).get("realm", []):
+            if r["name"] == name:
+                return REALM, {"id": r["id"], "name": name}
+        rep = ctx.client.get(f"{ctx.base}/roles/{seg(name)}", f"realm role '{name}'")
+        return REALM, {"id": rep["id"], "name": name}
+    uuid = client_uuid(ctx, container)
+    for r in (export.get("roles", {}).get("client") or {}).get(container, []):
+        if r["name"] == name:
+            return uuid, {"id": r["id"], "name": name}
+    rep = ctx.client.get(f"{ctx.base}/clients/{uuid}/roles/{seg(name)}", f"client role '{ref}'")
+    return uuid, {"id": rep["id"], "name": name}
+
+
+def change_role_mappings(ctx: ApplyContext, user_path: str, before: list[str] | None, after: list[str], what: str) -> None:
+    """Add and remove role mappings of a user (or service account) to match `after`."""
+    old, new = set(before or []), set(after or [])
+    for refs, adding in ((new - old, True), (old - new, False)):
+        grouped: dict[str, list[dict]] = {}
+        for ref in sorted(refs):
+            container, rep = role_rep(ctx, ref)
+            grouped.setdefault(container, []).append(rep)
+        for container, reps in grouped.items():
+            path = f"{user_path}/role-mappings/realm" if container == REALM else f"{user_path}/role-mappings/clients/{container}"
+            if adding:
+                ctx.client.post(path, reps, what)
+            else:
+                ctx.client.delete(path, what, body=reps)

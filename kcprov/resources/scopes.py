@@ -1,0 +1,216 @@
+"""Client scopes (with their realm default/optional type) and protocol mappers.
+
+Mappers live on client scopes and on clients; one MapperKind serves both,
+parametrised by its owner. The audience shortcuts expand here to Keycloak's
+`oidc-audience-mapper`.
+"""
+
+from __future__ import annotations
+
+from kcprov.keycloak import seg
+from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, flag, prefixed, text
+from kcprov.resources.roles import client_uuid
+
+OIDC = "openid-connect"
+AUDIENCE_MAPPER = "oidc-audience-mapper"
+BUILTIN_SCOPES = {
+    "role_list", "saml_organization", "AuthnContextClassRef", "profile", "email", "roles", "web-origins",
+    "acr", "basic", "offline_access", "address", "phone", "microprofile-jwt", "organization", "service_account",
+}
+SCOPE_ATTRIBUTES = {
+    "include_in_token_scope": "include.in.token.scope",
+    "display_on_consent_screen": "display.on.consent.screen",
+    "consent_screen_text": "consent.screen.text",
+    "gui_order": "gui.order",
+}
+TYPE_LISTS = {"default": "default-default-client-scopes", "optional": "default-optional-client-scopes"}
+
+
+class ClientScopeKind(Kind):
+    name = "client_scope"
+    label = "client scope"
+    stage = 1
+
+    def desired(self, spec) -> dict[str, Attrs]:
+        out = {}
+        for s in spec.client_scopes:
+            attrs = drop_none({"description": s.description, "protocol": s.protocol, "type": s.type,
+                               **{f: getattr(s, f) for f in SCOPE_ATTRIBUTES}})
+            attrs.update(prefixed("attributes", s.attributes))
+            out[s.name] = attrs
+        return out
+
+    def live(self, raw) -> dict[str, Attrs]:
+        export = raw.export
+        defaults = set(export.get("defaultDefaultClientScopes") or [])
+        optionals = set(export.get("defaultOptionalClientScopes") or [])
+        out = {}
+        for s in export.get("clientScopes", []):
+            attributes = s.get("attributes") or {}
+            kind = "default" if s["name"] in defaults else "optional" if s["name"] in optionals else "none"
+            attrs = {"description": s.get("description"), "protocol": s.get("protocol"), "type": kind}
+            for f, attr in SCOPE_ATTRIBUTES.items():
+                value = attributes.get(attr)
+                attrs[f] = live_scope_attribute(f, value)
+            attrs.update(prefixed("attributes", attributes))
+            out[s["name"]] = attrs
+        return out
+
+    def is_builtin(self, key: str, realm: str) -> bool:
+        return key in BUILTIN_SCOPES
+
+    def create(self, ctx: ApplyContext, change) -> None:
+        body = {"name": change.key, "protocol": OIDC, **representation(change)}
+        scope_id = ctx.client.post(f"{ctx.base}/client-scopes", body, f"client scope '{change.key}'")
+        ctx.remember(self.name, change.key, scope_id)
+        new_type = next((d.after for d in change.diffs if d.field == "type"), None)
+        set_type(ctx, change.key, scope_id, None, new_type)
+
+    def update(self, ctx: ApplyContext, change) -> None:
+        scope_id = scope_uuid(ctx, change.key)
+        body = representation(change)
+        if body:
+            ctx.client.put(f"{ctx.base}/client-scopes/{scope_id}", {"name": change.key, **body},
+                           f"client scope '{change.key}'")
+        for d in change.diffs:
+            if d.field == "type":
+                set_type(ctx, change.key, scope_id, d.before, d.after)
+
+    def delete(self, ctx: ApplyContext, change) -> None:
+        scope_id = scope_uuid(ctx, change.key)
+        before = next((d.before for d in change.diffs if d.field == "type"), None)
+        set_type(ctx, change.key, scope_id, before, None)  # Keycloak refuses to delete a realm default scope
+        ctx.client.delete(f"{ctx.base}/client-scopes/{scope_id}", f"client scope '{change.key}'")
+
+
+def live_scope_attribute(field: str, value: str | None):
+    if value is None or field == "consent_screen_text":
+        return value
+    if field == "gui_order":
+        return int(value) if value.strip() else None
+    return flag(value)
+
+
+def representation(change) -> dict:
+    """ClientScopeRepresentation fragment for the changed fields (Keycloak merges attributes)."""
+    body: dict = {}
+    attributes: dict = {}
+    for d in change.diffs:
+        if d.field in ("description", "protocol"):
+            body[d.field] = d.after
+        elif d.field in SCOPE_ATTRIBUTES:
+            attributes[SCOPE_ATTRIBUTES[d.field]] = text(d.after)
+        elif d.field.startswith("attributes."):
+            attributes[d.field.removeprefix("attributes.")] = text(d.after)
+    if attributes:
+        body["attributes"] = attributes
+    return body
+
+
+def set_type(ctx: ApplyContext, name: str, scope_id: str, before: str | None, after: str | None) -> None:
+    """Move a scope between the realm's default and optional lists."""
+    what = f"realm {after or before} client scopes ('{name}')"
+    if before in TYPE_LISTS and before != after:
+        ctx.client.delete(f"{ctx.base}/{TYPE_LISTS[before]}/{scope_id}", what)
+    if after in TYPE_LISTS and before != after:
+        ctx.client.put(f"{ctx.base}/{TYPE_LISTS[after]}/{scope_id}", {}, what)
+
+
+def scope_uuid(ctx: ApplyContext, name: str) -> str:
+    known = ctx.known_id("client_scope", name)
+    if known:
+        return known
+    for s in (ctx.live.raw.export or {}).get("clientScopes", []):
+        if s["name"] == name:
+            ctx.remember("client_scope", name, s["id"])
+            return s["id"]
+    for s in ctx.client.get(f"{ctx.base}/client-scopes", f"client scope '{name}'"):
+        if s["name"] == name:
+            ctx.remember("client_scope", name, s["id"])
+            return s["id"]
+    from kcprov.errors import KeycloakApiError
+
+    raise KeycloakApiError(f"client scope '{name}' does not exist in realm '{ctx.realm}'.",
+                           hint="add it under client_scopes: or use a built-in scope name")
+
+
+def mapper_attrs(m) -> Attrs:
+    """The flat shape of one mapper from the spec, shortcuts expanded."""
+    if m.protocol_mapper:
+        return {"protocol_mapper": m.protocol_mapper, **prefixed("config", m.config)}
+    config = {"included.custom.audience": m.audience} if m.audience else {"included.client.audience": m.client_audience}
+    config["access.token.claim"] = text(True if m.access_token is None else m.access_token)
+    config["id.token.claim"] = text(False if m.id_token is None else m.id_token)
+    config["introspection.token.claim"] = text(True if m.introspection is None else m.introspection)
+    return {"protocol_mapper": AUDIENCE_MAPPER, **prefixed("config", config)}
+
+
+class MapperKind(Kind):
+    """Protocol mappers of client scopes (owner "client_scope") or clients (owner "client")."""
+
+    def __init__(self, owner: str):
+        self.owner = owner
+        self.name = f"{'scope' if owner == 'client_scope' else 'client'}_mapper"
+        self.label = f"{'client scope' if owner == 'client_scope' else 'client'} mapper"
+        self.stage = 2 if owner == "client_scope" else 3
+
+    def _owners_spec(self, spec):
+        if self.owner == "client_scope":
+            return [(s.name, s.mappers) for s in spec.client_scopes]
+        return [(c.client_id, c.mappers) for c in spec.clients]
+
+    def desired(self, spec) -> dict[str, Attrs]:
+        return {f"{owner}/{m.name}": mapper_attrs(m) for owner, mappers in self._owners_spec(spec) for m in mappers or []}
+
+    def live(self, raw) -> dict[str, Attrs]:
+        field, name = ("clientScopes", "name") if self.owner == "client_scope" else ("clients", "clientId")
+        out = {}
+        for owner in raw.export.get(field, []):
+            for m in owner.get("protocolMappers") or []:
+                out[f"{owner[name]}/{m['name']}"] = {"protocol_mapper": m.get("protocolMapper"),
+                                                     **prefixed("config", m.get("config"))}
+        return out
+
+    def parent(self, key: str) -> tuple[str, str]:
+        return (self.owner, key.split("/", 1)[0])
+
+    def is_builtin(self, key: str, realm: str) -> bool:
+        return key.split("/", 1)[0] in BUILTIN_SCOPES if self.owner == "client_scope" else False
+
+    def _base(self, ctx: ApplyContext, owner: str) -> str:
+        if self.owner == "client_scope":
+            return f"{ctx.base}/client-scopes/{scope_uuid(ctx, owner)}/protocol-mappers/models"
+        return f"{ctx.base}/clients/{client_uuid(ctx, owner)}/protocol-mappers/models"
+
+    def _live_rep(self, ctx: ApplyContext, owner: str, mapper: str) -> dict:
+        field, name = ("clientScopes", "name") if self.owner == "client_scope" else ("clients", "clientId")
+        for o in ctx.live.raw.export.get(field, []):
+            if o[name] == owner:
+                for m in o.get("protocolMappers") or []:
+                    if m["name"] == mapper:
+                        return m
+        raise KeyError(mapper)
+
+    def create(self, ctx: ApplyContext, change) -> None:
+        owner, mapper = change.key.split("/", 1)
+        after = {d.field: d.after for d in change.diffs}
+        body = {"name": mapper, "protocol": OIDC, "protocolMapper": after["protocol_mapper"],
+                "config": {f.removeprefix("config."): v for f, v in after.items() if f.startswith("config.")}}
+        ctx.client.post(self._base(ctx, owner), body, f"mapper '{change.key}'")
+
+    def update(self, ctx: ApplyContext, change) -> None:
+        owner, mapper = change.key.split("/", 1)
+        rep = dict(self._live_rep(ctx, owner, mapper))
+        config = dict(rep.get("config") or {})
+        for d in change.diffs:
+            if d.field == "protocol_mapper":
+                rep["protocolMapper"] = d.after
+            elif d.field.startswith("config."):
+                config[d.field.removeprefix("config.")] = d.after
+        rep["config"] = config
+        ctx.client.put(f"{self._base(ctx, owner)}/{rep['id']}", rep, f"mapper '{change.key}'")
+
+    def delete(self, ctx: ApplyContext, change) -> None:
+        owner, mapper = change.key.split("/", 1)
+        rep = self._live_rep(ctx, owner, mapper)
+        ctx.client.delete(f"{self._base(ctx, owner)}/{rep['id']}", f"mapper '{change.key}'")

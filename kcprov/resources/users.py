@@ -1,0 +1,81 @@
+"""Users for development realms, with their realm and client role mappings.
+
+The password is write-only: set when kcprov creates the user, never read
+back or compared (Keycloak cannot return it), never shown.
+"""
+
+from __future__ import annotations
+
+from kcprov.plan.changes import Secret
+from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none
+from kcprov.resources.roles import change_role_mappings, live_role_refs, role_refs
+
+FIELDS = {"email": "email", "first_name": "firstName", "last_name": "lastName", "enabled": "enabled",
+          "email_verified": "emailVerified"}
+
+
+class UserKind(Kind):
+    name = "user"
+    label = "user"
+    stage = 5
+    write_only = frozenset({"password"})
+
+    def desired(self, spec) -> dict[str, Attrs]:
+        out = {}
+        for u in spec.users:
+            attrs = drop_none({f: getattr(u, f) for f in FIELDS})
+            if u.password is not None:
+                attrs["password"] = Secret(u.password.get_secret_value())
+            if u.realm_roles is not None or u.client_roles is not None:
+                attrs["roles"] = role_refs(u.realm_roles, u.client_roles)
+            for key, value in (u.attributes or {}).items():
+                attrs[f"attributes.{key}"] = sorted(value) if isinstance(value, list) else [value]
+            out[u.username] = attrs
+        return out
+
+    def live(self, raw) -> dict[str, Attrs]:
+        out = {}
+        for username, found in raw.users.items():
+            rep, roles = found["rep"], found["roles"] or {}
+            attrs: Attrs = {f: rep.get(r) for f, r in FIELDS.items()}
+            client_map = {c: [m["name"] for m in v.get("mappings", [])] for c, v in (roles.get("clientMappings") or {}).items()}
+            attrs["roles"] = live_role_refs(raw.name, [m["name"] for m in roles.get("realmMappings") or []], client_map)
+            for key, value in (rep.get("attributes") or {}).items():
+                attrs[f"attributes.{key}"] = sorted(value)
+            out[username] = attrs
+        return out
+
+    def _path(self, ctx: ApplyContext, username: str) -> str:
+        user_id = ctx.known_id(self.name, username) or ctx.live.raw.users[username]["rep"]["id"]
+        return f"{ctx.base}/users/{user_id}"
+
+    def create(self, ctx: ApplyContext, change) -> None:
+        after = {d.field: d.after for d in change.diffs}
+        body = {"username": change.key, "enabled": True, **representation(after)}
+        if "password" in after:
+            body["credentials"] = [{"type": "password", "value": after["password"].reveal(), "temporary": False}]
+        user_id = ctx.client.post(f"{ctx.base}/users", body, f"user '{change.key}'")
+        ctx.remember(self.name, change.key, user_id)
+        if after.get("roles"):
+            change_role_mappings(ctx, self._path(ctx, change.key), [], after["roles"], f"roles of user '{change.key}'")
+
+    def update(self, ctx: ApplyContext, change) -> None:
+        after = {d.field: d.after for d in change.diffs if d.field != "roles"}
+        if after:
+            rep = dict(ctx.live.raw.users[change.key]["rep"])
+            rep.update(representation(after))
+            ctx.client.put(self._path(ctx, change.key), rep, f"user '{change.key}'")
+        for d in change.diffs:
+            if d.field == "roles":
+                change_role_mappings(ctx, self._path(ctx, change.key), d.before, d.after, f"roles of user '{change.key}'")
+
+    def delete(self, ctx: ApplyContext, change) -> None:
+        ctx.client.delete(self._path(ctx, change.key), f"user '{change.key}'")
+
+
+def representation(after: Attrs) -> dict:
+    body: dict = {FIELDS[f]: v for f, v in after.items() if f in FIELDS}
+    attributes = {f.removeprefix("attributes."): v for f, v in after.items() if f.startswith("attributes.")}
+    if attributes:
+        body["attributes"] = attributes
+    return body

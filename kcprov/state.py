@@ -1,0 +1,108 @@
+"""Reading the live realm: few bulk requests, normalised into the spec's shape.
+
+One partial export brings clients, scopes, mappers, roles, components,
+client policies and service-account users; only objects that need more
+(dev users' role mappings, client secrets the file sets) cost a request each.
+The request count of an in-sync plan does not grow with the number of clients.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kcprov.keycloak import KeycloakClient, seg
+from kcprov.plan.changes import public
+
+OWNERSHIP_ATTRIBUTE = "kcprov.managed"
+
+
+@dataclass
+class RawRealm:
+    """What Keycloak answered, before normalisation (apply needs ids and full representations)."""
+
+    name: str
+    export: dict | None
+    users: dict[str, dict] = field(default_factory=dict)  # username -> {"rep": ..., "roles": ...}
+    secrets: dict[str, str] = field(default_factory=dict)  # client_id -> secret (clients whose secret the file sets)
+
+    @property
+    def exists(self) -> bool:
+        return self.export is not None
+
+
+@dataclass
+class LiveState:
+    """The live realm as kcprov sees it: normalised objects plus what kcprov owns."""
+
+    realm: str
+    exists: bool
+    objects: dict[str, dict[str, dict[str, Any]]]
+    owned: dict[str, set[str]]
+    raw: RawRealm
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> str:
+        """Digest of the normalised live state (secrets masked): a saved plan is stale when it moves."""
+        doc = {
+            "exists": self.exists,
+            "objects": public(self.objects),
+            "owned": {k: sorted(v) for k, v in sorted(self.owned.items())},
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def ownership_record(export: dict | None) -> dict[str, set[str]]:
+    """The objects kcprov created or adopted, as recorded in a realm attribute."""
+    if not export:
+        return {}
+    raw = (export.get("attributes") or {}).get(OWNERSHIP_ATTRIBUTE)
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return {}
+    return {kind: set(keys) for kind, keys in doc.items() if isinstance(keys, list)}
+
+
+def encode_ownership(record: Mapping[str, set[str]]) -> str:
+    return json.dumps({k: sorted(v) for k, v in sorted(record.items()) if v}, separators=(",", ":"))
+
+
+def read_state(
+    client: KeycloakClient,
+    realm: str,
+    desired: Mapping[str, Mapping[str, Mapping]],
+    kinds: Sequence,
+) -> LiveState:
+    """Read the realm once and normalise every kind."""
+    export = client.realm_export(realm)
+    raw = RawRealm(name=realm, export=export)
+    owned = ownership_record(export)
+    if export is not None:
+        usernames = set(desired.get("user", {})) | owned.get("user", set())
+        for username in sorted(usernames):
+            found = client.get(
+                f"/admin/realms/{seg(realm)}/users",
+                f"user '{username}'",
+                username=username,
+                exact="true",
+                briefRepresentation="false",
+            )
+            rep = next((u for u in found if u.get("username") == username), None)
+            if rep is not None:
+                roles = client.user_role_mappings(realm, rep["id"], username)
+                raw.users[username] = {"rep": rep, "roles": roles}
+        by_client_id = {c["clientId"]: c for c in export.get("clients", [])}
+        for client_id, attrs in desired.get("client", {}).items():
+            if "secret" in attrs and client_id in by_client_id:
+                secret = client.client_secret(realm, by_client_id[client_id]["id"], client_id)
+                if secret:
+                    raw.secrets[client_id] = secret
+    objects = {kind.name: kind.live(raw) for kind in kinds} if export is not None else {}
+    return LiveState(realm=realm, exists=export is not None, objects=objects, owned=owned, raw=raw)

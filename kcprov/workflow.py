@@ -1,0 +1,86 @@
+"""The plan/apply workflow for one realm file, shared by the CLI commands.
+
+spec -> desired objects -> live state -> plan -> (apply). Also the saved-plan
+format: a saved plan holds no secret; applying it recomputes the plan from the
+same realm file and refuses if the live realm moved (stale) or the file's
+changes differ from what was reviewed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kcprov.errors import KcprovError
+from kcprov.keycloak import KeycloakClient
+from kcprov.plan import Plan, compute_plan
+from kcprov.resources import KINDS
+from kcprov.spec.models import RealmSpec
+from kcprov.state import LiveState, read_state
+
+PLAN_FORMAT = "kcprov-plan/1"
+
+
+@dataclass
+class RealmRun:
+    """Everything known about one realm file during a plan or apply."""
+
+    spec: RealmSpec
+    source: str
+    desired: dict[str, dict[str, dict[str, Any]]]
+    groups: dict[tuple[str, str], str]
+    live: LiveState
+    plan: Plan
+
+
+def desired_objects(spec: RealmSpec) -> tuple[dict[str, dict[str, dict]], dict[tuple[str, str], str]]:
+    """Flat desired objects per kind, and which MCP server each expanded object came from."""
+    from kcprov.spec.expand import expand_mcp_servers
+
+    expanded, groups = expand_mcp_servers(spec)
+    return {kind.name: kind.desired(expanded) for kind in KINDS}, groups
+
+
+def plan_realm(client: KeycloakClient, spec: RealmSpec, source: str, prune: bool = False) -> RealmRun:
+    desired, groups = desired_objects(spec)
+    live = read_state(client, spec.realm, desired, KINDS)
+    plan = compute_plan(spec.realm, desired, live, KINDS, prune=prune, groups=groups, source=source)
+    return RealmRun(spec, source, desired, groups, live, plan)
+
+
+def save_plans(path: Path, url: str, runs: list[RealmRun], prune: bool) -> None:
+    """Write a saved plan: reviewable JSON, no secret values (they show as `(sensitive)`)."""
+    from kcprov.fileio import write_private
+
+    doc = {"format": PLAN_FORMAT, "keycloak_url": url, "prune": prune,
+           "plans": [r.plan.to_json() for r in runs]}
+    write_private(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")
+
+
+def load_saved_plan(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise KcprovError(f"{path}: not a readable saved plan ({exc.__class__.__name__}).",
+                          hint="create one with `kcprov plan FILE -o plan.json`") from None
+    if not isinstance(doc, dict) or doc.get("format") != PLAN_FORMAT:
+        raise KcprovError(f"{path}: not a kcprov saved plan (format {PLAN_FORMAT} expected).",
+                          hint="create one with `kcprov plan FILE -o plan.json`")
+    return doc
+
+
+def check_saved(saved: dict, run: RealmRun) -> None:
+    """Refuse to apply a saved plan that no longer describes what apply would do."""
+    plan = run.plan
+    if saved["state_fingerprint"] != plan.state_fingerprint:
+        raise KcprovError(
+            f"saved plan for realm '{plan.realm}' is stale: the realm changed in Keycloak since it was made.",
+            hint="run `kcprov plan` again, review it, and apply the new plan",
+        )
+    if saved["content_digest"] != plan.content_digest():
+        raise KcprovError(
+            f"saved plan for realm '{plan.realm}' no longer matches {run.source}: the file (or its variables) changed since the plan was made.",
+            hint="run `kcprov plan` again with the same --var/--var-file options, review it, and apply the new plan",
+        )
