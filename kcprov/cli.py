@@ -1,12 +1,15 @@
 """The `kcprov` command line: thin wiring from typer options to the layers.
 
 Every expected failure is a KcprovError, printed as one clear message (plus a
-hint) on stderr with exit code 1; a traceback is a bug.
+hint) on stderr with exit code 1; a traceback is a bug. Exit codes of `plan
+--detailed-exitcode` follow Terraform: 0 in sync, 2 changes pending, 1 error.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -23,17 +26,202 @@ app = typer.Typer(
 )
 app.add_typer(dev_app, name="dev")
 
-err_console = Console(stderr=True)
+out = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+# -- shared options ---------------------------------------------------------------------
+Files = Annotated[list[Path], typer.Argument(help="Realm files (YAML, Jinja2-templated).", show_default=False)]
+Vars = Annotated[Optional[list[str]], typer.Option("--var", help="Template variable k=v (repeatable).")]
+VarFiles = Annotated[Optional[list[Path]], typer.Option("--var-file", help="YAML file of template variables (repeatable).")]
+StrictSecrets = Annotated[bool, typer.Option("--strict-secrets", help="Refuse secrets written inline instead of from {{ env.X }}.")]
+Url = Annotated[Optional[str], typer.Option("--url", help="Keycloak base URL [env KCPROV_URL; default: the dev server].")]
+User = Annotated[Optional[str], typer.Option("--user", help="Admin user [env KCPROV_USER].")]
+Password = Annotated[Optional[str], typer.Option("--password", help="Admin password [env KCPROV_PASSWORD]; prefer the env var.")]
+ClientId = Annotated[Optional[str], typer.Option("--client-id", help="Service-account client [env KCPROV_CLIENT_ID].")]
+ClientSecret = Annotated[Optional[str], typer.Option("--client-secret", help="Its secret [env KCPROV_CLIENT_SECRET].")]
+AuthRealm = Annotated[Optional[str], typer.Option("--auth-realm", help="Realm to log in to [env KCPROV_AUTH_REALM; default master].")]
+CaCert = Annotated[Optional[str], typer.Option("--ca-cert", help="CA bundle to verify Keycloak's TLS certificate.")]
+Insecure = Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates (never in production).")]
+Prune = Annotated[bool, typer.Option("--prune", help="Also delete objects this file does not manage (shown first).")]
+
+
+def _connect(url, user, password, client_id, client_secret, auth_realm, ca_cert, insecure):
+    from kcprov.connection import resolve_connection
+    from kcprov.keycloak import KeycloakClient
+
+    settings = resolve_connection(url, user, password, client_id, client_secret, auth_realm, ca_cert, insecure)
+    return KeycloakClient(settings)
+
+
+def _parse_vars(pairs: list[str] | None) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise KcprovError(f"--var '{pair.split('=')[0]}…' is not of the form name=value.", hint="e.g. --var env=prod")
+        values[name.strip()] = value
+    return values
+
+
+def _load(files, var, var_file, strict_secrets=False):
+    from kcprov.spec import load_realms
+
+    return load_realms(files, vars=_parse_vars(var), var_files=var_file or [], strict_secrets=strict_secrets)
+
+
+# -- commands ---------------------------------------------------------------------------
+@app.command()
+def validate(files: Files, var: Vars = None, var_file: VarFiles = None, strict_secrets: StrictSecrets = False) -> None:
+    """Check realm files offline: schema, references, duplicates (file:line errors)."""
+    specs = _load(files, var, var_file, strict_secrets)
+    for path, spec in zip(files, specs):
+        out.print(f"[green]ok[/] {path}: realm '{spec.realm}'")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of realm files (for editors: yaml-language-server)."""
+    from kcprov.spec.schema import schema_json
+
+    out.print(schema_json(), markup=False, soft_wrap=True)
+
+
+@app.command()
+def plan(
+    files: Files,
+    var: Vars = None,
+    var_file: VarFiles = None,
+    strict_secrets: StrictSecrets = False,
+    prune: Prune = False,
+    detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help="Exit 0 in sync, 2 changes pending, 1 error.")] = False,
+    output: Annotated[Optional[Path], typer.Option("-o", "--out", help="Save the plan (no secrets) for `kcprov apply PLAN.json`.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    url: Url = None, user: User = None, password: Password = None, client_id: ClientId = None,
+    client_secret: ClientSecret = None, auth_realm: AuthRealm = None, ca_cert: CaCert = None, insecure: Insecure = False,
+) -> None:
+    """Show what `apply` would change in Keycloak (reads the live realms, changes nothing)."""
+    from kcprov.plan.render import render_json, render_text
+    from kcprov.workflow import plan_realm, save_plans
+
+    specs = _load(files, var, var_file, strict_secrets)
+    client = _connect(url, user, password, client_id, client_secret, auth_realm, ca_cert, insecure)
+    runs = [plan_realm(client, spec, str(path), prune) for path, spec in zip(files, specs)]
+    plans = [r.plan for r in runs]
+    if json_output:
+        out.print(render_json(plans, client.settings.url), markup=False, soft_wrap=True)
+    else:
+        render_text(plans, out, client.settings.url)
+        for p in plans:
+            try:
+                p.raise_if_unsafe()
+            except KcprovError as exc:
+                out.print(f"[yellow]warning:[/] {exc.message} `kcprov apply` will refuse it without --force.")
+    if output:
+        save_plans(output, client.settings.url, runs, prune)
+        err_console.print(f"Saved plan to {output}. Apply it with: kcprov apply {output}")
+    if detailed_exitcode and any(not p.empty for p in plans):
+        raise typer.Exit(2)
+
+
+@app.command()
+def apply(
+    files: Annotated[list[Path], typer.Argument(help="Realm files, or one saved plan (plan.json).", show_default=False)],
+    var: Vars = None,
+    var_file: VarFiles = None,
+    strict_secrets: StrictSecrets = False,
+    prune: Prune = False,
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Apply without asking (needed when not on a terminal).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Apply even if the plan deletes more than the safety threshold.")] = False,
+    no_env: Annotated[bool, typer.Option("--no-env", help="Do not write the MCP servers' env files.")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Concurrent requests within a stage.")] = 8,
+    url: Url = None, user: User = None, password: Password = None, client_id: ClientId = None,
+    client_secret: ClientSecret = None, auth_realm: AuthRealm = None, ca_cert: CaCert = None, insecure: Insecure = False,
+) -> None:
+    """Converge Keycloak to the realm files (shows the plan and asks first)."""
+    from kcprov.workflow import check_saved, load_saved_plan, plan_realm
+
+    saved = None
+    if len(files) == 1 and files[0].suffix == ".json":
+        saved = load_saved_plan(files[0])
+        prune = saved.get("prune", False)
+        files = [Path(p["source"]) for p in saved["plans"]]
+    specs = _load(files, var, var_file, strict_secrets)
+    client = _connect(url, user, password, client_id, client_secret, auth_realm, ca_cert, insecure)
+    runs = [plan_realm(client, spec, str(path), prune) for path, spec in zip(files, specs)]
+    if saved is not None:
+        for saved_plan, run in zip(saved["plans"], runs):
+            check_saved(saved_plan, run)
+    _run_apply(client, runs, saved is not None or auto_approve, force, workers)
+    if not no_env:
+        _write_env_files(client, runs)
+
+
+def _run_apply(client, runs, approved: bool, force: bool, workers: int) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from kcprov.apply import apply_plan
+    from kcprov.plan.render import render_text
+    from kcprov.resources import KINDS
+
+    plans = [r.plan for r in runs]
+    render_text(plans, out, client.settings.url)
+    for p in plans:
+        p.raise_if_unsafe(force)
+    if all(p.empty for p in plans):
+        return
+    if not approved:
+        if not sys.stdin.isatty():
+            raise KcprovError("Refusing to apply without confirmation: standard input is not a terminal.",
+                              hint="review the plan above, then re-run with --auto-approve (or apply a saved plan)")
+        if not typer.confirm("Apply these changes?", default=False):
+            raise typer.Abort()
+    failures = 0
+    for run in runs:
+        total = len(run.plan.changes)
+        if not total:
+            continue
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      console=err_console, transient=True) as progress:
+            task = progress.add_task(f"Applying realm '{run.plan.realm}'", total=total)
+            result = apply_plan(client, run.plan, run.live, run.desired, KINDS, workers,
+                                on_done=lambda _c: progress.advance(task))
+        if result.ok:
+            out.print(f"[green]Applied realm '{run.plan.realm}':[/] {run.plan.summary().replace('to ', '')}.")
+            continue
+        failures += 1
+        out.print(f"[red]Apply of realm '{run.plan.realm}' stopped:[/] {len(result.done)} of {total} changes done.")
+        for change, exc in result.failed:
+            out.print(f"  [red]failed[/] {change.address}: {exc}")
+        for change in result.not_run:
+            out.print(f"  [dim]not run[/] {change.address}")
+        out.print("  Run `kcprov plan` to see what remains; `kcprov apply` again to finish.")
+    if failures:
+        raise typer.Exit(1)
+
+
+def _write_env_files(client, runs) -> None:
+    """Write the env file of every MCP server that names one (issue: MCP servers)."""
+    try:
+        from kcprov.envgen import write_env_files
+    except ImportError:
+        return
+    for run in runs:
+        for path, changed in write_env_files(client, run.spec):
+            out.print(f"{'Wrote' if changed else 'Unchanged'} {path}")
 
 
 def main() -> None:
     """Entry point: run the app, turning KcprovError into one line and exit 1."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except KcprovError as exc:
-        err_console.print(f"[bold red]Error:[/] {exc.message}", highlight=False, markup=True)
+        err_console.print("[bold red]Error:[/] ", end="")
+        err_console.print(exc.message, markup=False)
         if exc.hint:
-            err_console.print(f"  [dim]hint:[/] {exc.hint}", highlight=False)
+            err_console.print("  [dim]hint:[/] ", end="")
+            err_console.print(exc.hint, markup=False)
         sys.exit(1)
     except typer.Abort:
         err_console.print("Aborted.")
@@ -41,8 +229,6 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("Interrupted.")
         sys.exit(130)
-    except SystemExit:
-        raise
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
         import click
 
@@ -50,3 +236,7 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code if exc.exit_code else 1)
         raise
+
+
+if __name__ == "__main__":
+    main()
