@@ -186,7 +186,9 @@ def _run_apply(client, runs, approved: bool, force: bool, workers: int) -> None:
             result = apply_plan(client, run.plan, run.live, run.desired, KINDS, workers,
                                 on_done=lambda _c: progress.advance(task))
         if result.ok:
-            out.print(f"[green]Applied realm '{run.plan.realm}':[/] {run.plan.summary().replace('to ', '')}.")
+            p = run.plan
+            out.print(f"[green]Applied realm '{p.realm}':[/] {p.count('create')} created, "
+                      f"{p.count('update')} updated, {p.count('delete')} deleted.")
             continue
         failures += 1
         out.print(f"[red]Apply of realm '{run.plan.realm}' stopped:[/] {len(result.done)} of {total} changes done.")

@@ -60,7 +60,7 @@ def render_text(plans: Sequence[Plan], console: Console, url: str | None = None,
             diffs = change.diffs if change.action != "delete" or verbose_deletes else ()
             width = max((len(d.field) for d in diffs), default=0)
             for d in diffs:
-                console.print(_diff_line(change, d, width))
+                console.print(_diff_line(change, d, width), soft_wrap=True)
         if plan.unmanaged:
             console.print("\n  [dim]Not managed by this file (left alone; `--prune` deletes them):[/]")
             for kind, key in plan.unmanaged:
