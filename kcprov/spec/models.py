@@ -26,27 +26,6 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-BUILTIN_SCOPES = frozenset(
-    {
-        "openid", "profile", "email", "address", "phone", "roles", "web-origins", "acr",
-        "basic", "offline_access", "microprofile-jwt", "organization", "service_account",
-    }
-)
-BUILTIN_CLIENTS = frozenset(
-    {
-        "realm-management", "account", "account-console", "admin-cli", "broker",
-        "security-admin-console",
-    }
-)
-GLOBAL_CLIENT_PROFILES = frozenset(
-    {
-        "fapi-1-baseline", "fapi-1-advanced", "fapi-ciba", "fapi-2-security-profile",
-        "fapi-2-message-signing", "oauth-2-1-for-confidential-client",
-        "oauth-2-1-for-public-client",
-    }
-)
-
-
 def spec_error(message: str, *, hint: str | None = None, at: str | None = None) -> PydanticCustomError:
     """A validation error whose hint and sub-key (`at`) survive pydantic, for the loader to report.
 

@@ -49,14 +49,12 @@ class Document:
 
 
 def parse(text: str) -> Document:
-    """Parse one YAML document; raise YamlIssue if it is not valid YAML or empty."""
+    """Parse one YAML document (data None if there is none); raise YamlIssue if it is not valid YAML."""
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
-        if root is None:
-            raise YamlIssue((0, 0), "the file is empty", "a realm file starts with 'realm: <name>'")
         builder = _Builder(loader)
-        data = builder.build(root, ())
+        data = None if root is None else builder.build(root, ())
     except yaml.MarkedYAMLError as exc:
         raise _syntax_issue(exc, text) from None
     finally:

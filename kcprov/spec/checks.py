@@ -1,0 +1,291 @@
+"""Checks across a whole realm file: references resolve, names are unique.
+
+The models check one object at a time; whether `default_scopes: [mcp:tools]`
+names a scope, or two clients share a client_id, needs the whole file. Names
+Keycloak creates in every realm count as defined.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from kcprov.spec.models import Client, McpClientEntry, ProtocolMapper, RealmSpec
+from kcprov.spec.yamldoc import Path
+
+BUILTIN_SCOPES = frozenset(
+    {
+        "openid", "profile", "email", "address", "phone", "roles", "web-origins", "acr",
+        "basic", "offline_access", "microprofile-jwt", "organization", "service_account",
+    }
+)
+BUILTIN_CLIENT_ROLES: dict[str, frozenset[str]] = {
+    "realm-management": frozenset(
+        {
+            "create-client", "impersonation", "manage-authorization", "manage-clients",
+            "manage-events", "manage-identity-providers", "manage-realm", "manage-users",
+            "query-clients", "query-groups", "query-realms", "query-users", "realm-admin",
+            "view-authorization", "view-clients", "view-events", "view-identity-providers",
+            "view-realm", "view-users",
+        }
+    ),
+    "account": frozenset(
+        {
+            "delete-account", "manage-account", "manage-account-links", "manage-consent",
+            "view-applications", "view-consent", "view-groups", "view-profile",
+        }
+    ),
+    "broker": frozenset({"read-token"}),
+    "account-console": frozenset(),
+    "admin-cli": frozenset(),
+    "security-admin-console": frozenset(),
+}
+"""Clients every realm has, with the roles they bring."""
+BUILTIN_REALM_ROLES = frozenset({"offline_access", "uma_authorization"})
+"""Realm roles every realm has, besides default-roles-<realm>."""
+GLOBAL_CLIENT_PROFILES = frozenset(
+    {
+        "fapi-1-baseline", "fapi-1-advanced", "fapi-ciba", "fapi-2-security-profile",
+        "fapi-2-message-signing", "oauth-2-1-for-confidential-client",
+        "oauth-2-1-for-public-client",
+    }
+)
+
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A problem at a path of the file; `first` is where a duplicated name was first given."""
+
+    path: Path
+    message: str
+    hint: str | None = None
+    first: Path | None = None
+
+
+def check_realm(spec: RealmSpec) -> list[Finding]:
+    """Every cross-object problem of a realm that validated as a model."""
+    return [
+        *_duplicates(spec),
+        *_scope_references(spec),
+        *_role_references(spec),
+        *_client_references(spec),
+        *_profile_references(spec),
+        *_mcp_servers(spec),
+    ]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _all_clients(spec: RealmSpec) -> list[tuple[Path, Client]]:
+    """Clients of `clients:` plus the pre-registered clients of MCP servers."""
+    found: list[tuple[Path, Client]] = [(("clients", i), c) for i, c in enumerate(spec.clients)]
+    for i, server in enumerate(spec.mcp_servers):
+        for j, entry in enumerate(server.clients):
+            if entry.client is not None:
+                found.append((("mcp_servers", i, "clients", j, "client"), entry.client))
+    return found
+
+
+def _unique(named: Iterable[tuple[Path, str]], what: str, *, fold=lambda name: name) -> Iterator[Finding]:
+    first: dict[str, Path] = {}
+    for path, name in named:
+        if fold(name) in first:
+            yield Finding(path, f"duplicate {what} '{name}'", f"each {what} must be unique", first[fold(name)])
+        else:
+            first[fold(name)] = path
+
+
+def _unknown(path: Path, what: str, name: str, known: Iterable[str], how_to_define: str) -> Finding:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    hint = f"did you mean '{close[0]}'? otherwise {how_to_define}" if close else how_to_define
+    return Finding(path, f"unknown {what} '{name}'", hint)
+
+
+def _mappers(spec: RealmSpec) -> Iterator[tuple[Path, list[ProtocolMapper]]]:
+    for i, scope in enumerate(spec.client_scopes):
+        yield ("client_scopes", i, "mappers"), scope.mappers
+    for path, client in _all_clients(spec):
+        yield (*path, "mappers"), client.mappers
+
+
+# ---------------------------------------------------------------- uniqueness
+
+
+def _duplicates(spec: RealmSpec) -> Iterator[Finding]:
+    yield from _unique(((("roles", i, "name"), r.name) for i, r in enumerate(spec.roles)), "realm role")
+    yield from _unique(
+        ((("client_scopes", i, "name"), s.name) for i, s in enumerate(spec.client_scopes)), "client scope"
+    )
+    clients = _all_clients(spec)
+    yield from _unique((((*p, "client_id"), c.client_id) for p, c in clients), "client_id")
+    for path, client in clients:
+        roles = ((((*path, "roles", i, "name"), r.name) for i, r in enumerate(client.roles)))
+        yield from _unique(roles, f"role of client '{client.client_id}'")
+    for path, mappers in _mappers(spec):
+        yield from _unique((((*path, i, "name"), m.name) for i, m in enumerate(mappers)), "mapper name")
+    users = ((("users", i, "username"), u.username) for i, u in enumerate(spec.users))
+    yield from _unique(users, "username", fold=str.lower)
+    if spec.client_policies:
+        profiles = spec.client_policies.profiles
+        policies = spec.client_policies.policies
+        yield from _unique(
+            ((("client_policies", "profiles", i, "name"), p.name) for i, p in enumerate(profiles)), "client profile"
+        )
+        yield from _unique(
+            ((("client_policies", "policies", i, "name"), p.name) for i, p in enumerate(policies)), "client policy"
+        )
+
+
+# ---------------------------------------------------------------- references
+
+
+def _scope_references(spec: RealmSpec) -> Iterator[Finding]:
+    defined = {s.name for s in spec.client_scopes} | {n for m in spec.mcp_servers for n in m.scopes}
+    known = defined | BUILTIN_SCOPES
+    how = "define it under client_scopes (or an MCP server's scopes), or use a Keycloak built-in scope"
+
+    def refs(path: Path, names: list[str] | None) -> Iterator[Finding]:
+        for i, name in enumerate(names or ()):
+            if name not in known:
+                yield _unknown((*path, i), "client scope", name, known, how)
+
+    for path, client in _all_clients(spec):
+        yield from refs((*path, "default_scopes"), client.default_scopes)
+        yield from refs((*path, "optional_scopes"), client.optional_scopes)
+        both = set(client.default_scopes or ()) & set(client.optional_scopes or ())
+        for i, name in enumerate(client.optional_scopes or ()):
+            if name in both:
+                yield Finding(
+                    (*path, "optional_scopes", i),
+                    f"scope '{name}' is both a default and an optional scope of client '{client.client_id}'",
+                    "keep it in one of default_scopes or optional_scopes",
+                )
+    registration = spec.client_registration
+    for kind in ("anonymous", "authenticated"):
+        policy = getattr(registration, kind, None) if registration else None
+        if policy:
+            yield from refs(("client_registration", kind, "allowed_client_scopes"), policy.allowed_client_scopes)
+    for i, server in enumerate(spec.mcp_servers):
+        for j, entry in enumerate(server.clients):
+            if entry.dcr:
+                yield from refs(("mcp_servers", i, "clients", j, "dcr", "allowed_client_scopes"), entry.dcr.allowed_client_scopes)
+
+
+def _realm_roles(spec: RealmSpec) -> set[str]:
+    return {r.name for r in spec.roles} | BUILTIN_REALM_ROLES | {f"default-roles-{spec.realm}"}
+
+
+def _role_references(spec: RealmSpec) -> Iterator[Finding]:
+    known = _realm_roles(spec)
+    how = "define it under roles"
+    for i, user in enumerate(spec.users):
+        for j, role in enumerate(user.realm_roles or ()):
+            if role not in known:
+                yield _unknown(("users", i, "realm_roles", j), "realm role", role, known, how)
+    for i, server in enumerate(spec.mcp_servers):
+        if server.admin_role and server.admin_role not in known:
+            yield _unknown(("mcp_servers", i, "admin_role"), "realm role", server.admin_role, known, how)
+
+
+def _client_roles(spec: RealmSpec) -> dict[str, set[str]]:
+    """Client id -> its roles, for clients of the file, generated introspectors and built-ins."""
+    roles = {name: set(r) for name, r in BUILTIN_CLIENT_ROLES.items()}
+    for server in spec.mcp_servers:
+        if server.introspection_client:
+            roles.setdefault(server.introspection_client, set())
+    for _, client in _all_clients(spec):
+        roles[client.client_id] = {r.name for r in client.roles}
+    return roles
+
+
+def _client_references(spec: RealmSpec) -> Iterator[Finding]:
+    clients = _client_roles(spec)
+    realm_roles = _realm_roles(spec)
+    how_client = "define it under clients"
+
+    def grants(path: Path, granted: dict[str, list[str]] | None, realm_key: bool) -> Iterator[Finding]:
+        for client_id, names in (granted or {}).items():
+            if realm_key and client_id == "realm":
+                known, what, how = realm_roles, "realm role", "define it under roles"
+            elif client_id not in clients:
+                yield _unknown((*path, client_id), "client", client_id, clients, how_client)
+                continue
+            else:
+                known, what = clients[client_id], f"role of client '{client_id}'"
+                how = f"add it to the roles of client '{client_id}'"
+            for j, name in enumerate(names):
+                if name not in known:
+                    yield _unknown((*path, client_id, j), what, name, known, how)
+
+    for i, user in enumerate(spec.users):
+        yield from grants(("users", i, "client_roles"), user.client_roles, realm_key=False)
+    for path, client in _all_clients(spec):
+        yield from grants((*path, "service_account_roles"), client.service_account_roles, realm_key=True)
+    for path, mappers in _mappers(spec):
+        for i, mapper in enumerate(mappers):
+            if mapper.client_audience is not None and mapper.client_audience not in clients:
+                where = (*path, i, "client_audience")
+                yield _unknown(where, "client", mapper.client_audience, clients, how_client)
+
+
+def _profile_references(spec: RealmSpec) -> Iterator[Finding]:
+    if not spec.client_policies:
+        return
+    known = {p.name for p in spec.client_policies.profiles} | GLOBAL_CLIENT_PROFILES
+    how = "define it under client_policies.profiles, or use a Keycloak global profile"
+    for i, policy in enumerate(spec.client_policies.policies):
+        for j, name in enumerate(policy.profiles):
+            if name not in known:
+                yield _unknown(("client_policies", "policies", i, "profiles", j), "client profile", name, known, how)
+
+
+# ---------------------------------------------------------------- MCP servers
+
+
+def _mcp_servers(spec: RealmSpec) -> Iterator[Finding]:
+    servers = list(enumerate(spec.mcp_servers))
+    yield from _unique(((("mcp_servers", i, "name"), s.name) for i, s in servers), "MCP server name")
+    yield from _unique(((("mcp_servers", i, "url"), s.url) for i, s in servers), "MCP server url")
+    owner: dict[str, tuple[Path, str]] = {}
+    for i, server in servers:
+        for name in server.scopes:
+            path = ("mcp_servers", i, "scopes", name)
+            if name in owner:
+                yield Finding(
+                    path,
+                    f"scope '{name}' is also a scope of MCP server '{owner[name][1]}'",
+                    "each MCP server needs its own scope names: a scope carries its server's audience",
+                    owner[name][0],
+                )
+            else:
+                owner[name] = (path, server.name)
+        yield from _mcp_client_entries(i, server.clients)
+    for i, scope in enumerate(spec.client_scopes):
+        if scope.name in owner:
+            yield Finding(
+                ("client_scopes", i, "name"),
+                f"client scope '{scope.name}' is also a scope of MCP server '{owner[scope.name][1]}'",
+                "remove it from client_scopes: the MCP server creates it, with the consent text of its scopes",
+                owner[scope.name][0],
+            )
+    confidential = {c.client_id: c.confidential for _, c in _all_clients(spec)}
+    for i, server in servers:
+        if confidential.get(server.introspection_client or "") is False:
+            yield Finding(
+                ("mcp_servers", i, "introspection_client"),
+                f"introspection client '{server.introspection_client}' is a public client",
+                "token introspection needs client credentials: set confidential: true on that client",
+            )
+
+
+def _mcp_client_entries(server: int, entries: list[McpClientEntry]) -> Iterator[Finding]:
+    """Each kind of entry at most once per server (each preset at most once)."""
+    kinds = []
+    for j, entry in enumerate(entries):
+        if entry.client is None:
+            kind = f"preset {entry.preset}" if entry.preset else ("dcr" if entry.dcr else "cimd")
+            kinds.append((("mcp_servers", server, "clients", j), kind))
+    yield from _unique(kinds, "clients entry")

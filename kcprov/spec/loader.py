@@ -1,0 +1,257 @@
+"""Turn realm files into validated RealmSpecs, or into every problem they have.
+
+Pipeline per file: render with Jinja2 (`template`) → parse YAML with positions
+(`yamldoc`) → validate with the pydantic models → check references (`checks`)
+→ optionally refuse inline secrets. Each stage's failures become Problems at a
+source line; all files are processed before raising, so one run shows all.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, get_args
+
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from kcprov.errors import KcprovError
+from kcprov.spec.checks import Finding, check_realm
+from kcprov.spec.models import RealmSpec
+from kcprov.spec.problems import Problem, SpecError, display_path
+from kcprov.spec.template import Rendered, TemplateProblem, render
+from kcprov.spec.yamldoc import Document, Path as YamlPath, Position, YamlIssue, parse
+
+
+def load_realm(
+    path: Path,
+    vars: Mapping[str, Any] | None = None,
+    var_files: Sequence[Path] = (),
+    strict_secrets: bool = False,
+) -> RealmSpec:
+    """Load one realm file; raise SpecError listing every problem."""
+    return load_realms([path], vars, var_files, strict_secrets)[0]
+
+
+def load_realms(
+    paths: Iterable[Path],
+    vars: Mapping[str, Any] | None = None,
+    var_files: Sequence[Path] = (),
+    strict_secrets: bool = False,
+) -> list[RealmSpec]:
+    """Load realm files in order; raise SpecError listing the problems of all files.
+
+    Template variables: the var files merged in order, then `vars`; later wins.
+    """
+    variables: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for var_file in var_files:
+        values, found = _read_var_file(var_file)
+        variables.update(values)
+        problems += found
+    variables.update(vars or {})
+    specs: list[RealmSpec] = []
+    first_file: dict[str, str] = {}
+    for path in paths:
+        spec, found, locate = _load_file(Path(path), variables, strict_secrets)
+        problems += found
+        if spec is None:
+            continue
+        if spec.realm in first_file:
+            problems.append(
+                locate(("realm",), f"realm '{spec.realm}' is also defined in {first_file[spec.realm]}", "one file per realm")
+            )
+        first_file.setdefault(spec.realm, display_path(path))
+        specs.append(spec)
+    if problems:
+        raise SpecError(problems)
+    return specs
+
+
+def parse_var_options(items: Iterable[str]) -> dict[str, str]:
+    """Parse repeated `--var NAME=VALUE` options (later wins)."""
+    values: dict[str, str] = {}
+    for number, item in enumerate(items, 1):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise KcprovError(
+                f"--var number {number} is not NAME=VALUE", "write --var NAME=VALUE, e.g. --var base_url=http://localhost:3000"
+            )
+        values[name.strip()] = value
+    return values
+
+
+# ---------------------------------------------------------------- one file
+
+
+class _Locator:
+    """Makes Problems for one file from output positions or data paths."""
+
+    def __init__(self, file: str, rendered: Rendered | None = None, document: Document | None = None):
+        self.file, self.rendered, self.document = file, rendered, document
+
+    def at(self, position: Position, message: str, hint: str | None = None) -> Problem:
+        line = self.rendered.source_line(position[0]) if self.rendered else position[0] + 1
+        return Problem(self.file, line, position[1] + 1, message, hint)
+
+    def __call__(self, path: YamlPath, message: str, hint: str | None = None) -> Problem:
+        return self.at(self.where(path).key, message, hint)
+
+    def where(self, path: YamlPath):
+        """Location of the longest prefix of `path` present in the document."""
+        where = self.document.where
+        while path not in where:
+            path = path[:-1]
+        return where[path]
+
+    def finding(self, finding: Finding) -> Problem:
+        message = finding.message
+        if finding.first is not None:
+            message += f" (first on line {self.at(self.where(finding.first).key, '').line})"
+        return self(finding.path, message, finding.hint)
+
+
+def _load_file(path: Path, variables: Mapping[str, Any], strict_secrets: bool):
+    """(spec or None, problems, locator) for one realm file."""
+    file = display_path(path)
+    locate = _Locator(file)
+    try:
+        source = path.read_text(encoding="utf-8")
+        rendered = render(source, variables)
+        locate.rendered = rendered
+        document = parse(rendered.text)
+    except OSError as exc:
+        return None, [Problem(file, 1, 1, f"cannot read the file: {exc.strerror}")], locate
+    except UnicodeDecodeError:
+        return None, [Problem(file, 1, 1, "the file is not UTF-8 text")], locate
+    except TemplateProblem as exc:
+        return None, [Problem(file, exc.line, 1, exc.message, exc.hint)], locate
+    except YamlIssue as exc:
+        return None, [locate.at(exc.position, exc.message, exc.hint)], locate
+    locate.document = document
+    problems = [locate.at(issue.position, issue.message, issue.hint) for issue in document.issues]
+    if not isinstance(document.data, dict):
+        what = "empty" if document.data is None else "not a mapping"
+        problems.append(locate.at((0, 0), f"the file is {what}", "a realm file is a mapping that starts with 'realm: <name>'"))
+        return None, problems, locate
+    try:
+        spec = RealmSpec.model_validate(document.data)
+    except ValidationError as exc:
+        problems += [locate(*_explain(error)) for error in exc.errors()]
+        return None, problems, locate
+    problems += map(locate.finding, check_realm(spec))
+    if strict_secrets:
+        problems += _inline_secrets(spec, locate)
+    return (None if problems else spec), problems, locate
+
+
+def _read_var_file(path: Path) -> tuple[dict[str, Any], list[Problem]]:
+    locate = _Locator(display_path(path))
+    try:
+        document = parse(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        return {}, [Problem(locate.file, 1, 1, f"cannot read the var file: {exc.strerror}")]
+    except UnicodeDecodeError:
+        return {}, [Problem(locate.file, 1, 1, "the var file is not UTF-8 text")]
+    except YamlIssue as exc:
+        return {}, [locate.at(exc.position, exc.message, exc.hint)]
+    problems = [locate.at(issue.position, issue.message, issue.hint) for issue in document.issues]
+    if document.data is None:
+        return {}, problems
+    if not isinstance(document.data, dict):
+        return {}, [*problems, locate.at((0, 0), "a var file must be a mapping of NAME: value")]
+    return document.data, problems
+
+
+# ---------------------------------------------------------------- pydantic errors
+
+_SENSITIVE = ("secret", "password")
+_SHOW_INPUT = ("literal_error", "enum", "bool_parsing", "int_parsing", "int_from_float", "float_parsing")
+_SHAPES = {"model_type": "a mapping", "dict_type": "a mapping", "list_type": "a list"}
+
+
+def _explain(error: Any) -> tuple[YamlPath, str, str | None]:
+    """(path, message, hint) for one pydantic error, never quoting a secret."""
+    loc, kind, ctx = tuple(error["loc"]), error["type"], error.get("ctx") or {}
+    if kind == "kcprov":
+        return (*loc, ctx["at"]) if "at" in ctx else loc, ctx["message"], ctx.get("hint")
+    if kind == "extra_forbidden":
+        return loc, f"unknown key '{loc[-1]}'", _did_you_mean(str(loc[-1]), _model_at(loc[:-1]))
+    if kind == "missing":
+        model = _model_at(loc[:-1])
+        field = model.model_fields.get(str(loc[-1])) if model else None
+        inside = f" in {_dotted(loc[:-1])}" if loc[:-1] else ""
+        return loc, f"missing required key '{loc[-1]}'{inside}", field.description if field else None
+    message = f"{_dotted(loc)}: "
+    if kind in _SHAPES:
+        message += f"expected {_SHAPES[kind]}"
+    else:
+        message += error["msg"][0].lower() + error["msg"][1:]
+    value = error.get("input")
+    sensitive = any(word in str(part).lower() for part in loc for word in _SENSITIVE)
+    if kind in _SHOW_INPUT and not sensitive and isinstance(value, (str, int, float)) and len(repr(value)) <= 40:
+        message += f" (got {value!r})"
+    return loc, message, None
+
+
+def _dotted(loc: Iterable[Any]) -> str:
+    """clients[0].pkce: the data path as a reader would write it (no pydantic internals)."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif "[" not in part:
+            text += f".{part}" if text else part
+    return text
+
+
+def _model_at(loc: Sequence[Any]) -> type[BaseModel] | None:
+    """The model whose mapping sits at `loc`, following field annotations from RealmSpec."""
+    model: type[BaseModel] | None = RealmSpec
+    for part in loc:
+        if model is not None and isinstance(part, str) and part in model.model_fields:
+            model = _inner_model(model.model_fields[part].annotation)
+    return model
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next(filter(None, map(_inner_model, get_args(annotation))), None)
+
+
+def _did_you_mean(key: str, model: type[BaseModel] | None) -> str | None:
+    if model is None:
+        return None
+    fields = list(model.model_fields)
+    close = difflib.get_close_matches(key, fields, n=1)
+    return f"did you mean '{close[0]}'?" if close else f"valid keys here: {', '.join(fields)}"
+
+
+# ---------------------------------------------------------------- strict secrets
+
+
+def _inline_secrets(spec: RealmSpec, locate: _Locator) -> Iterator[Problem]:
+    """Secrets whose source text holds no `{{ ... }}` expression were written inline."""
+    rendered = locate.rendered
+    for path in _secret_paths(spec, ()):
+        where = locate.where(path)
+        lines = {rendered.source_line(n) for n in range(where.start[0], where.end[0] + 1)}
+        if not any("{{" in rendered.source_lines[n - 1] for n in lines):
+            name = path[-1]
+            yield locate(
+                path,
+                f"{name} is written inline in the file (--strict-secrets)",
+                f"take it from the environment: {name}: \"{{{{ env.NAME }}}}\"",
+            )
+
+
+def _secret_paths(value: Any, path: YamlPath) -> Iterator[YamlPath]:
+    if isinstance(value, SecretStr):
+        yield path
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _secret_paths(getattr(value, name), (*path, name))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _secret_paths(item, (*path, i))
