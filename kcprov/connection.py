@@ -65,7 +65,7 @@ def resolve_connection(
             )
         url = dev.url
         if not (user or client_id):
-            user, password = dev.admin_user, dev.admin_password
+            user, password = dev.user, dev.password
         source = "the dev server state file"
     if client_id and not client_secret:
         raise ConnectionError_(
