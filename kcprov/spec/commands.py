@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -11,7 +9,7 @@ from rich.markup import escape
 
 from kcprov.spec.loader import load_realms, parse_var_options
 from kcprov.spec.problems import SpecError
-from kcprov.spec.schema import realm_schema
+from kcprov.spec.schema import schema_json
 
 
 def validate_command(files: list[Path], vars: list[str], var_files: list[Path], strict_secrets: bool) -> int:
@@ -34,5 +32,4 @@ def validate_command(files: list[Path], vars: list[str], var_files: list[Path], 
 
 def schema_command() -> None:
     """Print the realm file JSON Schema on stdout."""
-    json.dump(realm_schema(), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    print(schema_json())

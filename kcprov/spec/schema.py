@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from kcprov.spec.models import RealmSpec
@@ -18,3 +19,8 @@ def realm_schema() -> dict[str, Any]:
         "title": "kcprov realm file",
         **{k: v for k, v in schema.items() if k != "title"},
     }
+
+
+def schema_json() -> str:
+    """The schema as indented JSON text, as `kcprov schema` prints it."""
+    return json.dumps(realm_schema(), indent=2)
