@@ -1,0 +1,253 @@
+"""Per-tool authorization for the reference MCP server.
+
+The SDK authenticates every request and enforces one base scope; it knows
+nothing about tools. This module adds the rest:
+
+* ``ToolScopeMiddleware`` (HTTP layer): a ``tools/call`` whose tool needs a
+  scope the token lacks is answered ``403`` with an RFC 6750 §3.1
+  ``insufficient_scope`` challenge, so MCP clients can step up (re-authorize
+  with more scopes) and retry. It also adds ``scope="<base scope>"`` to the
+  SDK's own 401/403 challenges, which lack it.
+* ``AdminRoleGuard`` (MCP layer): admin tools also need a Keycloak realm role.
+  A role is not a scope, so re-authorizing cannot fix a missing one; the call
+  fails as a tool error (``isError``) that names the role, instead of an HTTP
+  challenge that would send the client into a step-up loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
+from mcp_types import CallToolResult, TextContent
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from token_verifier import realm_roles
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ToolScopePolicy:
+    """Which scopes a request needs: the base scope(s) always, plus the tool's own for ``tools/call``."""
+
+    base_scopes: tuple[str, ...]
+    tool_scopes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def required(self, tools: Iterable[str] = ()) -> tuple[str, ...]:
+        """All scopes the operation needs, base first, without duplicates (one challenge, all scopes)."""
+        scopes = list(self.base_scopes)
+        for tool in tools:
+            scopes.extend(self.tool_scopes.get(tool, ()))
+        return tuple(dict.fromkeys(scopes))
+
+    def missing(self, granted: Collection[str], tools: Iterable[str] = ()) -> tuple[str, ...]:
+        return tuple(s for s in self.required(tools) if s not in granted)
+
+
+def bearer_challenge(*, error: str, description: str, scope: Iterable[str], resource_metadata: str) -> str:
+    """A ``WWW-Authenticate`` value: ``Bearer error=…, error_description=…, scope=…, resource_metadata=…``."""
+    params = {
+        "error": error,
+        "error_description": description,
+        "scope": " ".join(scope),
+        "resource_metadata": resource_metadata,
+    }
+    return "Bearer " + ", ".join(f'{k}="{_quoted(v)}"' for k, v in params.items() if v)
+
+
+def _printable(value: str, limit: int = 64) -> str:
+    """Client-supplied text made safe for a header or a log line."""
+    cleaned = "".join(c if " " <= c <= "~" else "?" for c in value[:limit])
+    return cleaned + ("..." if len(value) > limit else "")
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+class MalformedRequest(ValueError):
+    """The POST body is not JSON this middleware can read; the request is refused, not passed on."""
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise MalformedRequest("duplicate keys in a JSON object")
+    return dict(pairs)
+
+
+def called_tools(body: bytes) -> list[str]:
+    """Names of the tools a JSON-RPC POST body calls (a single message or a batch).
+
+    Raises ``MalformedRequest`` for anything that is not plain JSON: if this
+    parser and the SDK's could read the same bytes differently (duplicate keys,
+    invalid encoding), a scope check could be bypassed, so such a body never
+    reaches the SDK.
+    """
+    try:
+        payload = json.loads(body, object_pairs_hook=_reject_duplicate_keys)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedRequest(str(exc) if isinstance(exc, MalformedRequest) else "body is not valid JSON") from None
+    messages = payload if isinstance(payload, list) else [payload]
+    names = []
+    for message in messages:
+        if isinstance(message, dict) and message.get("method") == "tools/call":
+            params = message.get("params")
+            name = params.get("name") if isinstance(params, dict) else None
+            if not isinstance(name, str):
+                raise MalformedRequest("tools/call without a tool name")
+            names.append(name)
+    return names
+
+
+class ToolScopeMiddleware:
+    """ASGI middleware for the MCP endpoint, installed *after* the SDK's authentication middleware.
+
+    By the time it runs, ``scope["user"]`` holds the SDK's ``AuthenticatedUser``
+    for a verified token (or nothing). Requests without a verified token pass
+    straight through to the SDK, which answers 401. For an authenticated POST it
+    buffers the body, checks every ``tools/call`` in it against the tool's
+    scopes, and either answers 403 or replays the body to the SDK unchanged.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        mcp_path: str,
+        policy: ToolScopePolicy,
+        resource_metadata_url: str,
+        max_body_size: int = DEFAULT_MAX_REQUEST_BODY_SIZE,
+    ) -> None:
+        self.app = app
+        self.mcp_path = mcp_path
+        self.policy = policy
+        self.resource_metadata_url = resource_metadata_url
+        self.max_body_size = max_body_size
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.mcp_path:
+            await self.app(scope, receive, send)
+            return
+        send = self._add_scope_to_challenges(send)
+        user = scope.get("user")
+        if scope["method"] != "POST" or not isinstance(user, AuthenticatedUser):
+            await self.app(scope, receive, send)
+            return
+
+        body = await self._read_body(receive)
+        if body is None:
+            await _send_json(send, 413, {"error": "request_too_large", "error_description": "Request body too large"})
+            return
+        try:
+            tools = called_tools(body)
+        except MalformedRequest as exc:
+            error = {"code": -32700, "message": f"Parse error: {exc}"}
+            await _send_json(send, 400, {"jsonrpc": "2.0", "id": None, "error": error})
+            return
+        if tools:
+            missing = self.policy.missing(user.scopes, tools)
+            if missing:
+                await self._insufficient_scope(send, tools, missing)
+                return
+        await self.app(scope, _replay(body, receive), send)
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # client went away
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_size:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _insufficient_scope(self, send: Send, tools: list[str], missing: tuple[str, ...]) -> None:
+        required = self.policy.required(tools)
+        names = ", ".join(_printable(t) for t in tools)
+        description = f"Tool {names} requires scope {' '.join(required)}; missing {' '.join(missing)}"
+        logger.info("403 insufficient_scope: %s", description)
+        challenge = bearer_challenge(
+            error="insufficient_scope",
+            description=description,
+            scope=required,
+            resource_metadata=self.resource_metadata_url,
+        )
+        body = {"error": "insufficient_scope", "error_description": description}
+        await _send_json(send, 403, body, [(b"www-authenticate", challenge.encode())])
+
+    def _add_scope_to_challenges(self, send: Send) -> Send:
+        """The SDK's 401/403 challenges carry ``resource_metadata`` but no ``scope`` (MCP: SHOULD)."""
+        scope_param = f', scope="{_quoted(" ".join(self.policy.required()))}"'.encode()
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] in (401, 403):
+                headers = [
+                    (k, v + scope_param if k.lower() == b"www-authenticate" and b"scope=" not in v else v)
+                    for k, v in message.get("headers", [])
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return wrapped
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that yields the buffered body once, then defers to the real one (disconnects)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]] = ()) -> None:
+    data = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+class AdminRoleGuard:
+    """MCP server middleware: a ``tools/call`` for an admin tool needs the realm role as well.
+
+    Runs inside the SDK's request dispatch, where ``get_access_token()`` is the
+    token of the request being handled. Without the role the call returns a
+    tool error naming the role; the tool does not run.
+    """
+
+    def __init__(self, *, admin_tools: Collection[str], role: str) -> None:
+        self.admin_tools = frozenset(admin_tools)
+        self.role = role
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method == "tools/call" and self.admin_tools:
+            name = (ctx.params or {}).get("name")
+            if name in self.admin_tools:
+                token = get_access_token()
+                if token is None or self.role not in realm_roles(token.claims):
+                    logger.info("tool %r refused: token lacks realm role %r", name, self.role)
+                    message = (
+                        f"Forbidden: tool '{name}' requires the realm role '{self.role}', "
+                        "which this access token does not carry. Ask an administrator to grant the role."
+                    )
+                    return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
+        return await call_next(ctx)

@@ -1,0 +1,364 @@
+"""Configuration of the reference MCP server.
+
+kcprov writes ``examples/mcp-server/.env``; this module reads it once at
+startup. Real environment variables override the file. Every value is checked
+here, so the rest of the server can trust ``ServerConfig``: a bad setting
+stops the server with a message naming the key, instead of surfacing later as
+a confusing 401.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+from mcp.server.auth.routes import build_resource_metadata_url
+from mcp.shared.auth import ProtectedResourceMetadata
+
+DEFAULT_ENV_FILE = Path(__file__).resolve().parent / ".env"
+
+#: Every key the server reads. Anything else in the file or the environment is ignored.
+KNOWN_KEYS = (
+    # the seed tutorial's variables
+    "HOST",
+    "PORT",
+    "AUTH_HOST",
+    "AUTH_PORT",
+    "AUTH_REALM",
+    "OAUTH_CLIENT_ID",
+    "OAUTH_CLIENT_SECRET",
+    "MCP_SCOPE",
+    "OAUTH_STRICT",
+    "TRANSPORT",
+    # what the reference server needs beyond the seed
+    "MCP_SERVER_NAME",
+    "MCP_RESOURCE_URL",
+    "MCP_AUDIENCES",
+    "MCP_SCOPES",
+    "MCP_TOOL_SCOPES",
+    "MCP_ADMIN_ROLE",
+    "MCP_ADMIN_TOOLS",
+    "MCP_TOKEN_VALIDATION",
+    "OAUTH_ISSUER",
+    "OAUTH_JWKS_URL",
+    "OAUTH_INTROSPECTION_URL",
+    # optional tuning, not written by kcprov
+    "OAUTH_INTROSPECTION_AUTH_METHOD",
+    "OAUTH_JWKS_REFRESH_COOLDOWN",
+    "LOG_LEVEL",
+)
+
+#: Scopes a protected resource should never advertise or demand (MCP 2026-07-28,
+#: "Refresh Tokens"): refresh tokens are not a resource requirement.
+FORBIDDEN_SCOPES = frozenset({"offline_access"})
+
+#: RFC 6749 §3.3 scope-token: printable ASCII except space, '"' and '\\'.
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+TokenValidation = Literal["jwt", "introspection"]
+IntrospectionAuthMethod = Literal["client_secret_basic", "client_secret_post"]
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the server needs, validated. Safe to print: the secret is kept out of ``repr``."""
+
+    server_name: str
+    #: Canonical resource URI (RFC 8707/9728). PRM ``resource`` is exactly this string.
+    resource_url: str
+    #: Address uvicorn binds to (HOST/PORT; default: the resource URL's host and port).
+    host: str
+    port: int
+    #: ``iss`` every token must carry, compared as an exact string.
+    issuer: str
+    #: Accepted ``aud`` values; the resource URL is always one of them.
+    audiences: tuple[str, ...]
+    #: Scope every request needs (MCP_SCOPE).
+    base_scope: str
+    #: PRM ``scopes_supported`` (MCP_SCOPES).
+    scopes_supported: tuple[str, ...]
+    #: Extra scopes per tool, on top of the base scope (MCP_TOOL_SCOPES).
+    tool_scopes: Mapping[str, tuple[str, ...]]
+    #: Realm role (``realm_access.roles``) the admin tools also require.
+    admin_role: str
+    admin_tools: frozenset[str]
+    token_validation: TokenValidation
+    jwks_url: str
+    introspection_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    introspection_auth_method: IntrospectionAuthMethod = "client_secret_basic"
+    #: OAUTH_STRICT: HTTPS required for every non-loopback URL.
+    strict: bool = True
+    #: Minimum seconds between two JWKS refetches caused by an unknown ``kid``.
+    jwks_refresh_cooldown: float = 10.0
+    log_level: str = "INFO"
+
+    @property
+    def mcp_path(self) -> str:
+        """Path the streamable HTTP endpoint is served at: the resource URL's path."""
+        return urlsplit(self.resource_url).path or "/"
+
+    @property
+    def resource_metadata_url(self) -> str:
+        """RFC 9728 path-suffixed well-known URL, as the SDK builds it."""
+        return str(build_resource_metadata_url(self.resource_url))  # type: ignore[arg-type]
+
+    def warnings(self) -> list[str]:
+        """Settings that are valid but probably not what was meant."""
+        found = []
+        if self.issuer.endswith("/"):
+            found.append(f"OAUTH_ISSUER {self.issuer!r} ends with '/'; Keycloak issuers do not, and iss is compared exactly")
+        resource = urlsplit(self.resource_url)
+        if (self.host, self.port) != (resource.hostname, resource.port or (443 if resource.scheme == "https" else 80)):
+            found.append(
+                f"binding {self.host}:{self.port} while MCP_RESOURCE_URL is {self.resource_url}: "
+                "fine behind a reverse proxy, otherwise clients will not reach the resource URL"
+            )
+        return found
+
+    def summary(self) -> str:
+        """One log line for startup. Never includes the secret."""
+        parts = [
+            f"name={self.server_name}",
+            f"resource={self.resource_url}",
+            f"issuer={self.issuer}",
+            f"validation={self.token_validation}",
+            f"audiences={','.join(self.audiences)}",
+            f"base_scope={self.base_scope}",
+            f"scopes_supported={' '.join(self.scopes_supported)}",
+            f"bind={self.host}:{self.port}",
+        ]
+        if self.token_validation == "jwt":
+            parts.append(f"jwks={self.jwks_url}")
+        else:
+            parts.append(f"introspection={self.introspection_url}")
+            parts.append(f"introspection_client={self.client_id} ({self.introspection_auth_method})")
+        return " ".join(parts)
+
+
+def read_settings(env_file: Path | None = None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Merge the env file and the environment (environment wins), known keys only.
+
+    ``env_file=None`` reads ``.env`` beside this module when it exists. An
+    explicitly named file must exist.
+    """
+    environ = os.environ if environ is None else environ
+    if env_file is None:
+        path = DEFAULT_ENV_FILE
+        if not path.is_file():
+            path = None
+    else:
+        path = Path(env_file)
+        if not path.is_file():
+            raise ConfigError(f"env file not found: {path}")
+    file_values = {k: v for k, v in dotenv_values(path).items() if v is not None} if path else {}
+    merged = {k: file_values[k] for k in KNOWN_KEYS if k in file_values}
+    merged.update({k: environ[k] for k in KNOWN_KEYS if k in environ})
+    return {k: v.strip() for k, v in merged.items()}
+
+
+def load_config(env_file: Path | None = None, environ: Mapping[str, str] | None = None) -> ServerConfig:
+    """Read and validate the configuration; raises ``ConfigError``."""
+    return parse_config(read_settings(env_file, environ))
+
+
+def parse_config(values: Mapping[str, str]) -> ServerConfig:
+    """Validate a flat mapping of settings (the env contract) into a ``ServerConfig``."""
+
+    def get(key: str, default: str = "") -> str:
+        value = values.get(key, "")
+        return value if value != "" else default
+
+    transport = get("TRANSPORT", "streamable-http")
+    if transport != "streamable-http":
+        raise ConfigError(f"TRANSPORT={transport!r}: this server only serves 'streamable-http'")
+
+    strict = _parse_bool("OAUTH_STRICT", get("OAUTH_STRICT", "true"))
+
+    seed_host = get("HOST", "localhost")
+    seed_port = _parse_port("PORT", get("PORT", "3000"))
+    resource_url = get("MCP_RESOURCE_URL", f"http://{seed_host}:{seed_port}/mcp")
+    _check_url("MCP_RESOURCE_URL", resource_url, strict=strict)
+    resource = urlsplit(resource_url)
+    host = get("HOST", resource.hostname or "localhost")
+    port = _parse_port("PORT", get("PORT", str(resource.port or (443 if resource.scheme == "https" else 80))))
+
+    auth_host = get("AUTH_HOST", "localhost")
+    auth_port = _parse_port("AUTH_PORT", get("AUTH_PORT", "8080"))
+    realm = get("AUTH_REALM")
+    issuer = get("OAUTH_ISSUER")
+    if not issuer:
+        if not realm:
+            raise ConfigError("OAUTH_ISSUER is not set (nor AUTH_REALM to derive it from)")
+        issuer = f"http://{auth_host}:{auth_port}/realms/{realm}"
+    _check_url("OAUTH_ISSUER", issuer, strict=strict)
+    _check_served_verbatim(resource_url, issuer)
+
+    audiences = _unique([resource_url, *_split(get("MCP_AUDIENCES"))])
+
+    base_scope = get("MCP_SCOPE", "mcp:tools")
+    if len(base_scope.split()) != 1:
+        raise ConfigError(f"MCP_SCOPE={base_scope!r} must be a single scope")
+    tool_scopes = _parse_tool_scopes(get("MCP_TOOL_SCOPES"))
+    scopes_supported = _unique(_split(get("MCP_SCOPES")) or [base_scope, *(s for v in tool_scopes.values() for s in v)])
+    for key, scopes in (
+        ("MCP_SCOPES", scopes_supported),
+        ("MCP_SCOPE", (base_scope,)),
+        ("MCP_TOOL_SCOPES", tuple(s for v in tool_scopes.values() for s in v)),
+    ):
+        bad = FORBIDDEN_SCOPES.intersection(scopes)
+        if bad:
+            raise ConfigError(f"{key} must not contain {', '.join(sorted(bad))}: refresh tokens are not a resource scope")
+    for scope in (*scopes_supported, base_scope, *(s for v in tool_scopes.values() for s in v)):
+        if not _SCOPE_TOKEN.fullmatch(scope):
+            raise ConfigError(f"scope {scope!r} is not a valid OAuth scope token (RFC 6749 §3.3)")
+    if base_scope not in scopes_supported:
+        raise ConfigError(f"MCP_SCOPE {base_scope!r} is missing from MCP_SCOPES")
+    for tool, scopes in tool_scopes.items():
+        unknown = [s for s in scopes if s not in scopes_supported]
+        if unknown:
+            raise ConfigError(f"MCP_TOOL_SCOPES: {tool}={' '.join(unknown)} is not in MCP_SCOPES")
+
+    admin_tools = frozenset(_split(get("MCP_ADMIN_TOOLS")))
+    admin_role = get("MCP_ADMIN_ROLE")
+    if admin_tools and not admin_role:
+        raise ConfigError("MCP_ADMIN_TOOLS is set but MCP_ADMIN_ROLE is empty")
+
+    validation = get("MCP_TOKEN_VALIDATION", "jwt")
+    if validation not in ("jwt", "introspection"):
+        raise ConfigError(f"MCP_TOKEN_VALIDATION={validation!r}: expected 'jwt' or 'introspection'")
+    jwks_url = get("OAUTH_JWKS_URL", f"{issuer}/protocol/openid-connect/certs")
+    introspection_url = get("OAUTH_INTROSPECTION_URL", f"{issuer}/protocol/openid-connect/token/introspect")
+    client_id = get("OAUTH_CLIENT_ID")
+    client_secret = get("OAUTH_CLIENT_SECRET")
+    if validation == "jwt":
+        _check_url("OAUTH_JWKS_URL", jwks_url, strict=strict)
+    else:
+        _check_url("OAUTH_INTROSPECTION_URL", introspection_url, strict=strict)
+        if not client_id or not client_secret:
+            raise ConfigError("introspection needs OAUTH_CLIENT_ID and OAUTH_CLIENT_SECRET")
+    auth_method = get("OAUTH_INTROSPECTION_AUTH_METHOD", "client_secret_basic")
+    if auth_method not in ("client_secret_basic", "client_secret_post"):
+        raise ConfigError(
+            f"OAUTH_INTROSPECTION_AUTH_METHOD={auth_method!r}: expected client_secret_basic or client_secret_post"
+        )
+    try:
+        cooldown = float(get("OAUTH_JWKS_REFRESH_COOLDOWN", "10"))
+    except ValueError:
+        raise ConfigError("OAUTH_JWKS_REFRESH_COOLDOWN must be a number of seconds") from None
+    if not 0 <= cooldown <= 3600:
+        raise ConfigError("OAUTH_JWKS_REFRESH_COOLDOWN must be between 0 and 3600 seconds")
+
+    return ServerConfig(
+        server_name=get("MCP_SERVER_NAME", "calculator"),
+        resource_url=resource_url,
+        host=host,
+        port=port,
+        issuer=issuer,
+        audiences=audiences,
+        base_scope=base_scope,
+        scopes_supported=scopes_supported,
+        tool_scopes=tool_scopes,
+        admin_role=admin_role,
+        admin_tools=admin_tools,
+        token_validation=validation,  # type: ignore[arg-type]
+        jwks_url=jwks_url,
+        introspection_url=introspection_url,
+        client_id=client_id,
+        client_secret=client_secret,
+        introspection_auth_method=auth_method,  # type: ignore[arg-type]
+        strict=strict,
+        jwks_refresh_cooldown=cooldown,
+        log_level=get("LOG_LEVEL", "INFO").upper(),
+    )
+
+
+def _split(value: str) -> list[str]:
+    """Split a list setting on commas and/or whitespace."""
+    return [item for item in value.replace(",", " ").split() if item]
+
+
+def _unique(items: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def _parse_bool(key: str, value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{key}={value!r}: expected true or false")
+
+
+def _parse_port(key: str, value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise ConfigError(f"{key}={value!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"{key}={value!r} is not a port number")
+    return port
+
+
+def _parse_tool_scopes(value: str) -> dict[str, tuple[str, ...]]:
+    """``add=mcp:tools,reset=mcp:admin`` -> {"add": ("mcp:tools",), "reset": ("mcp:admin",)}.
+
+    A tool may list several scopes separated by spaces (``reset=mcp:admin mcp:audit``).
+    """
+    result: dict[str, tuple[str, ...]] = {}
+    for entry in (e.strip() for e in value.split(",")):
+        if not entry:
+            continue
+        tool, sep, scopes = entry.partition("=")
+        if not sep or not tool.strip() or not scopes.split():
+            raise ConfigError(f"MCP_TOOL_SCOPES entry {entry!r}: expected tool=scope")
+        result[tool.strip()] = _unique(scopes.split())
+    return result
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_url(key: str, url: str, *, strict: bool) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{key}={url!r} is not an absolute http(s) URL")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{key}={url!r} must not have a query or fragment")
+    if strict and parts.scheme != "https" and not _is_loopback(parts.hostname):
+        raise ConfigError(f"{key}={url!r}: OAUTH_STRICT=true requires https for non-loopback hosts")
+
+
+def _check_served_verbatim(resource_url: str, issuer: str) -> None:
+    """The SDK serves both URLs through pydantic ``AnyHttpUrl``, which normalises
+    (lower-cases the host, drops a default port, percent-encodes). Clients compare
+    ``resource`` and ``authorization_servers`` as exact strings (RFC 9728 §3.3,
+    RFC 8414 §3.3), so refuse any spelling that would not be served verbatim."""
+    served = ProtectedResourceMetadata(resource=resource_url, authorization_servers=[issuer])  # type: ignore[arg-type]
+    if str(served.resource) != resource_url:
+        raise ConfigError(f"MCP_RESOURCE_URL={resource_url!r} is not canonical; write it as {str(served.resource)!r}")
+    if str(served.authorization_servers[0]) != issuer:
+        raise ConfigError(
+            f"OAUTH_ISSUER={issuer!r} is not canonical; write it as {str(served.authorization_servers[0])!r}"
+        )

@@ -1,0 +1,206 @@
+"""Reference MCP server for kcprov: a calculator protected by Keycloak.
+
+Run it with the env file kcprov wrote beside this script:
+
+    python examples/mcp-server/server.py [--env-file PATH]
+
+What it shows, on the MCP Python SDK 2.x (``MCPServer``):
+
+* bearer tokens checked by a ``TokenVerifier`` (local JWT/JWKS or RFC 7662
+  introspection, see ``token_verifier.py``), 401 + ``WWW-Authenticate`` from
+  the SDK when a token is missing or refused;
+* RFC 9728 Protected Resource Metadata at
+  ``/.well-known/oauth-protected-resource/<path>``;
+* per-tool scopes with a 403 ``insufficient_scope`` step-up challenge, and an
+  admin tool that also needs a Keycloak realm role (see ``authz.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+# Modules beside this file (config, token_verifier, authz) are imported by name.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from mcp.server.auth.provider import TokenVerifier  # noqa: E402
+from mcp.server.auth.routes import create_protected_resource_routes  # noqa: E402
+from mcp.server.auth.settings import AuthSettings  # noqa: E402
+from mcp.server.mcpserver import MCPServer  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
+from starlette.middleware.authentication import AuthenticationMiddleware  # noqa: E402
+
+from authz import AdminRoleGuard, ToolScopeMiddleware, ToolScopePolicy  # noqa: E402
+from config import ConfigError, ServerConfig, load_config  # noqa: E402
+from token_verifier import JwtTokenVerifier, build_token_verifier  # noqa: E402
+
+logger = logging.getLogger("mcp_reference_server")
+
+
+class Calculation(BaseModel):
+    """Structured result of an arithmetic tool."""
+
+    operation: str
+    a: float
+    b: float
+    result: float
+
+
+class ResetResult(BaseModel):
+    """Structured result of ``reset``."""
+
+    cleared: int
+
+
+class CallCounter:
+    """Arithmetic calls served since start (or since the last ``reset``)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def count(self) -> None:
+        self.calls += 1
+
+    def clear(self) -> int:
+        cleared, self.calls = self.calls, 0
+        return cleared
+
+
+def build_mcp_server(config: ServerConfig, verifier: TokenVerifier) -> MCPServer:
+    """The MCP server: tools, the token verifier, and the SDK's auth settings."""
+    counter = CallCounter()
+    mcp = MCPServer(
+        name=config.server_name,
+        instructions="A calculator: add and multiply numbers. `reset` (admin) clears the call counter.",
+        token_verifier=verifier,
+        auth=AuthSettings(
+            issuer_url=config.issuer,  # type: ignore[arg-type]
+            resource_server_url=config.resource_url,  # type: ignore[arg-type]
+            required_scopes=[config.base_scope],
+            # The verifier checks `aud` against MCP_AUDIENCES itself (a token may carry
+            # several audiences), so the SDK's single-resource comparison stays off.
+            validate_token_resource=False,
+        ),
+        middleware=[AdminRoleGuard(admin_tools=config.admin_tools, role=config.admin_role)],
+        log_level=config.log_level,  # type: ignore[arg-type]
+    )
+
+    def add(a: float, b: float) -> Calculation:
+        """Add two numbers and return their sum."""
+        counter.count()
+        return Calculation(operation="add", a=a, b=b, result=a + b)
+
+    def multiply(a: float, b: float) -> Calculation:
+        """Multiply two numbers and return their product."""
+        counter.count()
+        return Calculation(operation="multiply", a=a, b=b, result=a * b)
+
+    def reset() -> ResetResult:
+        """Admin: reset the call counter; returns how many calls it cleared."""
+        return ResetResult(cleared=counter.clear())
+
+    tools = (add, multiply, reset)
+    for tool in tools:
+        mcp.add_tool(tool)
+
+    names = {tool.__name__ for tool in tools}
+    for name in sorted(set(config.tool_scopes) - names):
+        logger.warning("MCP_TOOL_SCOPES names %r, which is not a tool of this server", name)
+    for name in sorted(config.admin_tools - names):
+        logger.warning("MCP_ADMIN_TOOLS names %r, which is not a tool of this server", name)
+    return mcp
+
+
+def create_app(config: ServerConfig, *, verifier: TokenVerifier | None = None) -> Starlette:
+    """Build the ASGI app (streamable HTTP at the resource URL's path) without running it.
+
+    Starts from the SDK's app, which brings bearer authentication, the 401
+    challenge and the session manager's lifespan, then changes two things:
+    the metadata advertises all of MCP_SCOPES, and per-tool scopes are enforced.
+    """
+    verifier = verifier or build_token_verifier(config)
+    mcp = build_mcp_server(config, verifier)
+    app = mcp.streamable_http_app(streamable_http_path=config.mcp_path, host=config.host)
+
+    # RFC 9728 metadata. The SDK advertises only `required_scopes` (the base scope);
+    # replace its route with one listing every scope the server understands.
+    metadata_routes = create_protected_resource_routes(
+        resource_url=config.resource_url,  # type: ignore[arg-type]
+        authorization_servers=[config.issuer],  # type: ignore[list-item]
+        scopes_supported=list(config.scopes_supported),
+        resource_name=config.server_name,
+    )
+    replaced = {route.path for route in metadata_routes}
+    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) not in replaced]
+    app.router.routes.extend(metadata_routes)
+
+    # Per-tool scopes. Appended to the user middleware, this runs after the SDK's
+    # AuthenticationMiddleware (so scope["user"] is the verified token) and before routing.
+    if not any(m.cls is AuthenticationMiddleware for m in app.user_middleware):
+        raise RuntimeError("the SDK app has no authentication middleware; per-tool scopes would be unchecked")
+    app.user_middleware.append(
+        Middleware(
+            ToolScopeMiddleware,
+            mcp_path=config.mcp_path,
+            policy=ToolScopePolicy(base_scopes=(config.base_scope,), tool_scopes=config.tool_scopes),
+            resource_metadata_url=config.resource_metadata_url,
+        )
+    )
+    return app
+
+
+class _NoQueryStrings(logging.Filter):
+    """Drop query strings from uvicorn's access log: a misbehaving client may put a token there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args: Any = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (args[0], args[1], args[2].split("?", 1)[0], args[3], args[4])
+        return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Reference MCP server (calculator) protected by Keycloak.")
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=None,
+        help="env file to read (default: .env beside server.py); real environment variables override it",
+    )
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.env_file)
+    except ConfigError as exc:
+        logger.error("configuration error: %s", exc)
+        return 2
+    logging.getLogger().setLevel(config.log_level)
+
+    logger.info("starting: %s", config.summary())
+    logger.info("protected resource metadata: %s", config.resource_metadata_url)
+    for warning in config.warnings():
+        logger.warning("%s", warning)
+
+    verifier = build_token_verifier(config)
+    if isinstance(verifier, JwtTokenVerifier):
+        try:
+            logger.info("JWKS reachable: %d signing key(s)", verifier.prefetch_keys())
+        except Exception as exc:  # not fatal: the authorization server may start later
+            logger.warning("JWKS not reachable yet (%s); tokens are refused until it is", type(exc).__name__)
+
+    import uvicorn
+
+    app = create_app(config, verifier=verifier)
+    logging.getLogger("uvicorn.access").addFilter(_NoQueryStrings())
+    uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level.lower(), log_config=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
