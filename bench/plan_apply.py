@@ -1,0 +1,68 @@
+"""Benchmark: plan and apply time, and HTTP requests, for realms of 10, 100 and 1,000 clients.
+
+Not a test: it prints a table. Needs a running Keycloak: KCPROV_URL/KCPROV_USER/
+KCPROV_PASSWORD, or the dev server (`kcprov dev up`). Each size gets its own
+realm `bench-<n>`, deleted at the end.
+
+    python bench/plan_apply.py [--sizes 10,100,1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from kcprov.apply import apply_plan
+from kcprov.connection import resolve_connection
+from kcprov.keycloak import KeycloakClient
+from kcprov.resources import KINDS
+from kcprov.spec.models import RealmSpec
+from kcprov.workflow import plan_realm
+
+
+def realm_spec(name: str, clients: int) -> RealmSpec:
+    return RealmSpec.model_validate({
+        "realm": name,
+        "roles": [{"name": "mcp-user"}],
+        "client_scopes": [{"name": "mcp:tools", "type": "optional", "include_in_token_scope": True,
+                           "mappers": [{"name": "aud", "audience": "http://localhost:3000/mcp"}]}],
+        "clients": [
+            {"client_id": f"app-{i:04d}", "confidential": False, "standard_flow": True, "pkce": "S256",
+             "redirect_uris": [f"http://localhost:{10000 + i}/callback"], "optional_scopes": ["mcp:tools"]}
+            for i in range(clients)
+        ],
+    })
+
+
+def measure(client: KeycloakClient, action):
+    client.requests = 0
+    start = time.perf_counter()
+    value = action()
+    return value, time.perf_counter() - start, client.requests
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="10,100,1000")
+    args = parser.parse_args()
+    client = KeycloakClient(resolve_connection())
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        name = f"bench-{size}"
+        spec = realm_spec(name, size)
+        if client.get_optional(f"/admin/realms/{name}", "bench realm"):
+            client.delete(f"/admin/realms/{name}", "bench realm")
+        run, plan_new_s, plan_new_req = measure(client, lambda: plan_realm(client, spec, name))
+        result, apply_s, apply_req = measure(client, lambda: apply_plan(client, run.plan, run.live, run.desired, KINDS))
+        assert result.ok, [str(e) for _, e in result.failed]
+        run2, plan_s, plan_req = measure(client, lambda: plan_realm(client, spec, name))
+        assert run2.plan.empty, run2.plan.summary()
+        rows.append((size, len(run.plan.changes), plan_new_s, apply_s, apply_req, plan_s, plan_req))
+        client.delete(f"/admin/realms/{name}", "bench realm")
+    print(f"{'clients':>8} {'changes':>8} {'plan(new) s':>12} {'apply s':>8} {'apply req':>10} {'in-sync plan s':>15} {'plan req':>9}")
+    for size, changes, plan_new_s, apply_s, apply_req, plan_s, plan_req in rows:
+        print(f"{size:>8} {changes:>8} {plan_new_s:>12.2f} {apply_s:>8.2f} {apply_req:>10} {plan_s:>15.2f} {plan_req:>9}")
+
+
+if __name__ == "__main__":
+    main()
