@@ -89,19 +89,22 @@ def _all_clients(spec: RealmSpec) -> list[tuple[Path, Client]]:
     return found
 
 
-def _unique(named: Iterable[tuple[Path, str]], what: str, *, fold=lambda name: name) -> Iterator[Finding]:
+def _unique(
+    named: Iterable[tuple[Path, str]], what: str, *, owner: str = "", fold=lambda name: name
+) -> Iterator[Finding]:
+    """A finding for each name already given; `owner` (" of client 'x'") scopes the message."""
     first: dict[str, Path] = {}
     for path, name in named:
         if fold(name) in first:
-            yield Finding(path, f"duplicate {what} '{name}'", f"each {what} must be unique", first[fold(name)])
+            yield Finding(path, f"duplicate {what} '{name}'{owner}", f"each {what}{owner} must be unique", first[fold(name)])
         else:
             first[fold(name)] = path
 
 
-def _unknown(path: Path, what: str, name: str, known: Iterable[str], how_to_define: str) -> Finding:
+def _unknown(path: Path, what: str, name: str, known: Iterable[str], how_to_define: str, owner: str = "") -> Finding:
     close = difflib.get_close_matches(name, sorted(known), n=1)
     hint = f"did you mean '{close[0]}'? otherwise {how_to_define}" if close else how_to_define
-    return Finding(path, f"unknown {what} '{name}'", hint)
+    return Finding(path, f"unknown {what} '{name}'{owner}", hint)
 
 
 def _mappers(spec: RealmSpec) -> Iterator[tuple[Path, list[ProtocolMapper]]]:
@@ -123,7 +126,7 @@ def _duplicates(spec: RealmSpec) -> Iterator[Finding]:
     yield from _unique((((*p, "client_id"), c.client_id) for p, c in clients), "client_id")
     for path, client in clients:
         roles = ((((*path, "roles", i, "name"), r.name) for i, r in enumerate(client.roles)))
-        yield from _unique(roles, f"role of client '{client.client_id}'")
+        yield from _unique(roles, "role", owner=f" of client '{client.client_id}'")
     for path, mappers in _mappers(spec):
         yield from _unique((((*path, i, "name"), m.name) for i, m in enumerate(mappers)), "mapper name")
     users = ((("users", i, "username"), u.username) for i, u in enumerate(spec.users))
@@ -209,16 +212,20 @@ def _client_references(spec: RealmSpec) -> Iterator[Finding]:
     def grants(path: Path, granted: dict[str, list[str]] | None, realm_key: bool) -> Iterator[Finding]:
         for client_id, names in (granted or {}).items():
             if realm_key and client_id == "realm":
-                known, what, how = realm_roles, "realm role", "define it under roles"
+                known, what, owner, how = realm_roles, "realm role", "", "define it under roles"
             elif client_id not in clients:
                 yield _unknown((*path, client_id), "client", client_id, clients, how_client)
                 continue
             else:
-                known, what = clients[client_id], f"role of client '{client_id}'"
-                how = f"add it to the roles of client '{client_id}'"
+                known, what, owner = clients[client_id], "role", f" of client '{client_id}'"
+                how = (
+                    f"Keycloak's '{client_id}' client has: {', '.join(sorted(known)) or 'no roles'}"
+                    if client_id in BUILTIN_CLIENT_ROLES
+                    else f"add it to the roles of client '{client_id}'"
+                )
             for j, name in enumerate(names):
                 if name not in known:
-                    yield _unknown((*path, client_id, j), what, name, known, how)
+                    yield _unknown((*path, client_id, j), what, name, known, how, owner)
 
     for i, user in enumerate(spec.users):
         yield from grants(("users", i, "client_roles"), user.client_roles, realm_key=False)
@@ -271,13 +278,13 @@ def _mcp_servers(spec: RealmSpec) -> Iterator[Finding]:
                 "remove it from client_scopes: the MCP server creates it, with the consent text of its scopes",
                 owner[scope.name][0],
             )
-    confidential = {c.client_id: c.confidential for _, c in _all_clients(spec)}
-    for i, server in servers:
-        if confidential.get(server.introspection_client or "") is False:
+    clients = {c.client_id: path for path, c in _all_clients(spec) if c.confidential is False}
+    for server in spec.mcp_servers:
+        if server.introspection_client in clients:
             yield Finding(
-                ("mcp_servers", i, "introspection_client"),
-                f"introspection client '{server.introspection_client}' is a public client",
-                "token introspection needs client credentials: set confidential: true on that client",
+                (*clients[server.introspection_client], "confidential"),
+                f"introspection client '{server.introspection_client}' of MCP server '{server.name}' is a public client",
+                "token introspection needs client credentials: set confidential: true",
             )
 
 

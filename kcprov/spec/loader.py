@@ -131,13 +131,13 @@ def _load_file(path: Path, variables: Mapping[str, Any], strict_secrets: bool):
     locate.document = document
     problems = [locate.at(issue.position, issue.message, issue.hint) for issue in document.issues]
     if not isinstance(document.data, dict):
-        what = "empty" if document.data is None else "not a mapping"
-        problems.append(locate.at((0, 0), f"the file is {what}", "a realm file is a mapping that starts with 'realm: <name>'"))
+        what, start = ("empty", (0, 0)) if document.data is None else ("not a mapping", document.where[()].start)
+        problems.append(locate.at(start, f"the file is {what}", "a realm file is a mapping that starts with 'realm: <name>'"))
         return None, problems, locate
     try:
         spec = RealmSpec.model_validate(document.data)
     except ValidationError as exc:
-        problems += [locate(*_explain(error)) for error in exc.errors()]
+        problems += [locate(*explained) for explained in _explain_all(exc.errors())]
         return None, problems, locate
     problems += map(locate.finding, check_realm(spec))
     if strict_secrets:
@@ -167,7 +167,23 @@ def _read_var_file(path: Path) -> tuple[dict[str, Any], list[Problem]]:
 
 _SENSITIVE = ("secret", "password")
 _SHOW_INPUT = ("literal_error", "enum", "bool_parsing", "int_parsing", "int_from_float", "float_parsing")
-_SHAPES = {"model_type": "a mapping", "dict_type": "a mapping", "list_type": "a list"}
+_SHAPES = {
+    "model_type": ("a mapping", "write 'key: value' lines indented under it, or {key: value}"),
+    "dict_type": ("a mapping", "write 'key: value' lines indented under it, or {key: value}"),
+    "list_type": ("a list", "write one '- item' line per entry, or [a, b]"),
+}
+
+
+def _explain_all(errors: list[Any]) -> Iterator[tuple[YamlPath, str, str | None]]:
+    """Explain each error, except a missing key whose typo is already reported as unknown."""
+    typos = set()
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            loc = tuple(error["loc"])
+            typos.add((*loc[:-1], _closest_field(str(loc[-1]), _model_at(loc[:-1]))))
+    for error in errors:
+        if not (error["type"] == "missing" and tuple(error["loc"]) in typos):
+            yield _explain(error)
 
 
 def _explain(error: Any) -> tuple[YamlPath, str, str | None]:
@@ -181,17 +197,19 @@ def _explain(error: Any) -> tuple[YamlPath, str, str | None]:
         model = _model_at(loc[:-1])
         field = model.model_fields.get(str(loc[-1])) if model else None
         inside = f" in {_dotted(loc[:-1])}" if loc[:-1] else ""
-        return loc, f"missing required key '{loc[-1]}'{inside}", field.description if field else None
-    message = f"{_dotted(loc)}: "
+        text = field.description.rstrip(".") if field and field.description else ""
+        about = f" ({text[:1].lower()}{text[1:]})" if text else ""
+        return loc, f"missing required key '{loc[-1]}'{inside}", f"add '{loc[-1]}:'{about}"
     if kind in _SHAPES:
-        message += f"expected {_SHAPES[kind]}"
-    else:
-        message += error["msg"][0].lower() + error["msg"][1:]
+        shape, hint = _SHAPES[kind]
+        return loc, f"{_dotted(loc)}: expected {shape}", hint
+    message = f"{_dotted(loc)}: {error['msg'][0].lower()}{error['msg'][1:]}"
+    hint = "write true or false" if kind == "bool_parsing" else None
     value = error.get("input")
     sensitive = any(word in str(part).lower() for part in loc for word in _SENSITIVE)
     if kind in _SHOW_INPUT and not sensitive and isinstance(value, (str, int, float)) and len(repr(value)) <= 40:
         message += f" (got {value!r})"
-    return loc, message, None
+    return loc, message, hint
 
 
 def _dotted(loc: Iterable[Any]) -> str:
@@ -220,12 +238,16 @@ def _inner_model(annotation: Any) -> type[BaseModel] | None:
     return next(filter(None, map(_inner_model, get_args(annotation))), None)
 
 
+def _closest_field(key: str, model: type[BaseModel] | None) -> str | None:
+    close = difflib.get_close_matches(key, list(model.model_fields), n=1) if model else []
+    return close[0] if close else None
+
+
 def _did_you_mean(key: str, model: type[BaseModel] | None) -> str | None:
     if model is None:
         return None
-    fields = list(model.model_fields)
-    close = difflib.get_close_matches(key, fields, n=1)
-    return f"did you mean '{close[0]}'?" if close else f"valid keys here: {', '.join(fields)}"
+    close = _closest_field(key, model)
+    return f"did you mean '{close}'?" if close else f"valid keys here: {', '.join(model.model_fields)}"
 
 
 # ---------------------------------------------------------------- strict secrets

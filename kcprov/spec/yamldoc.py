@@ -65,6 +65,8 @@ def parse(text: str) -> Document:
 def _syntax_issue(exc: yaml.MarkedYAMLError, text: str) -> YamlIssue:
     """Turn a PyYAML error into an issue; never quote the snippet, which may hold a secret."""
     mark = exc.problem_mark or exc.context_mark
+    if exc.context_mark and mark.index >= len(text.rstrip()):  # "end of file" helps less than where it began
+        mark = exc.context_mark
     position = (mark.line, mark.column) if mark else (0, 0)
     if mark and 0 <= mark.index < len(text) and text[mark.index] == "\t":
         return YamlIssue(position, "tab character in indentation", "YAML indents with spaces only")
