@@ -1,0 +1,84 @@
+"""Where a dev Keycloak instance keeps its state, and the record of it.
+
+One instance lives in one state dir (its "home"): the state file, the log and
+the Keycloak server dir with its H2 database. The state file holds the admin
+password, so it is written with mode 0600 and the password is hidden from
+``repr``. Other modules (the connection layer, the test harness) read it with
+:func:`load_state` to find the dev server and its admin credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import platformdirs
+
+from kcprov.errors import DevServerError
+from kcprov.fileio import write_private
+
+STATE_FILE = "state.json"
+
+
+@dataclass(frozen=True)
+class DevState:
+    """A dev Keycloak instance; ``pid`` (or ``container``) is None once stopped."""
+
+    url: str
+    management_url: str
+    user: str
+    password: str = field(repr=False)
+    version: str
+    port: int
+    management_port: int
+    features: tuple[str, ...]
+    home: Path
+    log_path: Path
+    server_dir: Path
+    started_at: str
+    pid: int | None = None
+    container: str | None = None
+
+    def stopped(self) -> DevState:
+        """The same instance with no process: data and credentials are kept."""
+        return replace(self, pid=None, container=None)
+
+
+def state_dir() -> Path:
+    """The state dir: ``$KCPROV_HOME`` if set, else the user's state dir."""
+    env = os.environ.get("KCPROV_HOME")
+    return Path(env).expanduser() if env else Path(platformdirs.user_state_dir("kcprov")) / "dev"
+
+
+def load_state(home: Path | None = None) -> DevState | None:
+    """The recorded instance of ``home`` (default :func:`state_dir`), or None."""
+    path = (home or state_dir()) / STATE_FILE
+    try:
+        raw = json.loads(path.read_text())
+        return DevState(
+            **{
+                **raw,
+                "features": tuple(raw["features"]),
+                "home": Path(raw["home"]),
+                "log_path": Path(raw["log_path"]),
+                "server_dir": Path(raw["server_dir"]),
+            }
+        )
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise DevServerError(
+            f"The dev state file {path} is damaged ({exc.__class__.__name__}).",
+            hint=f"Stop any Keycloak still running from {path.parent}, then delete that folder.",
+        ) from None
+
+
+def save_state(state: DevState) -> None:
+    """Write ``state`` to its home's state file (atomic, mode 0600)."""
+    data = asdict(state)
+    for key in ("home", "log_path", "server_dir"):
+        data[key] = str(data[key])
+    data["features"] = list(state.features)
+    write_private(state.home / STATE_FILE, json.dumps(data, indent=2) + "\n")
