@@ -53,37 +53,27 @@ def _connect(url, user, password, client_id, client_secret, auth_realm, ca_cert,
     return KeycloakClient(settings)
 
 
-def _parse_vars(pairs: list[str] | None) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for pair in pairs or []:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise KcprovError(f"--var '{pair.split('=')[0]}…' is not of the form name=value.", hint="e.g. --var env=prod")
-        values[name.strip()] = value
-    return values
-
-
 def _load(files, var, var_file, strict_secrets=False):
-    from kcprov.spec import load_realms
+    from kcprov.spec import load_realms, parse_var_options
 
-    return load_realms(files, vars=_parse_vars(var), var_files=var_file or [], strict_secrets=strict_secrets)
+    return load_realms(files, vars=parse_var_options(var or []), var_files=var_file or [], strict_secrets=strict_secrets)
 
 
 # -- commands ---------------------------------------------------------------------------
 @app.command()
 def validate(files: Files, var: Vars = None, var_file: VarFiles = None, strict_secrets: StrictSecrets = False) -> None:
     """Check realm files offline: schema, references, duplicates (file:line errors)."""
-    specs = _load(files, var, var_file, strict_secrets)
-    for path, spec in zip(files, specs):
-        out.print(f"[green]ok[/] {path}: realm '{spec.realm}'")
+    from kcprov.spec.commands import validate_command
+
+    raise typer.Exit(validate_command(files, var or [], var_file or [], strict_secrets))
 
 
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of realm files (for editors: yaml-language-server)."""
-    from kcprov.spec.schema import schema_json
+    from kcprov.spec.commands import schema_command
 
-    out.print(schema_json(), markup=False, soft_wrap=True)
+    schema_command()
 
 
 @app.command()
