@@ -26,7 +26,7 @@ def validate_command(files: list[Path], vars: list[str], var_files: list[Path], 
         err.print(f"{count} problem{'s' * (count != 1)} found.")
         return 1
     for path, spec in zip(files, specs):
-        out.print(f"{escape(str(path))}: ok (realm {escape(spec.realm)})")
+        out.print(f"{escape(str(path))}: ok (realm {escape(spec.realm)})", soft_wrap=True)
     return 0
 
 

@@ -499,7 +499,20 @@ class McpServer(Spec):
 
 
 class RealmSpec(Spec):
-    """One realm file: the desired state of one Keycloak realm."""
+    """One realm file: the desired state of one Keycloak realm.
+
+    Top-level keys starting with `x-` are ignored, as in Docker Compose, so a
+    file can hold YAML anchors (`x-spa: &spa {...}`) to merge into entries.
+    """
+
+    model_config = ConfigDict(json_schema_extra={"patternProperties": {"^x-": {}}})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_extension_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+        return data
 
     realm: Name = Field(description="Realm name.")
     display_name: str | None = Field(None, description="Name shown on the login page.")

@@ -1,0 +1,141 @@
+"""Loading behaviour beyond single bad files: variables, several files, line mapping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kcprov.errors import KcprovError
+from kcprov.spec import SpecError, load_realm, load_realms, parse_var_options
+from kcprov.spec.template import render
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems(exc: pytest.ExceptionInfo[SpecError]) -> list[tuple[str, int, str]]:
+    return [(Path(p.file).name, p.line, p.message) for p in exc.value.problems]
+
+
+def test_env_and_vars_are_rendered(tmp_path, monkeypatch):
+    monkeypatch.setenv("KCPROV_TEST_SECRET", "s3cr3t")
+    path = write(
+        tmp_path,
+        "r.yaml",
+        'realm: "{{ vars.name }}"\nclients:\n  - {client_id: api, confidential: true, secret: "{{ env.KCPROV_TEST_SECRET }}"}\n',
+    )
+    spec = load_realm(path, {"name": "demo"})
+    assert spec.realm == "demo"
+    assert spec.clients[0].secret.get_secret_value() == "s3cr3t"
+    assert "s3cr3t" not in repr(spec)
+
+
+def test_var_files_merge_in_order_and_vars_win(tmp_path):
+    first = write(tmp_path, "a.yaml", "name: from-a\nlifespan: 1m\ndisplay: A\n")
+    second = write(tmp_path, "b.yaml", "lifespan: 2m\ndisplay: B\n")
+    realm = write(
+        tmp_path,
+        "r.yaml",
+        'realm: "{{ vars.name }}"\ndisplay_name: "{{ vars.display }}"\nsettings: {access_token_lifespan: "{{ vars.lifespan }}"}\n',
+    )
+    spec = load_realm(realm, {"display": "cli"}, [first, second])
+    assert (spec.realm, spec.display_name, spec.settings.access_token_lifespan) == ("from-a", "cli", 120)
+
+
+def test_var_file_values_can_drive_loops(tmp_path):
+    var_file = write(tmp_path, "v.yaml", "clients: [one, two]\n")
+    realm = write(
+        tmp_path,
+        "r.yaml",
+        "realm: r\nclients:\n{% for c in vars.clients %}\n  - client_id: {{ c }}\n{% endfor %}\n",
+    )
+    assert [c.client_id for c in load_realm(realm, var_files=[var_file]).clients] == ["one", "two"]
+
+
+def test_bad_var_file_is_a_problem_with_its_own_location(tmp_path):
+    var_file = write(tmp_path, "v.yaml", "- not\n- a mapping\n")
+    realm = write(tmp_path, "r.yaml", "realm: r\n")
+    with pytest.raises(SpecError) as caught:
+        load_realm(realm, var_files=[var_file])
+    assert problems(caught) == [("v.yaml", 1, "a var file must be a mapping of NAME: value")]
+
+
+def test_missing_file_is_a_problem_not_a_traceback(tmp_path):
+    with pytest.raises(SpecError) as caught:
+        load_realm(tmp_path / "nope.yaml")
+    assert problems(caught) == [("nope.yaml", 1, "cannot read the file: No such file or directory")]
+
+
+def test_problems_of_all_files_are_collected(tmp_path):
+    good = write(tmp_path, "good.yaml", "realm: good\n")
+    bad1 = write(tmp_path, "bad1.yaml", "realm: one\nenabled: maybe\n")
+    bad2 = write(tmp_path, "bad2.yaml", "realm: two\nrolez: []\n")
+    with pytest.raises(SpecError) as caught:
+        load_realms([good, bad1, bad2])
+    assert [(f, line) for f, line, _ in problems(caught)] == [("bad1.yaml", 2), ("bad2.yaml", 2)]
+    assert str(caught.value).endswith("2 problems in 2 files")
+
+
+def test_same_realm_in_two_files(tmp_path):
+    a = write(tmp_path, "a.yaml", "realm: same\n")
+    b = write(tmp_path, "b.yaml", "# second\nrealm: same\n")
+    with pytest.raises(SpecError) as caught:
+        load_realms([a, b])
+    [(name, line, message)] = problems(caught)
+    assert (name, line) == ("b.yaml", 2) and "also defined in" in message and "a.yaml" in message
+
+
+def test_yaml_and_model_problems_are_reported_together(tmp_path):
+    path = write(tmp_path, "r.yaml", "realm: r\nrealm: r2\nenabled: maybe\n")
+    with pytest.raises(SpecError) as caught:
+        load_realm(path)
+    assert [line for _, line, _ in problems(caught)] == [2, 3]
+
+
+def test_strict_secrets_accepts_expressions(tmp_path):
+    path = write(
+        tmp_path,
+        "r.yaml",
+        "realm: r\nusers:\n  - username: a\n    password: \"{{ env.KCPROV_TEST_PW | default('dev') }}\"\n",
+    )
+    assert load_realm(path, strict_secrets=True).users[0].password.get_secret_value() == "dev"
+
+
+def test_inline_secret_allowed_without_strict(tmp_path):
+    path = write(tmp_path, "r.yaml", "realm: r\nusers: [{username: a, password: pw}]\n")
+    assert load_realm(path).users[0].password.get_secret_value() == "pw"
+
+
+def test_parse_var_options():
+    assert parse_var_options(["a=1", "b=x=y", "a=2"]) == {"a": "2", "b": "x=y"}
+    with pytest.raises(KcprovError) as caught:
+        parse_var_options(["ok=1", "hunter2"])
+    assert "number 2" in caught.value.message and "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "source, line_of_error",
+    [
+        ("a: 1\n{% if false %}\nb: 2\nc: 3\n{% endif %}\nbad", 6),
+        ("{% for i in range(3) %}\nk{{ i }}: 1\n{% endfor %}\nbad", 4),
+        ("a: 1\n{#- a comment\n   over lines -#}\nb: 2\nbad", 5),
+        ("a: >-\n  {{ 'x' }}\n  y\nb: 1\n{%- if true %}\nbad{% endif %}", 6),
+    ],
+)
+def test_rendered_lines_map_back_to_source(source, line_of_error):
+    rendered = render(source, {})
+    out_lines = rendered.text.split("\n")
+    index = next(i for i, line in enumerate(out_lines) if line.startswith("bad"))
+    assert rendered.source_line(index) == line_of_error
+
+
+def test_markers_do_not_change_whitespace_control():
+    import jinja2
+
+    source = "a:{%- if true -%}\n\n  b\n{%- endif %}\nc: {{ 1 -}}\n  \nd\n"
+    plain = jinja2.Environment(keep_trailing_newline=True).from_string(source).render()
+    assert render(source, {}).text == plain
