@@ -682,6 +682,19 @@ def test_env_file_is_read_and_environment_overrides_it(tmp_path: Path) -> None:
     assert SECRET_MARKER not in repr(config) and SECRET_MARKER not in config.summary()
 
 
+def test_env_example_documents_the_contract_and_loads() -> None:
+    example = EXAMPLE_DIR / ".env.example"
+    keys = re.findall(r"^#? ?([A-Z_]+)=", example.read_text(), flags=re.MULTILINE)
+    assert set(keys) == set(config_mod.KNOWN_KEYS)
+    config = config_mod.load_config(example, environ={})
+    assert config.resource_url == "http://localhost:3000/mcp"
+    assert config.issuer == "http://localhost:8080/realms/mcp-dev"
+    assert config.audiences == ("http://localhost:3000/mcp", "http://localhost:3000")
+    assert config.scopes_supported == ("mcp:tools", "mcp:admin")
+    assert config.token_validation == "jwt" and config.client_secret == ""
+    assert config.warnings() == []
+
+
 def test_seed_variables_alone_give_a_working_config() -> None:
     config = config_mod.parse_config({"HOST": "localhost", "PORT": "3000", "AUTH_REALM": "mcp-dev"})
     assert config.issuer == "http://localhost:8080/realms/mcp-dev"
