@@ -20,7 +20,7 @@ from kcprov.spec.checks import Finding, check_realm
 from kcprov.spec.models import RealmSpec
 from kcprov.spec.problems import Problem, SpecError, display_path
 from kcprov.spec.template import Rendered, TemplateProblem, render
-from kcprov.spec.yamldoc import Document, Path as YamlPath, Position, YamlIssue, parse
+from kcprov.spec.yamldoc import Document, Located, Path as YamlPath, Position, YamlIssue, parse
 
 
 def load_realm(
@@ -97,12 +97,9 @@ class _Locator:
     def __call__(self, path: YamlPath, message: str, hint: str | None = None) -> Problem:
         return self.at(self.where(path).key, message, hint)
 
-    def where(self, path: YamlPath):
+    def where(self, path: YamlPath) -> Located:
         """Location of the longest prefix of `path` present in the document."""
-        where = self.document.where
-        while path not in where:
-            path = path[:-1]
-        return where[path]
+        return self.document.locate(path)
 
     def finding(self, finding: Finding) -> Problem:
         message = finding.message
@@ -131,7 +128,7 @@ def _load_file(path: Path, variables: Mapping[str, Any], strict_secrets: bool):
     locate.document = document
     problems = [locate.at(issue.position, issue.message, issue.hint) for issue in document.issues]
     if not isinstance(document.data, dict):
-        what, start = ("empty", (0, 0)) if document.data is None else ("not a mapping", document.where[()].start)
+        what, start = ("empty", (0, 0)) if document.data is None else ("not a mapping", document.locate(()).start)
         problems.append(locate.at(start, f"the file is {what}", "a realm file is a mapping that starts with 'realm: <name>'"))
         return None, problems, locate
     try:

@@ -87,6 +87,9 @@ def render(source: str, variables: Mapping[str, Any]) -> Rendered:
     undefined variable or any other failure inside the template.
     """
     source = source.replace("\r\n", "\n")
+    if not _TAG.search(source):  # nothing to render: skip compiling a template
+        lines = source.split("\n")
+        return Rendered(source, lines, list(range(1, len(lines) + 1)))
     context = {"env": Namespace("env", os.environ), "vars": Namespace("vars", variables)}
     try:
         output = _ENVIRONMENT.from_string(_mark_newlines(source)).render(context)

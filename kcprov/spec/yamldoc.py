@@ -9,11 +9,12 @@ string "on", not YAML 1.1's True).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR = "tag:yaml.org,2002:str"
 
 Position = tuple[int, int]
 """0-based (line, column) in the parsed text."""
@@ -21,8 +22,7 @@ Path = tuple[str | int, ...]
 """Keys and list indexes from the document root, e.g. ("clients", 0, "client_id")."""
 
 
-@dataclass(frozen=True, slots=True)
-class Located:
+class Located(NamedTuple):
     """Where one value sits: its key (or list item), and the span of the value itself."""
 
     key: Position
@@ -41,11 +41,22 @@ class YamlIssue(Exception):
 
 @dataclass
 class Document:
-    """The parsed data, every path's location, and non-fatal issues (duplicate keys)."""
+    """The parsed data, the node behind every path, and non-fatal issues (duplicate keys)."""
 
     data: Any
-    where: dict[Path, Located]
+    nodes: dict[Path, tuple[yaml.Node | None, yaml.Node]]
     issues: list[YamlIssue]
+
+    def locate(self, path: Path) -> Located:
+        """Where the longest prefix of `path` present in the document sits."""
+        while path not in self.nodes:
+            path = path[:-1]
+        key, value = self.nodes[path]
+        return Located(_position(key or value), _position(value), (value.end_mark.line, value.end_mark.column))
+
+
+def _position(node: yaml.Node) -> Position:
+    return node.start_mark.line, node.start_mark.column
 
 
 def parse(text: str) -> Document:
@@ -59,7 +70,7 @@ def parse(text: str) -> Document:
         raise _syntax_issue(exc, text) from None
     finally:
         loader.dispose()
-    return Document(data, builder.where, builder.issues)
+    return Document(data, builder.nodes, builder.issues)
 
 
 def _syntax_issue(exc: yaml.MarkedYAMLError, text: str) -> YamlIssue:
@@ -81,17 +92,16 @@ class _Builder:
 
     def __init__(self, loader: Any):
         self.loader = loader
-        self.where: dict[Path, Located] = {}
+        self.nodes: dict[Path, tuple[yaml.Node | None, yaml.Node]] = {}
         self.issues: list[YamlIssue] = []
         self.active: set[int] = set()
 
-    def build(self, node: yaml.Node, path: Path, key: Position | None = None) -> Any:
-        start = (node.start_mark.line, node.start_mark.column)
-        self.where[path] = Located(key or start, start, (node.end_mark.line, node.end_mark.column))
+    def build(self, node: yaml.Node, path: Path, key: yaml.Node | None = None) -> Any:
+        self.nodes[path] = (key, node)
         if isinstance(node, yaml.ScalarNode):
-            return self.loader.construct_object(node)
+            return node.value if node.tag == _STR else self.loader.construct_object(node)
         if id(node) in self.active:
-            raise YamlIssue(start, "recursive alias", "an alias may not refer to its own parent")
+            raise YamlIssue(_position(node), "recursive alias", "an alias may not refer to its own parent")
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
@@ -110,7 +120,7 @@ class _Builder:
                 line = seen[name] + 1
                 self.issues.append(
                     YamlIssue(
-                        (key_node.start_mark.line, key_node.start_mark.column),
+                        _position(key_node),
                         f"duplicate key '{name}' (first on line {line})",
                         "YAML keeps only the last one; remove or merge the duplicates",
                     )
@@ -120,15 +130,14 @@ class _Builder:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             name = self._key(key_node)
-            key_at = (key_node.start_mark.line, key_node.start_mark.column)
-            result[name] = self.build(value_node, (*path, name), key_at)
+            result[name] = self.build(value_node, (*path, name), key_node)
         return result
 
     @staticmethod
     def _key(node: yaml.Node) -> str:
         if not isinstance(node, yaml.ScalarNode):
             raise YamlIssue(
-                (node.start_mark.line, node.start_mark.column),
+                _position(node),
                 "a mapping key must be a plain name, not a list or mapping",
             )
         return str(node.value)
