@@ -410,6 +410,29 @@ def test_protected_resource_metadata_is_exact(running: RunningServer) -> None:
     assert httpx.get(root, timeout=10).status_code == 404
 
 
+def test_resource_and_issuer_without_path_get_no_trailing_slash(signing_key: SigningKey) -> None:
+    """pydantic's AnyHttpUrl would turn http://host:port into http://host:port/; the metadata must not."""
+    jwks = JwksServer([signing_key])
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    resource = f"http://127.0.0.1:{port}"
+    issuer = "http://127.0.0.1:1"
+    values = env_values(port, jwks.url, MCP_RESOURCE_URL=resource, MCP_AUDIENCES="", OAUTH_ISSUER=issuer)
+    config = config_mod.parse_config(values)
+    assert config.mcp_path == "/"
+    try:
+        with serve_in_process(server_mod.create_app(config), sock):
+            metadata = httpx.get(f"{resource}/.well-known/oauth-protected-resource", timeout=10)
+            assert metadata.json()["resource"] == resource
+            assert metadata.json()["authorization_servers"] == [issuer]
+            challenge = parse_challenge(post(f"{resource}/", None, INITIALIZE).headers["www-authenticate"])
+            assert challenge["resource_metadata"] == f"{resource}/.well-known/oauth-protected-resource"
+            token = Minter(signing_key, resource).token(iss=issuer)
+            assert post(f"{resource}/", token, INITIALIZE).status_code == 200
+    finally:
+        jwks.close()
+
+
 BAD_TOKENS = {
     "other audience": lambda m: m.token(aud="http://localhost:9999/mcp"),
     "audience only a prefix": lambda m: m.token(aud=m.resource + "/other"),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,13 +197,17 @@ class ToolScopeMiddleware:
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] in (401, 403):
                 headers = [
-                    (k, v + scope_param if k.lower() == b"www-authenticate" and b"scope=" not in v else v)
+                    (k, v + scope_param if k.lower() == b"www-authenticate" and not _HAS_SCOPE.search(v) else v)
                     for k, v in message.get("headers", [])
                 ]
                 message = {**message, "headers": headers}
             await send(message)
 
         return wrapped
+
+
+#: A ``scope`` auth-param (not the word inside ``error_description="Required scope: …"``).
+_HAS_SCOPE = re.compile(rb'(?:^Bearer |, ?)scope=', re.IGNORECASE)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

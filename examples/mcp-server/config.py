@@ -119,7 +119,9 @@ class ServerConfig:
         """Settings that are valid but probably not what was meant."""
         found = []
         if self.issuer.endswith("/"):
-            found.append(f"OAUTH_ISSUER {self.issuer!r} ends with '/'; Keycloak issuers do not, and iss is compared exactly")
+            found.append(
+                f"OAUTH_ISSUER {self.issuer!r} ends with '/'; Keycloak issuers do not, and iss is compared exactly"
+            )
         resource = urlsplit(self.resource_url)
         if (self.host, self.port) != (resource.hostname, resource.port or (443 if resource.scheme == "https" else 80)):
             found.append(
@@ -220,7 +222,9 @@ def parse_config(values: Mapping[str, str]) -> ServerConfig:
     ):
         bad = FORBIDDEN_SCOPES.intersection(scopes)
         if bad:
-            raise ConfigError(f"{key} must not contain {', '.join(sorted(bad))}: refresh tokens are not a resource scope")
+            raise ConfigError(
+                f"{key} must not contain {', '.join(sorted(bad))}: refresh tokens are not a resource scope"
+            )
     for scope in (*scopes_supported, base_scope, *(s for v in tool_scopes.values() for s in v)):
         if not _SCOPE_TOKEN.fullmatch(scope):
             raise ConfigError(f"scope {scope!r} is not a valid OAuth scope token (RFC 6749 §3.3)")
