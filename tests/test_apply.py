@@ -48,7 +48,7 @@ def write_realm(tmp_path: Path, source: Path, realm: str, edit=None) -> Path:
     text = source.read_text().replace('"{{ vars.realm }}"', realm)
     if edit:
         text = edit(text)
-    path = tmp_path / f"{realm}.yaml"
+    path = tmp_path / f"{realm}{'-edited' if edit else ''}.yaml"
     path.write_text(text)
     return path
 
