@@ -1,13 +1,650 @@
 """Expanding `mcp_servers:` entries into the primitives the engine knows.
 
-Returns a RealmSpec holding only primitives, plus which MCP server each
-generated object came from, so plans can show them under the server's name.
+`expand_mcp_servers(spec)` is pure: it returns a new RealmSpec whose primitive
+sections (client_scopes, clients, client_registration, client_policies,
+settings) also hold what each MCP server needs, plus `groups`, which names the
+MCP server every generated object came from so plans can show them under it.
+
+What one server becomes (Keycloak's MCP guide, checked against Keycloak 26.7.3):
+
+* one client scope per MCP scope: realm type `optional`, shown on the consent
+  screen with the server's text, listed in the token's `scope` claim;
+* audience binding, on each of those scopes (a DCR or CIMD client only gets the
+  scopes it asks for, so the audience has to ride on them, not on a realm
+  default scope -- keycloak#50807 drops those for DCR clients before 26.8):
+  - a client-audience mapper naming the resource client `<server>-resource`,
+    whose `resource_url` attribute is the server URL. With Keycloak's
+    `resource-indicators` feature on, a token request with `resource=<url>` is
+    accepted only when a client in the token's audience has that
+    `resource_url`, and the audience then becomes exactly `[<url>]`. Without a
+    resource client Keycloak answers `invalid_target` to every MCP client
+    (they MUST send `resource`), so both binding modes create it;
+  - `mapper` mode only: a custom audience mapper per URL (the server URL and
+    each extra audience), so tokens carry the URL also when the feature is off;
+* `token_validation: introspection`: a confidential service-account client the
+  server introspects with. Keycloak (26.7+) refuses introspection by a client
+  that is not in the token's audience, and with resource indicators the
+  audience is exactly the server URL, so the client gets
+  `allow.token.introspection.without.audience.check` (the server still checks
+  `aud` itself);
+* realm settings the MCP spec needs, where the file does not set them:
+  refresh token rotation (A47) and short access tokens (A46; the shortest
+  lifespan any server asks for, 5 minutes by default);
+* PKCE S256 for every client: profile and policy `mcp-pkce` (`pkce-enforcer`
+  with auto-configure on: with it off, Keycloak refuses to create or register
+  any client that does not already carry S256, DCR clients included);
+* `dcr` entries and the `mcp-inspector` preset: the realm's anonymous
+  registration policies (trusted hosts, allowed client scopes = the servers'
+  scopes + offline_access, which the MCP SDK adds when Keycloak advertises it,
+  allowed registration web origins);
+* `cimd` entries and the vscode / claude-code / claude-desktop presets: a client
+  profile with the `client-id-metadata-document` executor and a client policy
+  with the `client-id-uri` condition, both named `<server>-<kind>`;
+* `client` entries: the client, with the server's scopes added to its optional
+  scopes (the client asks for them with `scope=`, like every MCP client).
+
+Values the file writes itself always win over kcprov's defaults; two values
+the file writes for the same thing must agree, or expansion fails with a
+SpecError naming both places. Identical duplicates merge silently.
 """
 
 from __future__ import annotations
 
-from kcprov.spec.models import RealmSpec
+import fnmatch
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from kcprov.spec.checks import Finding
+from kcprov.spec.models import (
+    Client,
+    ClientPolicies,
+    ClientPolicy,
+    ClientProfile,
+    ClientRegistration,
+    ClientScope,
+    McpCimd,
+    McpServer,
+    ProtocolMapper,
+    RealmSettings,
+    RealmSpec,
+    RegistrationPolicy,
+)
+from kcprov.spec.problems import Problem, SpecError
+from kcprov.spec.yamldoc import Path
+
+Groups = dict[tuple[str, str], str]
+
+# ---------------------------------------------------------------- fixed names and values
+
+PKCE_NAME = "mcp-pkce"
+DEFAULT_ACCESS_TOKEN_LIFESPAN = 300
+RESOURCE_CLIENT_SUFFIX = "-resource"
+RESOURCE_URL_ATTRIBUTE = "resource_url"
+INTROSPECTION_WITHOUT_AUDIENCE = "allow.token.introspection.without.audience.check"
+INSPECTOR_ORIGIN = "http://localhost:6274"
+INSPECTOR_HOST = "localhost"
+SDK_EXTRA_SCOPES = ("offline_access",)
+"""Scopes the MCP SDK adds to the DCR request beyond the server's (SEP-2207: offline_access
+when the AS lists it in scopes_supported, which Keycloak does)."""
+INTROSPECTION_DEFAULT_SCOPES = ("basic", "roles")
+"""Keycloak default scopes the introspection client keeps (sub, service-account roles)."""
+
+# Mapper names on each generated scope.
+AUDIENCE_MAPPER = "mcp-audience"
+RESOURCE_AUDIENCE_MAPPER = "mcp-resource-audience"
+
+# client-id-metadata-document executor (Keycloak 26.6+, feature `cimd`); keys read from
+# AbstractClientIdMetadataDocumentExecutorFactory / ClientIdMetadataDocumentExecutorFactory.
+CIMD_EXECUTOR = "client-id-metadata-document"
+CIMD_ALLOW_HTTP = "cimd-allow-http-scheme"
+CIMD_TRUSTED_DOMAINS = "cimd-allow-permitted-domains"
+CIMD_RESTRICT_SAME_DOMAIN = "cimd-restrict-same-domain"
+CIMD_REQUIRED_PROPERTIES = "cimd-required-properties"
+CIMD_ONLY_CONFIDENTIAL = "only-allow-confidential-client"
+# Keycloak 26.8+ only (26.7 stores and ignores them):
+CIMD_ACCEPT_PUBLIC_CONFIDENTIAL_GRANTS = "accept-public-client-with-confidential-client-only-grant"
+CIMD_RESOURCE_ALLOW_LIST = "cimd-resource-indicator-allow-list"
+CIMD_26_8_KEYS = (CIMD_ACCEPT_PUBLIC_CONFIDENTIAL_GRANTS, CIMD_RESOURCE_ALLOW_LIST)
+# client-id-uri condition (ClientIdUriSchemeConditionFactory).
+CIMD_CONDITION = "client-id-uri"
+CONDITION_SCHEME = "client-id-uri-scheme"
+CONDITION_TRUSTED_DOMAINS = "client-id-uri-allow-permitted-domains"
 
 
-def expand_mcp_servers(spec: RealmSpec) -> tuple[RealmSpec, dict[tuple[str, str], str]]:
-    return spec, {}
+@dataclass(frozen=True)
+class CimdPreset:
+    """Settings of a known MCP client that identifies itself with a metadata document."""
+
+    client_id_domains: tuple[str, ...]
+    trusted_domains: tuple[str, ...]
+    restrict_same_domain: bool
+    accept_public_client_with_confidential_grant_types: bool | None = None
+    label: str = ""
+
+
+# From Keycloak's MCP guide (VS Code desktop, Claude Code, Claude Desktop integration).
+CIMD_PRESETS: dict[str, CimdPreset] = {
+    "vscode": CimdPreset(("vscode.dev",), ("vscode.dev", "127.0.0.1", "code.visualstudio.com"), False,
+                         label="VS Code"),
+    "claude-code": CimdPreset(("claude.ai",), ("claude.ai", "localhost", "127.0.0.1"), False, label="Claude Code"),
+    "claude-desktop": CimdPreset(("claude.ai",), ("claude.ai",), True, True, label="Claude Desktop"),
+}
+# Both Claude clients use client_ids on claude.ai: two policies would both match and each
+# profile would reject the other client. The guide's answer: one profile satisfying both.
+CLAUDE_COMBINED = CimdPreset(("claude.ai",), ("claude.ai", "localhost", "127.0.0.1"), False, True,
+                             label="Claude Code and Claude Desktop")
+
+
+def resource_client_id(server: McpServer) -> str:
+    """The client that represents the server for RFC 8707 (`resource_url` = its URL)."""
+    return f"{server.name}{RESOURCE_CLIENT_SUFFIX}"
+
+
+def audiences(server: McpServer) -> list[str]:
+    """Audiences the server accepts: its URL first, then the extra audiences."""
+    return list(dict.fromkeys([server.url, *(server.extra_audiences or [])]))
+
+
+# ---------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True, order=True)
+class ExpansionProblem(Problem):
+    """A conflict found while expanding; `file` names the realm, `message` the YAML path."""
+
+    def __str__(self) -> str:
+        text = f"{self.file}: error: {self.message}"
+        return f"{text}\n  hint: {self.hint}" if self.hint else text
+
+
+class McpExpansionError(SpecError):
+    """The MCP servers of a realm file contradict each other or the file's own objects."""
+
+    def __init__(self, realm: str, findings: list[Finding]):
+        self.findings = findings
+        super().__init__([
+            ExpansionProblem(f"realm '{realm}'", 0, 0, f"{dotted(f.path)}: {f.message}"
+                             + (f" (also at {dotted(f.first)})" if f.first else ""), f.hint)
+            for f in findings
+        ])
+
+
+def dotted(path: Path) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+# ---------------------------------------------------------------- public API
+
+
+def expand_mcp_servers(spec: RealmSpec) -> tuple[RealmSpec, Groups]:
+    """The realm with every MCP server expanded into primitives, and the server of each object.
+
+    Raises McpExpansionError (a SpecError) when two things the file writes contradict.
+    """
+    if not spec.mcp_servers:
+        return spec, {}
+    expansion = _Expansion(spec)
+    expansion.run()
+    if expansion.findings:
+        raise McpExpansionError(spec.realm, expansion.findings)
+    return expansion.result(), expansion.groups
+
+
+def expansion_findings(spec: RealmSpec) -> list[Finding]:
+    """Conflicts expansion would raise, as path findings (for `kcprov validate` to locate)."""
+    if not spec.mcp_servers:
+        return []
+    expansion = _Expansion(spec)
+    expansion.run()
+    return expansion.findings
+
+
+# ---------------------------------------------------------------- the expansion
+
+
+@dataclass
+class _Cimd:
+    """One CIMD profile + policy pair before overlapping ones are merged."""
+
+    name: str
+    server: str
+    path: Path
+    label: str
+    executor: dict[str, Any]
+    schemes: list[str]
+    client_id_domains: list[str]
+    resources: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Sourced:
+    value: Any
+    path: Path
+
+
+class _Expansion:
+    def __init__(self, spec: RealmSpec):
+        self.spec = spec
+        self.findings: list[Finding] = []
+        self.groups: Groups = {}
+        self.scopes: dict[str, ClientScope] = {s.name: s for s in spec.client_scopes}
+        self.scope_paths: dict[str, Path] = {s.name: ("client_scopes", i) for i, s in enumerate(spec.client_scopes)}
+        self.scope_owner: dict[str, str] = {}
+        self.clients: dict[str, Client] = {c.client_id: c for c in spec.clients}
+        self.client_paths: dict[str, Path] = {c.client_id: ("clients", i) for i, c in enumerate(spec.clients)}
+        policies = spec.client_policies or ClientPolicies()
+        self.profiles: dict[str, ClientProfile] = {p.name: p for p in policies.profiles}
+        self.profile_paths: dict[str, Path] = {p.name: ("client_policies", "profiles", i)
+                                               for i, p in enumerate(policies.profiles)}
+        self.policies: dict[str, ClientPolicy] = {p.name: p for p in policies.policies}
+        self.policy_paths: dict[str, Path] = {p.name: ("client_policies", "policies", i)
+                                              for i, p in enumerate(policies.policies)}
+        self.registration: RegistrationPolicy | None = None
+        self.settings: RealmSettings | None = spec.settings
+        self.cimd: list[_Cimd] = []
+
+    # -- helpers -------------------------------------------------------------------
+    def conflict(self, path: Path, message: str, hint: str, first: Path | None = None) -> None:
+        self.findings.append(Finding(path, message, hint, first))
+
+    def label(self, kind: str, key: str, server: str) -> None:
+        self.groups.setdefault((kind, key), server)
+
+    # -- driver --------------------------------------------------------------------
+    def run(self) -> None:
+        for i, server in enumerate(self.spec.mcp_servers):
+            base: Path = ("mcp_servers", i)
+            self.add_scopes(server, base)
+            self.add_resource_client(server, base)
+            if server.token_validation == "introspection":
+                self.add_introspection_client(server, base)
+            for j, entry in enumerate(server.clients):
+                where = (*base, "clients", j)
+                if entry.client is not None:
+                    self.add_client_entry(server, entry.client, (*where, "client"))
+                elif entry.cimd is not None:
+                    self.add_cimd(server, entry.cimd, (*where, "cimd"))
+                elif entry.preset in CIMD_PRESETS:
+                    self.add_preset(server, entry.preset, (*where, "preset"))
+        self.add_registration()
+        self.add_cimd_policies()
+        self.add_pkce()
+        self.add_settings()
+
+    def result(self) -> RealmSpec:
+        original = self.spec.client_registration
+        registration = original
+        if self.registration is not None:
+            registration = ClientRegistration(
+                anonymous=self.registration, authenticated=original.authenticated if original else None
+            )
+        policies = self.spec.client_policies
+        if self.profiles or self.policies:
+            policies = ClientPolicies(profiles=list(self.profiles.values()), policies=list(self.policies.values()))
+        return self.spec.model_copy(update={
+            "client_scopes": list(self.scopes.values()),
+            "clients": list(self.clients.values()),
+            "client_registration": registration,
+            "client_policies": policies,
+            "settings": self.settings,
+        })
+
+    # -- scopes --------------------------------------------------------------------
+    def add_scopes(self, server: McpServer, base: Path) -> None:
+        mappers = [ProtocolMapper(name=RESOURCE_AUDIENCE_MAPPER, client_audience=resource_client_id(server))]
+        if server.audience_binding == "mapper":
+            for n, audience in enumerate(audiences(server), start=1):
+                name = AUDIENCE_MAPPER if n == 1 else f"{AUDIENCE_MAPPER}-{n}"
+                mappers.append(ProtocolMapper(name=name, audience=audience))
+        for name, text in server.scopes.items():
+            path = (*base, "scopes", name)
+            if name in self.scope_owner:
+                self.conflict(path, f"scope '{name}' is also a scope of MCP server '{self.scope_owner[name]}'",
+                              "each MCP server needs its own scope names: a scope carries its server's audience",
+                              self.scope_paths[name])
+                continue
+            generated = ClientScope(
+                name=name,
+                description=f"MCP server '{server.name}' ({server.url})",
+                type="optional",
+                protocol="openid-connect",
+                include_in_token_scope=True,
+                display_on_consent_screen=True,
+                consent_screen_text=text,
+                mappers=mappers,
+            )
+            self.scope_owner[name] = server.name
+            if name in self.scopes:
+                self.scopes[name] = self.fill(self.scopes[name], generated, self.scope_paths[name], path,
+                                              f"client scope '{name}'", defaults={"description"})
+            else:
+                self.scopes[name] = generated
+                self.scope_paths[name] = path
+            self.label("client_scope", name, server.name)
+            for mapper in self.scopes[name].mappers:
+                if any(m.name == mapper.name for m in mappers):
+                    self.label("scope_mapper", f"{name}/{mapper.name}", server.name)
+
+    # -- clients -------------------------------------------------------------------
+    def add_resource_client(self, server: McpServer, base: Path) -> None:
+        generated = Client(
+            client_id=resource_client_id(server),
+            name=f"MCP server {server.name}",
+            description=f"The resource server {server.url} (RFC 8707 resource indicator); no logins",
+            confidential=True,
+            standard_flow=False,
+            implicit_flow=False,
+            direct_access_grants=False,
+            service_account=False,
+            attributes={RESOURCE_URL_ATTRIBUTE: server.url},
+        )
+        self.put_client(server, generated, (*base, "url"))
+
+    def add_introspection_client(self, server: McpServer, base: Path) -> None:
+        base_scope = next(iter(server.scopes))
+        generated = Client(
+            client_id=server.introspection_client,
+            name=f"MCP server {server.name} (token introspection)",
+            confidential=True,
+            service_account=True,
+            standard_flow=False,
+            implicit_flow=False,
+            direct_access_grants=False,
+            default_scopes=[*INTROSPECTION_DEFAULT_SCOPES, base_scope],
+            attributes={INTROSPECTION_WITHOUT_AUDIENCE: "true"},
+        )
+        self.put_client(server, generated, (*base, "introspection_client"), defaults={"name", "default_scopes"})
+
+    def add_client_entry(self, server: McpServer, client: Client, path: Path) -> None:
+        defaults = set(client.default_scopes or ())
+        optional = list(client.optional_scopes or ())
+        optional += [s for s in server.scopes if s not in defaults and s not in optional]
+        generated = client.model_copy(update={"optional_scopes": optional})
+        self.put_client(server, generated, path, user_written=True)
+
+    def put_client(self, server: McpServer, generated: Client, path: Path, defaults: Iterable[str] = (),
+                   user_written: bool = False) -> None:
+        cid = generated.client_id
+        if cid in self.clients:
+            # optional scopes of a pre-registered client accumulate (one client may serve several servers)
+            self.clients[cid] = self.fill(self.clients[cid], generated, self.client_paths[cid], path,
+                                          f"client '{cid}'", defaults=set(defaults),
+                                          unions={"optional_scopes"} if user_written else set())
+        else:
+            self.clients[cid] = generated
+            self.client_paths[cid] = path
+        self.label("client", cid, server.name)
+        client = self.clients[cid]
+        for mapper in client.mappers:
+            self.label("client_mapper", f"{cid}/{mapper.name}", server.name)
+        for role in client.roles:
+            self.label("client_role", f"{cid}/{role.name}", server.name)
+        if client.service_account_roles is not None:
+            self.label("service_account_roles", cid, server.name)
+
+    # -- merging -------------------------------------------------------------------
+    def fill(self, existing: BaseModel, generated: BaseModel, first: Path, path: Path, what: str,
+             defaults: set[str] = frozenset(), unions: set[str] = frozenset()) -> BaseModel:
+        """`existing` with the fields it leaves unset taken from `generated`.
+
+        Fields both set must agree (lists as sets; `mappers` by name; `attributes`
+        key by key), except `defaults` (kcprov's suggestions: existing wins) and
+        `unions` (lists that accumulate).
+        """
+        update: dict[str, Any] = {}
+        for name in type(generated).model_fields:
+            mine, theirs = getattr(existing, name), getattr(generated, name)
+            if theirs is None or theirs == [] or name in ("name", "client_id") and mine == theirs:
+                continue
+            if mine is None or mine == []:
+                update[name] = theirs
+            elif name in unions:
+                update[name] = list(dict.fromkeys([*mine, *theirs]))
+            elif name == "mappers":
+                merged = {m.name: m for m in mine}
+                for m in theirs:
+                    if m.name in merged and merged[m.name] != m:
+                        self.conflict((*path, "mappers"), f"{what}: mapper '{m.name}' is defined differently",
+                                      "give the mapper another name, or write it the way kcprov generates it", first)
+                    merged.setdefault(m.name, m)
+                update[name] = list(merged.values())
+            elif name == "attributes":
+                clash = [k for k, v in theirs.items() if k in mine and mine[k] != v]
+                if clash:
+                    self.conflict((*path, name), f"{what}: attribute {', '.join(clash)} differs from what "
+                                  "the MCP server needs", "remove it from the file; kcprov sets it", first)
+                update[name] = {**theirs, **mine}
+            elif name in defaults or _same(mine, theirs):
+                continue
+            else:
+                self.conflict((*path, name) if not isinstance(path[-1], str) or path[-1] != name else path,
+                              f"{what}: {name} is {_show(mine)} in the file but the MCP server needs {_show(theirs)}",
+                              f"remove {name} from the other definition, or make both the same", first)
+        return existing.model_copy(update=update) if update else existing
+
+    # -- dynamic client registration ---------------------------------------------------
+    def add_registration(self) -> None:
+        dcr_servers: list[tuple[McpServer, Path]] = []
+        entries: list[tuple[RegistrationPolicy, Path, str]] = []
+        inspector: list[tuple[McpServer, Path]] = []
+        for i, server in enumerate(self.spec.mcp_servers):
+            for j, entry in enumerate(server.clients):
+                where = ("mcp_servers", i, "clients", j)
+                if entry.dcr is not None:
+                    entries.append((entry.dcr, (*where, "dcr"), server.name))
+                    dcr_servers.append((server, where))
+                elif entry.preset == "mcp-inspector":
+                    inspector.append((server, (*where, "preset")))
+                    dcr_servers.append((server, where))
+        if not dcr_servers:
+            return
+        primitive = self.spec.client_registration.anonymous if self.spec.client_registration else None
+        sources: list[tuple[RegistrationPolicy, Path]] = []
+        if primitive is not None:
+            sources.append((primitive, ("client_registration", "anonymous")))
+        sources += [(policy, path) for policy, path, _ in entries]
+
+        agreed: dict[str, Any] = {}
+        for option in ("trusted_hosts", "host_sending_request_must_match", "client_uris_must_match",
+                       "allow_default_scopes", "max_clients"):
+            seen: _Sourced | None = None
+            for policy, path in sources:
+                value = getattr(policy, option)
+                if value is None:
+                    continue
+                if seen is None:
+                    seen = _Sourced(value, path)
+                elif not _same(seen.value, value):
+                    self.conflict((*path, option),
+                                  f"{option} {_show(value)} contradicts {_show(seen.value)}: the realm has one "
+                                  "anonymous registration policy for all MCP servers",
+                                  f"write the same {option} everywhere, or set it in one place only", (*seen.path, option))
+            if seen is not None:
+                agreed[option] = seen.value
+
+        trusted = list(agreed.get("trusted_hosts") or [])
+        if inspector and INSPECTOR_HOST not in trusted:
+            trusted.append(INSPECTOR_HOST)
+        scopes: list[str] = []
+        for policy, _ in sources:
+            scopes += policy.allowed_client_scopes or []
+        for server, _ in dcr_servers:
+            scopes += list(server.scopes)
+        scopes += SDK_EXTRA_SCOPES
+        origins: list[str] = []
+        for policy, _ in sources:
+            origins += policy.allowed_web_origins or []
+        if inspector:
+            origins.append(INSPECTOR_ORIGIN)
+        self.registration = RegistrationPolicy(
+            trusted_hosts=trusted or None,
+            host_sending_request_must_match=agreed.get("host_sending_request_must_match"),
+            client_uris_must_match=agreed.get("client_uris_must_match", True),
+            allowed_client_scopes=list(dict.fromkeys(scopes)),
+            allow_default_scopes=agreed.get("allow_default_scopes", True),
+            max_clients=agreed.get("max_clients"),
+            allowed_web_origins=list(dict.fromkeys(origins)) or None,
+        )
+        from kcprov.resources.registration import OPTIONS
+
+        owner = dcr_servers[0][0].name
+        for option, value in self.registration.model_dump(exclude_none=True).items():
+            self.label("registration_policy", f"anonymous/{OPTIONS[option][0]}", owner)
+        if self.authenticated_conflicts():
+            return
+
+    def authenticated_conflicts(self) -> bool:
+        return False
+
+    # -- client ID metadata documents ---------------------------------------------------
+    def add_cimd(self, server: McpServer, cimd: McpCimd, path: Path) -> None:
+        domains = list(cimd.trusted_domains or [])
+        executor: dict[str, Any] = {
+            CIMD_ALLOW_HTTP: bool(cimd.allow_http),
+            CIMD_TRUSTED_DOMAINS: domains,
+            CIMD_RESTRICT_SAME_DOMAIN: bool(cimd.restrict_same_domain),
+            CIMD_ONLY_CONFIDENTIAL: bool(cimd.only_confidential),
+        }
+        if cimd.required_properties:
+            executor[CIMD_REQUIRED_PROPERTIES] = list(cimd.required_properties)
+        if cimd.accept_public_client_with_confidential_grant_types is not None:
+            executor[CIMD_ACCEPT_PUBLIC_CONFIDENTIAL_GRANTS] = cimd.accept_public_client_with_confidential_grant_types
+        schemes = ["http", "https"] if cimd.allow_http else ["https"]
+        self.cimd.append(_Cimd(f"{server.name}-cimd", server.name, path, "client ID metadata documents",
+                               executor, schemes, domains, [server.url]))
+
+    def add_preset(self, server: McpServer, preset: str, path: Path) -> None:
+        self.cimd.append(self.preset_cimd(server.name, preset, CIMD_PRESETS[preset], path, [server.url]))
+
+    @staticmethod
+    def preset_cimd(server: str, kind: str, preset: CimdPreset, path: Path, resources: list[str]) -> _Cimd:
+        executor: dict[str, Any] = {
+            CIMD_ALLOW_HTTP: False,
+            CIMD_TRUSTED_DOMAINS: list(preset.trusted_domains),
+            CIMD_RESTRICT_SAME_DOMAIN: preset.restrict_same_domain,
+            CIMD_ONLY_CONFIDENTIAL: False,
+        }
+        if preset.accept_public_client_with_confidential_grant_types is not None:
+            executor[CIMD_ACCEPT_PUBLIC_CONFIDENTIAL_GRANTS] = preset.accept_public_client_with_confidential_grant_types
+        return _Cimd(f"{server}-{kind}", server, path, preset.label, executor, ["https"],
+                     list(preset.client_id_domains), list(resources))
+
+    def add_cimd_policies(self) -> None:
+        items = self.combine_claude(self.cimd)
+        merged: list[_Cimd] = []
+        for item in items:
+            for kept in merged:
+                if not _domains_overlap(kept.client_id_domains, item.client_id_domains):
+                    continue
+                if kept.executor == item.executor and kept.schemes == item.schemes \
+                        and sorted(kept.client_id_domains) == sorted(item.client_id_domains):
+                    kept.resources = list(dict.fromkeys([*kept.resources, *item.resources]))
+                else:
+                    self.conflict(item.path, f"{item.label} client_ids on {', '.join(item.client_id_domains)} are "
+                                  f"also accepted by '{kept.name}' with other settings: Keycloak would apply both "
+                                  "profiles and each can reject what the other accepts",
+                                  "give the MCP servers the same entry (same preset or same cimd settings), or "
+                                  "list the domain on one server only", kept.path)
+                break
+            else:
+                merged.append(item)
+        for item in merged:
+            executor = {**item.executor, CIMD_RESOURCE_ALLOW_LIST: item.resources}
+            profile = ClientProfile.model_validate({
+                "name": item.name,
+                "description": f"kcprov: accept {item.label} (MCP server {item.server})",
+                "executors": [{"type": CIMD_EXECUTOR, "config": executor}],
+            })
+            policy = ClientPolicy.model_validate({
+                "name": item.name,
+                "description": f"kcprov: client_id URLs of {item.label} (MCP server {item.server})",
+                "enabled": True,
+                "conditions": [{"type": CIMD_CONDITION, "config": {
+                    CONDITION_SCHEME: item.schemes, CONDITION_TRUSTED_DOMAINS: item.client_id_domains}}],
+                "profiles": [item.name],
+            })
+            self.put_policy_pair(item.server, profile, policy, item.path)
+
+    def combine_claude(self, items: list[_Cimd]) -> list[_Cimd]:
+        """Claude Code + Claude Desktop anywhere in the realm: one profile for both (guide's note)."""
+        code = [c for c in items if c.name.endswith("-claude-code") and c.path[-1] == "preset"]
+        desktop = [c for c in items if c.name.endswith("-claude-desktop") and c.path[-1] == "preset"]
+        if not code or not desktop:
+            return items
+        first = min(code + desktop, key=lambda c: c.path)
+        resources = list(dict.fromkeys(r for c in code + desktop for r in c.resources))
+        combined = self.preset_cimd(first.server, "claude", CLAUDE_COMBINED, first.path, resources)
+        out: list[_Cimd] = []
+        for c in items:
+            if c in code or c in desktop:
+                if combined not in out:
+                    out.append(combined)
+            else:
+                out.append(c)
+        return out
+
+    def put_policy_pair(self, server: str, profile: ClientProfile, policy: ClientPolicy, path: Path) -> None:
+        for kind, obj, store, paths in (("client_profile", profile, self.profiles, self.profile_paths),
+                                        ("client_policy", policy, self.policies, self.policy_paths)):
+            if obj.name in store and store[obj.name] != obj:
+                self.conflict(path, f"client {kind.split('_')[1]} '{obj.name}' is already defined differently",
+                              f"rename the {kind.replace('_', ' ')} in the file; kcprov generates '{obj.name}'",
+                              paths[obj.name])
+                continue
+            store.setdefault(obj.name, obj)
+            paths.setdefault(obj.name, path)
+            self.label(kind, obj.name, server)
+
+    # -- PKCE ------------------------------------------------------------------------
+    def add_pkce(self) -> None:
+        profile = ClientProfile.model_validate({
+            "name": PKCE_NAME,
+            "description": "kcprov: PKCE with S256 for every client (MCP authorization)",
+            "executors": [{"type": "pkce-enforcer", "config": {"auto-configure": True}}],
+        })
+        policy = ClientPolicy.model_validate({
+            "name": PKCE_NAME,
+            "description": "kcprov: PKCE with S256 for every client (MCP authorization)",
+            "enabled": True,
+            "conditions": [{"type": "any-client", "config": {}}],
+            "profiles": [PKCE_NAME],
+        })
+        self.put_policy_pair(self.spec.mcp_servers[0].name, profile, policy, ("mcp_servers", 0))
+
+    # -- realm settings ------------------------------------------------------------------
+    def add_settings(self) -> None:
+        lifespans = [s.access_token_lifespan for s in self.spec.mcp_servers if s.access_token_lifespan is not None]
+        wanted = {
+            "revoke_refresh_token": True,
+            "refresh_token_max_reuse": 0,
+            "access_token_lifespan": min(lifespans, default=DEFAULT_ACCESS_TOKEN_LIFESPAN),
+        }
+        current = self.settings or RealmSettings()
+        update = {k: v for k, v in wanted.items() if getattr(current, k) is None}
+        if update:
+            self.settings = current.model_copy(update=update)
+            self.label("realm", self.spec.realm, self.spec.mcp_servers[0].name)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, list) and isinstance(b, list):
+        return sorted(map(str, a)) == sorted(map(str, b))
+    return a == b
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(map(str, value)) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _domains_overlap(a: list[str], b: list[str]) -> bool:
+    return any(x == y or fnmatch.fnmatch(x, y) or fnmatch.fnmatch(y, x) for x in a for y in b)

@@ -20,7 +20,7 @@ from kcprov.spec.checks import Finding, check_realm
 from kcprov.spec.models import RealmSpec
 from kcprov.spec.problems import Problem, SpecError, display_path
 from kcprov.spec.template import Rendered, TemplateProblem, render
-from kcprov.spec.yamldoc import Document, Located, Path as YamlPath, Position, YamlIssue, parse
+from kcprov.spec.yamldoc import Document, Path as YamlPath, Position, YamlIssue, parse
 
 
 def load_realm(
@@ -95,16 +95,13 @@ class _Locator:
         return Problem(self.file, line, position[1] + 1, message, hint)
 
     def __call__(self, path: YamlPath, message: str, hint: str | None = None) -> Problem:
-        return self.at(self.where(path).key, message, hint)
-
-    def where(self, path: YamlPath) -> Located:
-        """Location of the longest prefix of `path` present in the document."""
-        return self.document.locate(path)
+        """A problem at the key of `path` (or of its nearest parent present in the file)."""
+        return self.at(self.document.locate(path).key, message, hint)
 
     def finding(self, finding: Finding) -> Problem:
         message = finding.message
         if finding.first is not None:
-            message += f" (first on line {self.at(self.where(finding.first).key, '').line})"
+            message += f" (first on line {self(finding.first, '').line})"
         return self(finding.path, message, finding.hint)
 
 
@@ -156,7 +153,7 @@ def _read_var_file(path: Path) -> tuple[dict[str, Any], list[Problem]]:
     if document.data is None:
         return {}, problems
     if not isinstance(document.data, dict):
-        return {}, [*problems, locate.at((0, 0), "a var file must be a mapping of NAME: value")]
+        return {}, [*problems, locate.at(document.locate(()).start, "a var file must be a mapping of NAME: value")]
     return document.data, problems
 
 
@@ -244,7 +241,11 @@ def _did_you_mean(key: str, model: type[BaseModel] | None) -> str | None:
     if model is None:
         return None
     close = _closest_field(key, model)
-    return f"did you mean '{close}'?" if close else f"valid keys here: {', '.join(model.model_fields)}"
+    if close:
+        return f"did you mean '{close}'?"
+    if len(model.model_fields) > 12:
+        return "run 'kcprov schema' to see the valid keys"
+    return f"valid keys here: {', '.join(model.model_fields)}"
 
 
 # ---------------------------------------------------------------- strict secrets
@@ -254,8 +255,9 @@ def _inline_secrets(spec: RealmSpec, locate: _Locator) -> Iterator[Problem]:
     """Secrets whose source text holds no `{{ ... }}` expression were written inline."""
     rendered = locate.rendered
     for path in _secret_paths(spec, ()):
-        where = locate.where(path)
-        lines = {rendered.source_line(n) for n in range(where.start[0], where.end[0] + 1)}
+        where = locate.document.locate(path)
+        last = where.end[0] - (where.end[1] == 0 and where.end[0] > where.start[0])  # a block scalar ends on the next line
+        lines = {rendered.source_line(n) for n in range(where.start[0], last + 1)}
         if not any("{{" in rendered.source_lines[n - 1] for n in lines):
             name = path[-1]
             yield locate(

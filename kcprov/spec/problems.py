@@ -12,7 +12,7 @@ from pathlib import Path
 from kcprov.errors import KcprovError
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Problem:
     """One error at file:line:column (1-based). Messages never contain secret values."""
 
@@ -31,7 +31,7 @@ class SpecError(KcprovError):
     """One or more realm files are invalid; `.problems` lists every problem, sorted."""
 
     def __init__(self, problems: list[Problem]):
-        self.problems = sorted(problems)
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.column))
         count = len(self.problems)
         files = len({p.file for p in self.problems})
         summary = f"{count} problem{'s' * (count != 1)} in {files} file{'s' * (files != 1)}"
