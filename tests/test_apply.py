@@ -192,3 +192,22 @@ def test_detailed_exitcode_reports_pending_changes(tmp_path, env, realm_name):
     assert result.returncode == 2, result.stderr
     assert "(new realm)" in result.stdout and "to create" in result.stdout
     assert_clean(result, SECRET)
+
+
+def test_failed_apply_reports_done_and_not_run_and_next_plan_shows_the_rest(tmp_path, env, realm_name):
+    path = tmp_path / "broken.yaml"
+    path.write_text(
+        f"realm: {realm_name}\n"
+        "roles:\n  - name: first\n"
+        "clients:\n  - client_id: bad-uris\n    redirect_uris: ['javascript:alert(1)']\n"
+        "users:\n  - username: later\n    realm_roles: [first]\n"
+    )
+    result = kcprov("apply", str(path), "--auto-approve", env=env)
+    assert result.returncode == 1, result.stdout
+    assert_clean(result)
+    assert "failed client.bad-uris" in result.stdout
+    assert "not run user.later" in result.stdout
+    rest = kcprov("plan", str(path), "--json", env=env)
+    [plan] = json.loads(rest.stdout)["plans"]
+    assert sorted(f"{c['action']} {c['kind']}.{c['key']}" for c in plan["changes"]) == [
+        "create client.bad-uris", "create user.later"]
