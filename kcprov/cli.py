@@ -26,7 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(dev_app, name="dev")
 
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False)
 
 # -- shared options ---------------------------------------------------------------------
