@@ -171,6 +171,8 @@ def follow_log(state: DevState, lines: int = 50) -> Iterator[str]:
         yield from docker.follow(state.container, lines)
         return
     yield log_tail(state, lines)
+    if not state.log_path.exists():
+        return
     with state.log_path.open("rb") as fh:
         fh.seek(0, os.SEEK_END)
         while True:
