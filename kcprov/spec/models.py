@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+
 def spec_error(message: str, *, hint: str | None = None, at: str | None = None) -> PydanticCustomError:
     """A validation error whose hint and sub-key (`at`) survive pydantic, for the loader to report.
 
