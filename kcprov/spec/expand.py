@@ -92,6 +92,18 @@ when the AS lists it in scopes_supported, which Keycloak does)."""
 INTROSPECTION_DEFAULT_SCOPES = ("basic", "roles")
 """Keycloak default scopes the introspection client keeps (sub, service-account roles)."""
 
+# RegistrationPolicy option -> the registration policy component holding it (see
+# kcprov.resources.registration; the plan key is "anonymous/<provider>").
+REGISTRATION_PROVIDERS = {
+    "trusted_hosts": "trusted-hosts",
+    "host_sending_request_must_match": "trusted-hosts",
+    "client_uris_must_match": "trusted-hosts",
+    "allowed_client_scopes": "allowed-client-templates",
+    "allow_default_scopes": "allowed-client-templates",
+    "max_clients": "max-clients",
+    "allowed_web_origins": "registration-web-origins",
+}
+
 # Mapper names on each generated scope.
 AUDIENCE_MAPPER = "mcp-audience"
 RESOURCE_AUDIENCE_MAPPER = "mcp-resource-audience"
@@ -344,7 +356,7 @@ class _Expansion:
             service_account=False,
             attributes={RESOURCE_URL_ATTRIBUTE: server.url},
         )
-        self.put_client(server, generated, (*base, "url"))
+        self.put_client(server, generated, base)
 
     def add_introspection_client(self, server: McpServer, base: Path) -> None:
         base_scope = next(iter(server.scopes))
@@ -390,17 +402,18 @@ class _Expansion:
 
     # -- merging -------------------------------------------------------------------
     def fill(self, existing: BaseModel, generated: BaseModel, first: Path, path: Path, what: str,
-             defaults: set[str] = frozenset(), unions: set[str] = frozenset()) -> BaseModel:
+             defaults: set[str] = frozenset(), unions: set[str] = frozenset()) -> Any:
         """`existing` with the fields it leaves unset taken from `generated`.
 
         Fields both set must agree (lists as sets; `mappers` by name; `attributes`
         key by key), except `defaults` (kcprov's suggestions: existing wins) and
         `unions` (lists that accumulate).
         """
+        identity = "client_id" if isinstance(generated, Client) else "name"
         update: dict[str, Any] = {}
         for name in type(generated).model_fields:
             mine, theirs = getattr(existing, name), getattr(generated, name)
-            if theirs is None or theirs == [] or name in ("name", "client_id") and mine == theirs:
+            if name == identity or theirs is None or theirs == []:
                 continue
             if mine is None or mine == []:
                 update[name] = theirs
@@ -423,9 +436,9 @@ class _Expansion:
             elif name in defaults or _same(mine, theirs):
                 continue
             else:
-                self.conflict((*path, name) if not isinstance(path[-1], str) or path[-1] != name else path,
-                              f"{what}: {name} is {_show(mine)} in the file but the MCP server needs {_show(theirs)}",
-                              f"remove {name} from the other definition, or make both the same", first)
+                self.conflict((*path, name),
+                              f"{what}: {name} is {_show(mine)} in one place and {_show(theirs)} in another",
+                              f"remove {name} from one of them, or make both the same", (*first, name))
         return existing.model_copy(update=update) if update else existing
 
     # -- dynamic client registration ---------------------------------------------------
@@ -491,16 +504,9 @@ class _Expansion:
             max_clients=agreed.get("max_clients"),
             allowed_web_origins=list(dict.fromkeys(origins)) or None,
         )
-        from kcprov.resources.registration import OPTIONS
-
         owner = dcr_servers[0][0].name
-        for option, value in self.registration.model_dump(exclude_none=True).items():
-            self.label("registration_policy", f"anonymous/{OPTIONS[option][0]}", owner)
-        if self.authenticated_conflicts():
-            return
-
-    def authenticated_conflicts(self) -> bool:
-        return False
+        for option in self.registration.model_dump(exclude_none=True):
+            self.label("registration_policy", f"anonymous/{REGISTRATION_PROVIDERS[option]}", owner)
 
     # -- client ID metadata documents ---------------------------------------------------
     def add_cimd(self, server: McpServer, cimd: McpCimd, path: Path) -> None:
