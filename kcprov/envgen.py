@@ -1,0 +1,165 @@
+"""The env file of an MCP server: what it needs to find Keycloak and check tokens.
+
+`render_env` builds the file's text from the realm file and the live realm
+(only the introspection client's secret is read from Keycloak; in `jwt` mode
+nothing is). `write_env_files` writes the file of every server that names an
+`env_file`, atomically and with mode 0600, and leaves a file holding exactly
+that content untouched, so a rerun is a byte-identical no-op and a secret
+rotated in Keycloak shows up on the next run.
+
+The keys are the contract with the reference server (examples/mcp-server,
+`config.KNOWN_KEYS`). Nothing here prints the secret; only the text returned
+by `render_env` holds it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from kcprov.errors import KcprovError
+from kcprov.fileio import write_private
+from kcprov.keycloak import KeycloakClient, seg
+from kcprov.spec.models import McpServer, RealmSpec
+
+TEMPLATE = "mcp-server.env.j2"
+ENV_KEYS = (
+    "HOST", "PORT", "AUTH_HOST", "AUTH_PORT", "AUTH_REALM", "OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET",
+    "MCP_SCOPE", "OAUTH_STRICT", "TRANSPORT", "MCP_SERVER_NAME", "MCP_RESOURCE_URL", "MCP_AUDIENCES",
+    "MCP_SCOPES", "MCP_TOOL_SCOPES", "MCP_ADMIN_ROLE", "MCP_ADMIN_TOOLS", "MCP_TOKEN_VALIDATION",
+    "OAUTH_ISSUER", "OAUTH_JWKS_URL", "OAUTH_INTROSPECTION_URL",
+)
+"""Every key the file has, exactly (the reference server's contract)."""
+
+_PLAIN = re.compile(r"^[A-Za-z0-9_./:,=@+%\-]*$")
+
+
+def dotenv_value(value: object) -> str:
+    """A value as a .env line holds it: bare when safe, else quoted so python-dotenv reads it back."""
+    text = str(value)
+    if _PLAIN.match(text):
+        return text
+    if "'" not in text and "\n" not in text:
+        return f"'{text}'"  # single quotes: literal, no interpolation
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("kcprov", "templates"),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["dotenv"] = dotenv_value
+    return env
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def find_server(spec: RealmSpec, server: McpServer | str) -> McpServer:
+    if isinstance(server, McpServer):
+        return server
+    for candidate in spec.mcp_servers:
+        if candidate.name == server:
+            return candidate
+    names = ", ".join(s.name for s in spec.mcp_servers) or "none"
+    raise KcprovError(f"realm '{spec.realm}' has no MCP server '{server}'.", hint=f"MCP servers in the file: {names}")
+
+
+def env_values(spec: RealmSpec, server: McpServer, keycloak_url: str, client_secret: str = "") -> dict[str, str]:
+    """The env file's keys and values (pure): `client_secret` is the introspection client's."""
+    host, port = _host_port(server.url)
+    auth_host, auth_port = _host_port(keycloak_url)
+    issuer = f"{keycloak_url.rstrip('/')}/realms/{quote(spec.realm, safe='')}"
+    introspection = server.token_validation == "introspection"
+    values = {
+        "HOST": host,
+        "PORT": str(port),
+        "AUTH_HOST": auth_host,
+        "AUTH_PORT": str(auth_port),
+        "AUTH_REALM": spec.realm,
+        "OAUTH_CLIENT_ID": (server.introspection_client or "") if introspection else "",
+        "OAUTH_CLIENT_SECRET": client_secret if introspection else "",
+        "MCP_SCOPE": next(iter(server.scopes)),
+        "OAUTH_STRICT": "true",
+        "TRANSPORT": "streamable-http",
+        "MCP_SERVER_NAME": server.name,
+        "MCP_RESOURCE_URL": server.url,
+        "MCP_AUDIENCES": ",".join(dict.fromkeys([server.url, *(server.extra_audiences or [])])),
+        "MCP_SCOPES": " ".join(server.scopes),
+        "MCP_TOOL_SCOPES": ",".join(f"{tool}={scope}" for tool, scope in (server.tool_scopes or {}).items()),
+        # Without a role there is nothing to require beyond the tools' scopes (and the
+        # reference server refuses MCP_ADMIN_TOOLS without MCP_ADMIN_ROLE).
+        "MCP_ADMIN_ROLE": server.admin_role or "",
+        "MCP_ADMIN_TOOLS": ",".join(server.admin_tools or []) if server.admin_role else "",
+        "MCP_TOKEN_VALIDATION": server.token_validation,
+        "OAUTH_ISSUER": issuer,
+        "OAUTH_JWKS_URL": f"{issuer}/protocol/openid-connect/certs",
+        "OAUTH_INTROSPECTION_URL": f"{issuer}/protocol/openid-connect/token/introspect",
+    }
+    assert tuple(values) == ENV_KEYS
+    return values
+
+
+def read_client_secret(client: KeycloakClient, realm: str, client_id: str) -> str:
+    """The current secret of a confidential client, read from Keycloak (never logged)."""
+    what = f"client '{client_id}' of realm '{realm}'"
+    found = client.get(f"/admin/realms/{seg(realm)}/clients", what, clientId=client_id) or []
+    rep = next((c for c in found if c.get("clientId") == client_id), None)
+    if rep is None:
+        raise KcprovError(
+            f"the introspection client '{client_id}' does not exist in realm '{realm}'.",
+            hint="run `kcprov apply` on the realm file first",
+        )
+    secret = client.client_secret(realm, rep["id"], client_id)
+    if not secret:
+        raise KcprovError(
+            f"client '{client_id}' of realm '{realm}' has no secret (is it a public client?).",
+            hint="token introspection needs a confidential client: run `kcprov apply` to converge it",
+        )
+    return secret
+
+
+def render_env(client: KeycloakClient, spec: RealmSpec, server: McpServer | str, source: str | None = None) -> str:
+    """The env file text of one MCP server; holds the introspection secret (introspection mode)."""
+    server = find_server(spec, server)
+    secret = ""
+    if server.token_validation == "introspection":
+        secret = read_client_secret(client, spec.realm, server.introspection_client or "")
+    values = env_values(spec, server, client.settings.url, secret)
+    template = _environment().get_template(TEMPLATE)
+    return template.render(env=values, source=source or f"the realm file of '{spec.realm}'",
+                           realm=spec.realm, server=server.name)
+
+
+def write_env_files(
+    client: KeycloakClient,
+    spec: RealmSpec,
+    only: str | Iterable[str] | None = None,
+    source: str | None = None,
+) -> list[tuple[Path, bool]]:
+    """Write the env file of each MCP server that names one (or of the servers in `only`).
+
+    Returns (path, changed) per file; changed is False when the file already held
+    exactly that content. Paths are relative to the working directory.
+    """
+    wanted = {only} if isinstance(only, str) else (set(only) if only is not None else None)
+    if wanted is not None:
+        for name in sorted(wanted):
+            find_server(spec, name)
+    written: list[tuple[Path, bool]] = []
+    for server in spec.mcp_servers:
+        if server.env_file is None or (wanted is not None and server.name not in wanted):
+            continue
+        path = Path(server.env_file)
+        written.append((path, write_private(path, render_env(client, spec, server, source))))
+    return written
