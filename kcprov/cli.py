@@ -209,7 +209,10 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except KcprovError as exc:
-        err_console.print("[bold red]Error:[/] ", end="")
+        from kcprov.spec import SpecError
+
+        if not isinstance(exc, SpecError):  # realm file problems carry their own "file:line: error:"
+            err_console.print("[bold red]Error:[/] ", end="")
         err_console.print(exc.message, markup=False)
         if exc.hint:
             err_console.print("  [dim]hint:[/] ", end="")
