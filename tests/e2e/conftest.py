@@ -1,0 +1,145 @@
+"""Fixtures of the end-to-end suite: a realm applied by kcprov, the reference server, a person, a second client.
+
+Everything runs for real on loopback: the session's Keycloak (``keycloak``
+from tests/conftest.py), realms applied with the ``kcprov apply`` CLI in a
+subprocess, the reference MCP server (examples/mcp-server/server.py) in a
+subprocess reading the env file written for it, Keycloak's own login and
+consent pages in headless Chromium (or the browserless fallback), and the MCP
+Inspector CLI from npm.
+
+One realm and one server per test module; the few negatives that need other
+policies get a realm of their own.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e_login import BrowserLogin, HttpLogin, login_driver
+from e2e_support import (
+    ARTIFACTS,
+    SUMMARY,
+    CallbackListener,
+    Inspector,
+    McpServer,
+    Realm,
+    _node_version,
+    delete_realm,
+    env_file_values,
+    free_port,
+    install_inspector,
+    provision_realm,
+    start_server,
+    stop_server,
+)
+
+# --------------------------------------------------------------------------- kcprov, realms
+
+
+@pytest.fixture(scope="module")
+def server_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def mcp_realm(keycloak: Any, server_port: int) -> Iterator[Realm]:
+    """The module's realm: DCR from loopback, CIMD from loopback, PKCE enforced, refresh rotation."""
+    realm = provision_realm(
+        keycloak, resource=f"http://localhost:{server_port}/mcp", client_uris_must_match=False, label="mcp"
+    )
+    SUMMARY["kcprov apply (main realm)"] = f"{realm.apply_seconds:.1f}s"
+    yield realm
+    delete_realm(keycloak, realm.name)
+
+
+@pytest.fixture(scope="module")
+def strict_realm(keycloak: Any) -> Iterator[Realm]:
+    """A variant whose DCR Trusted Hosts policy also checks the client's URIs (client_uris_must_match)."""
+    realm = provision_realm(
+        keycloak, resource=f"http://localhost:{free_port()}/mcp", client_uris_must_match=True, label="strict"
+    )
+    yield realm
+    delete_realm(keycloak, realm.name)
+
+
+# --------------------------------------------------------------------------- the reference MCP server
+
+
+@pytest.fixture(scope="module")
+def mcp_server(mcp_realm: Realm, server_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[McpServer]:
+    """examples/mcp-server/server.py on ``server_port``, configured by the env file written for the realm."""
+    directory = tmp_path_factory.mktemp("mcp-server")
+    env_file = directory / ".env"
+    lines = [f"{key}={value}" for key, value in env_file_values(mcp_realm, server_port).items()]
+    env_file.write_text("# written by tests/e2e for realm " + mcp_realm.name + "\n" + "\n".join(lines) + "\n")
+    env_file.chmod(0o600)
+    started = time.monotonic()
+    server = start_server(env_file, directory / "server.log", mcp_realm.resource)
+    SUMMARY["reference server start"] = f"{time.monotonic() - started:.1f}s"
+    yield server
+    stop_server(server)
+
+
+# --------------------------------------------------------------------------- the person, the client's redirect listener
+
+
+@pytest.fixture(scope="session")
+def login() -> Iterator[BrowserLogin | HttpLogin]:
+    """Who answers Keycloak's pages: a real headless Chromium, or the browserless fallback."""
+    started = time.monotonic()
+    driver, why = login_driver()
+    SUMMARY["login pages driven by"] = f"{driver.kind} [{why}; ready in {time.monotonic() - started:.1f}s]"
+    print(f"\n[e2e] login pages driven by: {driver.kind} [{why}]")
+    yield driver
+    driver.close()
+
+
+@pytest.fixture
+def login_kind(login: BrowserLogin | HttpLogin, record_property: Any) -> str:
+    """``browser`` or ``http``, recorded on the test (junit XML property ``login``)."""
+    kind = "browser" if isinstance(login, BrowserLogin) else "http"
+    record_property("login", login.kind)
+    return kind
+
+
+@pytest.fixture(scope="session")
+def callback() -> Iterator[CallbackListener]:
+    listener = CallbackListener()
+    yield listener
+    listener.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """tests/e2e/artifacts (git-ignored): screenshots and pages kept after the run."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+# --------------------------------------------------------------------------- MCP Inspector (a client nobody here wrote)
+
+
+@pytest.fixture(scope="session")
+def inspector() -> Inspector:
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed: the MCP Inspector CLI (an npm package) cannot be run")
+    started = time.monotonic()
+    found = install_inspector()
+    SUMMARY["MCP Inspector CLI"] = f"{found.version} on Node {'.'.join(map(str, _node_version(found.node)))} ({time.monotonic() - started:.1f}s to install/find)"
+    return found
+
+
+# --------------------------------------------------------------------------- report
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if SUMMARY:
+        terminalreporter.section("kcprov end-to-end")
+        for key, value in SUMMARY.items():
+            terminalreporter.write_line(f"{key}: {value}")
