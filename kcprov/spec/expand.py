@@ -424,7 +424,8 @@ class _Expansion:
                 for m in theirs:
                     if m.name in merged and merged[m.name] != m:
                         self.conflict((*path, "mappers"), f"{what}: mapper '{m.name}' is defined differently",
-                                      "give the mapper another name, or write it the way kcprov generates it", first)
+                                      "give the mapper another name, or write it the way kcprov generates it",
+                                      (*first, "mappers"))
                     merged.setdefault(m.name, m)
                 update[name] = list(merged.values())
             elif name == "attributes":
