@@ -146,6 +146,41 @@ def apply(
         _write_env_files(client, runs)
 
 
+@app.command()
+def env(
+    file: Annotated[Path, typer.Argument(help="Realm file with mcp_servers.", show_default=False)],
+    server: Annotated[Optional[list[str]], typer.Option("--server", help="Only this MCP server (repeatable).")] = None,
+    stdout: Annotated[bool, typer.Option("--stdout", help="Print instead of writing (shows the secret!).")] = False,
+    var: Vars = None,
+    var_file: VarFiles = None,
+    url: Url = None, user: User = None, password: Password = None, client_id: ClientId = None,
+    client_secret: ClientSecret = None, auth_realm: AuthRealm = None, ca_cert: CaCert = None, insecure: Insecure = False,
+) -> None:
+    """Write each MCP server's env file (mode 0600), secrets read back from Keycloak."""
+    from kcprov.envgen import render_env, write_env_files
+
+    [spec] = _load([file], var, var_file)
+    if not spec.mcp_servers:
+        raise KcprovError(f"{file}: realm '{spec.realm}' has no mcp_servers, so there is no env file to write.",
+                          hint="add an mcp_servers: entry with env_file:")
+    client = _connect(url, user, password, client_id, client_secret, auth_realm, ca_cert, insecure)
+    if stdout:
+        names = server or [s.name for s in spec.mcp_servers]
+        for name in names:
+            print(render_env(client, spec, name, source=str(file)), end="")
+        return
+    written = write_env_files(client, spec, only=server, source=str(file))
+    if not written:
+        raise KcprovError(f"{file}: no MCP server{' named ' + ', '.join(server) if server else ''} has an env_file.",
+                          hint="set env_file: on the mcp_servers entry, or use --stdout")
+    _report_env(written)
+
+
+def _report_env(written) -> None:
+    for path, changed in written:
+        out.print(f"{'Wrote' if changed else 'Unchanged'} {path} (mode 0600)")
+
+
 def _run_apply(client, runs, approved: bool, force: bool, workers: int) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -192,14 +227,11 @@ def _run_apply(client, runs, approved: bool, force: bool, workers: int) -> None:
 
 
 def _write_env_files(client, runs) -> None:
-    """Write the env file of every MCP server that names one (issue: MCP servers)."""
-    try:
-        from kcprov.envgen import write_env_files
-    except ImportError:
-        return
+    """Write the env file of every MCP server that names one."""
+    from kcprov.envgen import write_env_files
+
     for run in runs:
-        for path, changed in write_env_files(client, run.spec):
-            out.print(f"{'Wrote' if changed else 'Unchanged'} {path}")
+        _report_env(write_env_files(client, run.spec, source=run.source))
 
 
 def main() -> None:

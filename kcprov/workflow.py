@@ -44,8 +44,18 @@ def desired_objects(spec: RealmSpec) -> tuple[dict[str, dict[str, dict]], dict[t
 
 
 def plan_realm(client: KeycloakClient, spec: RealmSpec, source: str, prune: bool = False) -> RealmRun:
+    """Plan one realm; refuses (SetupError) an MCP setup this Keycloak cannot serve."""
+    from kcprov.checks import raise_for_errors, warnings
+
+    if spec.mcp_servers:
+        server_info = client.server_info()
+        raise_for_errors(spec, server_info, client.settings.url)
+        notes = warnings(spec, server_info, client.settings.url)
+    else:
+        notes = []
     desired, groups = desired_objects(spec)
     live = read_state(client, spec.realm, desired, KINDS)
+    live.warnings.extend(notes)
     plan = compute_plan(spec.realm, desired, live, KINDS, prune=prune, groups=groups, source=source)
     return RealmRun(spec, source, desired, groups, live, plan)
 

@@ -49,18 +49,19 @@ def render_text(plans: Sequence[Plan], console: Console, url: str | None = None,
             console.print(f"  [yellow]warning:[/] {escape(warning)}")
         if plan.empty:
             console.print("  No changes. The realm matches the file.")
-        current_group: str | None = None
-        for change in plan.changes:
-            if change.group != current_group:
-                current_group = change.group
-                if current_group:
-                    console.print(f"\n  [bold]# MCP server '{escape(current_group)}'[/]")
-            sign, colour = SIGNS[change.action]
-            console.print(f"  [{colour}]{sign} {escape(change.address)}[/]")
-            diffs = change.diffs if change.action != "delete" or verbose_deletes else ()
-            width = max((len(d.field) for d in diffs), default=0)
-            for d in diffs:
-                console.print(_diff_line(change, d, width), soft_wrap=True)
+        groups: dict[str | None, list[Change]] = {}
+        for change in plan.changes:  # realm-level objects first, then one block per MCP server
+            groups.setdefault(change.group, []).append(change)
+        for group in sorted(groups, key=lambda g: (g is not None, g or "")):
+            if group:
+                console.print(f"\n  [bold]# MCP server '{escape(group)}'[/]")
+            for change in groups[group]:
+                sign, colour = SIGNS[change.action]
+                console.print(f"  [{colour}]{sign} {escape(change.address)}[/]")
+                diffs = change.diffs if change.action != "delete" or verbose_deletes else ()
+                width = max((len(d.field) for d in diffs), default=0)
+                for d in diffs:
+                    console.print(_diff_line(change, d, width), soft_wrap=True)
         if plan.unmanaged:
             console.print("\n  [dim]Not managed by this file (left alone; `--prune` deletes them):[/]")
             for kind, key in plan.unmanaged:
