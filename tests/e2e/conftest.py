@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from e2e_login import BrowserLogin, HttpLogin, login_driver
 from e2e_support import (
     ARTIFACTS,
@@ -28,6 +27,7 @@ from e2e_support import (
     CallbackListener,
     Inspector,
     McpServer,
+    MetadataDocuments,
     Realm,
     _node_version,
     delete_realm,
@@ -143,3 +143,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("kcprov end-to-end")
         for key, value in SUMMARY.items():
             terminalreporter.write_line(f"{key}: {value}")
+
+
+@pytest.fixture(scope="module")
+def metadata_documents(callback: CallbackListener) -> Iterator[MetadataDocuments]:
+    """Client ID Metadata Documents served on trusted (127.0.0.1) and untrusted (127.0.0.2) loopback hosts."""
+    documents = MetadataDocuments(callback.redirect_uri)
+    yield documents
+    documents.close()

@@ -19,12 +19,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import httpx2
+from e2e_login import BrowserLogin, Consent, HttpLogin, LoginResult
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
-
-from e2e_login import BrowserLogin, Consent, HttpLogin, LoginResult
 
 
 class MemoryStorage:

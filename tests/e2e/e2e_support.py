@@ -345,3 +345,76 @@ def install_inspector(prefix: Path = NPM_CACHE) -> Inspector:
 # --------------------------------------------------------------------------- report
 
 
+
+
+# --------------------------------------------------------------------------- Client ID Metadata Documents
+
+
+class MetadataDocuments:
+    """Serves Client ID Metadata Documents on loopback and records which ones were fetched.
+
+    One listener on 127.0.0.1 (a domain the realm's CIMD profile trusts) and one
+    on 127.0.0.2 (also loopback on Linux, but not trusted). The document at
+    ``/clients/<name>.json`` is built by ``documents[name](url)``, so a test
+    can serve valid and broken documents side by side.
+    """
+
+    def __init__(self, redirect_uri: str) -> None:
+        self.redirect_uri = redirect_uri
+        self.fetched: list[str] = []
+        self.documents: dict[str, Any] = {
+            "client": lambda url: self.document(url),
+            # client_id differs from the URL the document is served at
+            "mismatch": lambda url: self.document(url.replace("mismatch", "someone-else")),
+            # the redirect URI the client will ask for is not listed
+            "wrong-redirect": lambda url: self.document(url, redirect_uris=["http://127.0.0.1:9/elsewhere"]),
+        }
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                host, port = self.server.server_address[:2]
+                url = f"http://{host}:{port}{self.path}"
+                owner.fetched.append(url)
+                match = re.fullmatch(r"/clients/([\w-]+)\.json", self.path)
+                build = owner.documents.get(match[1]) if match else None
+                if build is None:
+                    self.send_error(404)
+                    return
+                body = json.dumps(build(url)).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("cache-control", "no-store")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.servers = [ThreadingHTTPServer((ip, 0), Handler) for ip in ("127.0.0.1", "127.0.0.2")]
+        for server in self.servers:
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def document(self, url: str, **overrides: Any) -> dict[str, Any]:
+        return {
+            "client_id": url,
+            "client_name": "e2e CIMD client",
+            "client_uri": url.rsplit("/clients/", 1)[0] + "/",
+            "redirect_uris": [self.redirect_uri],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+            # what the SDK asks for: the challenged scopes, plus offline_access when the AS offers it (SEP-2207)
+            "scope": "mcp:tools mcp:admin offline_access",
+            **overrides,
+        }
+
+    def url(self, name: str, *, trusted: bool = True) -> str:
+        host, port = self.servers[0 if trusted else 1].server_address[:2]
+        return f"http://{host}:{port}/clients/{name}.json"
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
