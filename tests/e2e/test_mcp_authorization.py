@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import secrets
 import time
@@ -583,3 +584,37 @@ def test_session_id_is_not_authentication(mcp_server: McpServer, mcp_realm: Real
     for headers in (with_session, {**with_session, "authorization": "Bearer not-a-token"}):
         refused = httpx.post(mcp_server.url, json=listing, headers=headers, timeout=30)
         assert refused.status_code == 401 and "tools" not in refused.text
+
+
+# --------------------------------------------------------------------------- a second client nobody here wrote
+
+
+def test_mcp_inspector_cli_lists_and_calls_the_tools(mcp_server: McpServer, mcp_realm: Realm, inspector: Any) -> None:
+    """The official MCP Inspector CLI (npm) with a Keycloak token in the Authorization header."""
+    token = m2m_token(mcp_realm, resource=mcp_server.url, scope=TOOLS_SCOPE).json()["access_token"]
+    remember(token)
+    bearer = f"Authorization: Bearer {token}"
+    listed = inspector.run(mcp_server.url, "--transport", "http", "--method", "tools/list", "--header", bearer)
+    assert listed.returncode == 0, listed.stderr
+    assert {t["name"] for t in json.loads(listed.stdout)["tools"]} == {"add", "multiply", "reset"}
+    called = inspector.run(mcp_server.url, "--transport", "http", "--method", "tools/call", "--tool-name", "multiply",
+                           "--tool-arg", "a=6", "b=7", "--header", bearer)
+    assert called.returncode == 0, called.stderr
+    answer = json.loads(called.stdout)
+    assert answer["isError"] is False and answer["structuredContent"]["result"] == 42
+    # Without the header the inspector is refused (and would start its own OAuth flow on a terminal).
+    refused = inspector.run(mcp_server.url, "--transport", "http", "--method", "tools/list")
+    assert refused.returncode != 0 and "tools" not in refused.stdout
+    assert "auth" in (refused.stdout + refused.stderr).lower()
+
+
+# --------------------------------------------------------------------------- last: nothing leaked
+
+
+def test_server_log_holds_none_of_the_tokens(mcp_server: McpServer) -> None:
+    """Runs last in the module: the reference server logged none of the tokens it was sent (A48)."""
+    assert SEEN_TOKENS, "the tests above handled no tokens?"
+    log = mcp_server.log()
+    assert "starting:" in log  # the log is the server's; it logs refusals, never the tokens themselves
+    for token in SEEN_TOKENS:
+        assert token not in log and token.split(".")[2] not in log
