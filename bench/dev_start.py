@@ -36,8 +36,14 @@ def free_port_pair() -> tuple[int, int]:
 def timed_up(home: Path) -> float:
     port, management_port = free_port_pair()
     started = time.monotonic()
-    runner.up(port=port, management_port=management_port, features=FEATURES, home=home,
-              timeout=900, progress=False)
+    runner.up(
+        port=port,
+        management_port=management_port,
+        features=FEATURES,
+        home=home,
+        timeout=900,
+        progress=False,
+    )
     return time.monotonic() - started
 
 
@@ -66,8 +72,10 @@ def main() -> None:
             runner.down(second)
 
     load_after = os.getloadavg()[0]
-    print(f"Keycloak {KEYCLOAK_VERSION}, {os.cpu_count()} CPUs, "
-          f"load average {load_before:.1f} before, {load_after:.1f} after")
+    print(
+        f"Keycloak {KEYCLOAK_VERSION}, {os.cpu_count()} CPUs, "
+        f"load average {load_before:.1f} before, {load_after:.1f} after"
+    )
     print(f"{'start':34} {'seconds to ready':>17}")
     for name, seconds in rows:
         print(f"{name:34} {seconds:17.1f}")

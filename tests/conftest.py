@@ -74,7 +74,9 @@ def free_ports() -> Callable[[int], list[int]]:
 
 
 @pytest.fixture(autouse=True)
-def _private_kcprov_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _private_kcprov_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Point KCPROV_HOME away from the user's own dev Keycloak in every test."""
     monkeypatch.setenv("KCPROV_HOME", str(tmp_path_factory.mktemp("kcprov-home")))
 

@@ -29,9 +29,16 @@ from kcprov.dev.dist import zip_name
 CLI = [sys.executable, "-c", "from kcprov.cli import main; main()"]
 
 
-def kcprov(*args: str, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def kcprov(
+    *args: str, env: dict[str, str], timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -88,12 +95,23 @@ class Instance:
 
 
 @pytest.fixture(scope="module")
-def instance(tmp_path_factory: pytest.TempPathFactory, free_ports: Callable[[int], list[int]]) -> Iterator[Instance]:
+def instance(
+    tmp_path_factory: pytest.TempPathFactory, free_ports: Callable[[int], list[int]]
+) -> Iterator[Instance]:
     home = tmp_path_factory.mktemp("dev-cli")
     port, management_port = free_ports(2)
     env = cli_env(home)
-    first = kcprov("dev", "up", "--port", str(port), "--management-port", str(management_port),
-                   "--timeout", "600", env=env)
+    first = kcprov(
+        "dev",
+        "up",
+        "--port",
+        str(port),
+        "--management-port",
+        str(management_port),
+        "--timeout",
+        "600",
+        env=env,
+    )
     try:
         yield Instance(home, port, management_port, env, first)
     finally:
@@ -106,7 +124,9 @@ def test_up_starts_a_ready_keycloak(instance: Instance) -> None:
     assert result.returncode == 0, result.stderr
     assert f"is ready at http://localhost:{instance.port}" in result.stdout
     instance.assert_no_password(result)
-    response = httpx.get(f"http://localhost:{instance.port}/realms/master/.well-known/openid-configuration")
+    response = httpx.get(
+        f"http://localhost:{instance.port}/realms/master/.well-known/openid-configuration"
+    )
     assert response.status_code == 200
     assert response.json()["issuer"] == f"http://localhost:{instance.port}/realms/master"
     assert stat.S_IMODE((instance.home / "state.json").stat().st_mode) == 0o600
@@ -128,8 +148,15 @@ def test_status_reports_ready(instance: Instance) -> None:
 @pytest.mark.keycloak
 def test_up_again_reuses_the_running_instance(instance: Instance) -> None:
     started = time.monotonic()
-    result = kcprov("dev", "up", "--port", str(instance.port), "--management-port",
-                    str(instance.management_port), env=instance.env)
+    result = kcprov(
+        "dev",
+        "up",
+        "--port",
+        str(instance.port),
+        "--management-port",
+        str(instance.management_port),
+        env=instance.env,
+    )
     assert result.returncode == 0, result.stderr
     assert "already running" in result.stderr
     assert time.monotonic() - started < 30
@@ -138,8 +165,17 @@ def test_up_again_reuses_the_running_instance(instance: Instance) -> None:
 
 @pytest.mark.keycloak
 def test_up_with_other_features_asks_for_a_restart(instance: Instance) -> None:
-    result = kcprov("dev", "up", "--port", str(instance.port), "--management-port",
-                    str(instance.management_port), "--features", "cimd", env=instance.env)
+    result = kcprov(
+        "dev",
+        "up",
+        "--port",
+        str(instance.port),
+        "--management-port",
+        str(instance.management_port),
+        "--features",
+        "cimd",
+        env=instance.env,
+    )
     assert_clear_failure(result, "features cimd,resource-indicators, not cimd", "kcprov dev down")
 
 
@@ -155,16 +191,27 @@ def test_password_is_only_in_credentials(instance: Instance) -> None:
     assert ours, "the Keycloak java process should name its home on its command line"
     assert not [c for c in cmdlines if password.encode() in c]
     creds = json.loads(kcprov("dev", "credentials", "--json", env=instance.env).stdout)
-    assert creds == {"url": f"http://localhost:{instance.port}", "user": "admin", "password": password}
+    assert creds == {
+        "url": f"http://localhost:{instance.port}",
+        "user": "admin",
+        "password": password,
+    }
     token = httpx.post(
         f"http://localhost:{instance.port}/realms/master/protocol/openid-connect/token",
-        data={"grant_type": "password", "client_id": "admin-cli", "username": "admin", "password": password},
+        data={
+            "grant_type": "password",
+            "client_id": "admin-cli",
+            "username": "admin",
+            "password": password,
+        },
     )
     assert token.status_code == 200
 
 
 @pytest.mark.keycloak
-def test_down_stops_it_and_frees_the_ports(instance: Instance) -> None:  # keep last: stops the instance
+def test_down_stops_it_and_frees_the_ports(
+    instance: Instance,
+) -> None:  # keep last: stops the instance
     pid = instance.state["pid"]
     result = kcprov("dev", "down", env=instance.env)
     assert result.returncode == 0, result.stderr
@@ -186,35 +233,68 @@ def test_busy_port_is_a_clear_error(tmp_path: Path, free_ports: Callable[[int], 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", port))
         busy.listen()
-        result = kcprov("dev", "up", "--port", str(port), "--management-port", str(management_port),
-                        env=cli_env(tmp_path))
+        result = kcprov(
+            "dev",
+            "up",
+            "--port",
+            str(port),
+            "--management-port",
+            str(management_port),
+            env=cli_env(tmp_path),
+        )
         assert_clear_failure(result, f"Port {port} is already in use", "--port")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", management_port))
         busy.listen()
-        result = kcprov("dev", "up", "--port", str(port), "--management-port", str(management_port),
-                        env=cli_env(tmp_path))
+        result = kcprov(
+            "dev",
+            "up",
+            "--port",
+            str(port),
+            "--management-port",
+            str(management_port),
+            env=cli_env(tmp_path),
+        )
         assert_clear_failure(result, f"Management port {management_port} is already in use")
 
 
-def test_missing_java_is_a_clear_error(tmp_path: Path, free_ports: Callable[[int], list[int]]) -> None:
+def test_missing_java_is_a_clear_error(
+    tmp_path: Path, free_ports: Callable[[int], list[int]]
+) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     env = cli_env(tmp_path / "home", PATH=str(empty), KCPROV_JDK_DIRS=str(empty))
     env.pop("JAVA_HOME", None)
     port, management_port = free_ports(2)
-    result = kcprov("dev", "up", "--port", str(port), "--management-port", str(management_port), env=env)
-    assert_clear_failure(result, "No Java 17 or newer found", "openjdk-17-jre-headless", "kcprov[jdk]")
+    result = kcprov(
+        "dev", "up", "--port", str(port), "--management-port", str(management_port), env=env
+    )
+    assert_clear_failure(
+        result, "No Java 17 or newer found", "openjdk-17-jre-headless", "kcprov[jdk]"
+    )
 
 
-def test_dist_that_is_not_a_zip_is_a_clear_error(tmp_path: Path, free_ports: Callable[[int], list[int]]) -> None:
+def test_dist_that_is_not_a_zip_is_a_clear_error(
+    tmp_path: Path, free_ports: Callable[[int], list[int]]
+) -> None:
     bogus = tmp_path / "keycloak.zip"
     bogus.write_text("<html>Not Found</html>")
     port, management_port = free_ports(2)
-    result = kcprov("dev", "up", "--port", str(port), "--management-port", str(management_port),
-                    "--dist", str(bogus), env=cli_env(tmp_path / "home"))
+    result = kcprov(
+        "dev",
+        "up",
+        "--port",
+        str(port),
+        "--management-port",
+        str(management_port),
+        "--dist",
+        str(bogus),
+        env=cli_env(tmp_path / "home"),
+    )
     assert_clear_failure(result, f"{bogus} is not a valid zip file")
-    result = kcprov("dev", "fetch", "--dist", str(tmp_path / "missing.zip"), env=cli_env(tmp_path / "home"))
+    result = kcprov(
+        "dev", "fetch", "--dist", str(tmp_path / "missing.zip"), env=cli_env(tmp_path / "home")
+    )
     assert_clear_failure(result, "no such file")
 
 
@@ -237,6 +317,14 @@ def test_docker_mode_without_an_engine_is_a_clear_error(
 ) -> None:
     port, management_port = free_ports(2)
     env = cli_env(tmp_path / "home", DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock")
-    result = kcprov("dev", "up", "--docker", "--port", str(port), "--management-port", str(management_port),
-                    env=env)
+    result = kcprov(
+        "dev",
+        "up",
+        "--docker",
+        "--port",
+        str(port),
+        "--management-port",
+        str(management_port),
+        env=env,
+    )
     assert_clear_failure(result, "No Docker engine is reachable", "drop --docker")

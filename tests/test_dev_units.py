@@ -29,9 +29,15 @@ def make_dist_zip(path: Path, version: str = "1.2.3", with_kc_sh: bool = True) -
             info.external_attr = (stat.S_IFREG | 0o755) << 16
             zf.writestr(info, "#!/bin/sh\n")
         zf.writestr(f"{root}/version.txt", f"Keycloak - Version {version}\n")
-        for name in ("conf/keycloak.conf", "providers/README.md", "themes/README.md",
-                     "lib/quarkus-run.jar", "lib/quarkus/build-system.properties",
-                     "lib/lib/main/a.jar", "lib/app/keycloak.jar"):
+        for name in (
+            "conf/keycloak.conf",
+            "providers/README.md",
+            "themes/README.md",
+            "lib/quarkus-run.jar",
+            "lib/quarkus/build-system.properties",
+            "lib/lib/main/a.jar",
+            "lib/app/keycloak.jar",
+        ):
             zf.writestr(f"{root}/{name}", name)
     return path
 
@@ -132,8 +138,12 @@ def test_prepare_server_shares_jars_and_keeps_data_across_versions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KCPROV_CACHE_DIR", str(tmp_path / "cache"))
-    old = dist_mod.ensure_dist(source=str(make_dist_zip(tmp_path / "a.zip", "1.0.0")), progress=False)
-    new = dist_mod.ensure_dist(source=str(make_dist_zip(tmp_path / "b.zip", "2.0.0")), progress=False)
+    old = dist_mod.ensure_dist(
+        source=str(make_dist_zip(tmp_path / "a.zip", "1.0.0")), progress=False
+    )
+    new = dist_mod.ensure_dist(
+        source=str(make_dist_zip(tmp_path / "b.zip", "2.0.0")), progress=False
+    )
     server = tmp_path / "home" / "server"
     dist_mod.prepare_server(old, server, ())
     assert (server / "lib" / "lib").resolve() == (old.root / "lib" / "lib").resolve()
@@ -165,10 +175,19 @@ def test_a_saved_build_seeds_new_instances_with_the_same_features(
 
 def sample_state(home: Path) -> DevState:
     return DevState(
-        url="http://localhost:8080", management_url="http://localhost:9000", user="admin",
-        password="s3cret-value", version="26.7.3", port=8080, management_port=9000,
-        features=("cimd",), home=home, log_path=home / "keycloak.log",
-        server_dir=home / "server", started_at="2026-01-01T00:00:00+00:00", pid=1234,
+        url="http://localhost:8080",
+        management_url="http://localhost:9000",
+        user="admin",
+        password="s3cret-value",
+        version="26.7.3",
+        port=8080,
+        management_port=9000,
+        features=("cimd",),
+        home=home,
+        log_path=home / "keycloak.log",
+        server_dir=home / "server",
+        started_at="2026-01-01T00:00:00+00:00",
+        pid=1234,
     )
 
 
@@ -199,12 +218,18 @@ def test_ports_features_and_arguments() -> None:
     assert default_management_port(18080) == 19000
     with pytest.raises(DevServerError, match="--management-port"):
         default_management_port(65000)
-    assert normalize_features(["resource-indicators,cimd", " cimd "]) == ("cimd", "resource-indicators")
+    assert normalize_features(["resource-indicators,cimd", " cimd "]) == (
+        "cimd",
+        "resource-indicators",
+    )
     with pytest.raises(DevServerError, match="not a Keycloak feature"):
         normalize_features(["cimd;rm -rf /"])
     assert start_dev_args(8080, 9000, ("cimd",)) == [
-        "start-dev", "--http-port=8080", "--http-management-port=9000",
-        "--health-enabled=true", "--features=cimd",
+        "start-dev",
+        "--http-port=8080",
+        "--http-management-port=9000",
+        "--health-enabled=true",
+        "--features=cimd",
     ]
 
 

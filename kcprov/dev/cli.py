@@ -44,7 +44,9 @@ def up(
         MCP_FEATURES, help="Comma-separated Keycloak features to enable ('' for none)."
     ),
     timeout: float = typer.Option(300.0, help="Seconds to wait for readiness."),
-    docker: bool = typer.Option(False, "--docker", help="Run the official container image instead."),
+    docker: bool = typer.Option(
+        False, "--docker", help="Run the official container image instead."
+    ),
 ) -> None:
     """Start the dev Keycloak (or reuse the running one) and wait until it is ready."""
     state = runner.up(
@@ -101,8 +103,14 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
         out.print(f"No dev Keycloak set up in {info['home']} (run `kcprov dev up`).", markup=False)
     else:
         out.print(f"Keycloak {state.version}: {current.readiness}", markup=False)
-        for label, key in (("URL", "url"), ("management", "management_url"), ("pid", "pid"),
-                           ("container", "container"), ("log", "log_path"), ("home", "home")):
+        for label, key in (
+            ("URL", "url"),
+            ("management", "management_url"),
+            ("pid", "pid"),
+            ("container", "container"),
+            ("log", "log_path"),
+            ("home", "home"),
+        ):
             if info[key]:
                 out.print(f"  {label + ':':12}{info[key]}", markup=False)
         out.print(f"  {'features:':12}{','.join(state.features) or 'none'}", markup=False)
@@ -132,7 +140,9 @@ def credentials(as_json: bool = typer.Option(False, "--json", help="Print JSON."
     """Print the dev Keycloak's URL, admin user and admin password."""
     state = _required_state()
     if as_json:
-        print(json.dumps({"url": state.url, "user": state.user, "password": state.password}, indent=2))
+        print(
+            json.dumps({"url": state.url, "user": state.user, "password": state.password}, indent=2)
+        )
     else:
         print(f"url:      {state.url}\nuser:     {state.user}\npassword: {state.password}")
 

@@ -188,7 +188,9 @@ def prepare_server(dist: Dist, server_dir: Path, features: Sequence[str]) -> Non
     for rel in INSTANCE_COPIES:
         _copy(dist.root / rel, server_dir / rel)
     build = dist.build_dir(features)
-    _copy(build if build.is_dir() else dist.root / "lib" / "quarkus", server_dir / "lib" / "quarkus")
+    _copy(
+        build if build.is_dir() else dist.root / "lib" / "quarkus", server_dir / "lib" / "quarkus"
+    )
     for rel in SHARED_LINKS:
         (server_dir / rel).symlink_to(dist.root / rel, target_is_directory=True)
     marker.write_text(wanted)  # last: a half-made server dir is redone next time
@@ -276,10 +278,22 @@ def _mvn_copy(version: str, dest: Path, progress: bool) -> bool:
         tempfile.TemporaryDirectory(dir=dest.parent, prefix=".mvn-") as out,
         progress_status(f"Fetching Keycloak {version} with mvn", progress),
     ):
-        command = [mvn, "-B", "-q", "dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={out}"]
+        command = [
+            mvn,
+            "-B",
+            "-q",
+            "dependency:copy",
+            f"-Dartifact={artifact}",
+            f"-DoutputDirectory={out}",
+        ]
         try:
             done = subprocess.run(
-                command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1800, check=False
+                command,
+                capture_output=True,
+                text=True,
+                stdin=subprocess.DEVNULL,
+                timeout=1800,
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             why = str(exc)
@@ -290,13 +304,17 @@ def _mvn_copy(version: str, dest: Path, progress: bool) -> bool:
                 return True
             lines = (done.stdout + done.stderr).strip().splitlines()
             why = lines[-1] if lines else f"exit code {done.returncode}"
-    err_console.print(f"mvn could not fetch Keycloak {version} ({why}); trying HTTPS.", markup=False)
+    err_console.print(
+        f"mvn could not fetch Keycloak {version} ({why}); trying HTTPS.", markup=False
+    )
     return False
 
 
 def _maven_sha1(version: str) -> str | None:
     """The published SHA-1: the one mvn stored in ~/.m2, else Maven Central's."""
-    local = Path.home() / ".m2" / "repository" / ARTIFACT_PATH / version / (zip_name(version) + ".sha1")
+    local = (
+        Path.home() / ".m2" / "repository" / ARTIFACT_PATH / version / (zip_name(version) + ".sha1")
+    )
     text = local.read_text() if local.is_file() else _fetch_text(maven_url(version) + ".sha1")
     return text.split()[0] if text and text.strip() else None
 
@@ -310,16 +328,25 @@ def _fetch_text(url: str) -> str | None:
 
 
 def _download(url: str, dest: Path, progress: bool) -> None:
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+    )
     try:
-        with httpx.stream("GET", url, follow_redirects=True, timeout=httpx.Timeout(30, read=120)) as response:
+        with httpx.stream(
+            "GET", url, follow_redirects=True, timeout=httpx.Timeout(30, read=120)
+        ) as response:
             if response.status_code != 200:
                 raise DevServerError(
                     f"Downloading {url} failed: HTTP {response.status_code}.",
                     hint="check the version and the URL, or pass --dist with a local zip.",
                 )
             total = int(response.headers.get("content-length") or 0) or None
-            with Progress(*columns, console=err_console, transient=True, disable=not progress) as bar:
+            with Progress(
+                *columns, console=err_console, transient=True, disable=not progress
+            ) as bar:
                 task = bar.add_task(f"Downloading {url.rsplit('/', 1)[-1]}", total=total)
                 with dest.open("wb") as fh:
                     for chunk in response.iter_bytes(1 << 20):

@@ -33,11 +33,16 @@ def start(
             list(args),
             detach=True,
             environment=dict(env),
-            ports={f"{CONTAINER_HTTP_PORT}/tcp": port, f"{CONTAINER_MANAGEMENT_PORT}/tcp": management_port},
+            ports={
+                f"{CONTAINER_HTTP_PORT}/tcp": port,
+                f"{CONTAINER_MANAGEMENT_PORT}/tcp": management_port,
+            },
             labels={"org.kcprov.dev": "1"},
         )
     except docker.errors.DockerException as exc:
-        raise DevServerError(f"Docker could not start {IMAGE}:{version}: {exc}", hint=_NATIVE_HINT) from None
+        raise DevServerError(
+            f"Docker could not start {IMAGE}:{version}: {exc}", hint=_NATIVE_HINT
+        ) from None
     return container.id
 
 
@@ -85,5 +90,7 @@ def _client() -> Any:
         client.ping()
     except docker.errors.DockerException:
         where = os.environ.get("DOCKER_HOST") or "the default socket"
-        raise DevServerError(f"No Docker engine is reachable at {where}.", hint=f"start Docker, or {_NATIVE_HINT}") from None
+        raise DevServerError(
+            f"No Docker engine is reachable at {where}.", hint=f"start Docker, or {_NATIVE_HINT}"
+        ) from None
     return client

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -114,13 +114,17 @@ def up(
         _check_port_free(management_port, "Management port", "--management-port")
         password = _password(state, home)
         if docker_mode:
-            new = _start_container(home, version or KEYCLOAK_VERSION, port, management_port, wanted, password)
+            new = _start_container(
+                home, version or KEYCLOAK_VERSION, port, management_port, wanted, password
+            )
             _wait_ready(new, timeout, progress)
         else:
             java = find_java()
             kc = ensure_dist(version, dist, progress)
             prepare_server(kc, home / "server", wanted)
-            new = _start_process(home, kc.version, java.home, port, management_port, wanted, password)
+            new = _start_process(
+                home, kc.version, java.home, port, management_port, wanted, password
+            )
             _wait_ready(new, timeout, progress)
             save_build(kc, new.server_dir, wanted)
         return new
@@ -219,14 +223,16 @@ def _check_same(
     if version and state.version != version:
         differences.append(f"version {state.version}, not {version}")
     if state.features != features:
-        differences.append(f"features {','.join(state.features) or 'none'}, not {','.join(features) or 'none'}")
+        differences.append(
+            f"features {','.join(state.features) or 'none'}, not {','.join(features) or 'none'}"
+        )
     if bool(state.container) != docker_mode:
         differences.append("Docker mode" if state.container else "native mode")
     if differences:
         raise DevServerError(
             f"A dev Keycloak already runs from {state.home} with {'; '.join(differences)}; "
             "a restart is needed to change that.",
-            hint="run `kcprov dev down`, then `kcprov dev up` again with the new options (data is kept).",
+            hint="run `kcprov dev down`, then `kcprov dev up` with the new options (data is kept).",
         )
 
 
@@ -234,7 +240,7 @@ def _check_port_free(port: int, what: str, option: str) -> None:
     if not _port_free(port):
         raise DevServerError(
             f"{what} {port} is already in use by another program.",
-            hint=f"pick a free one with {option} (`kcprov dev status` shows whether it is a dev Keycloak).",
+            hint=f"pick a free one with {option} (`kcprov dev status` shows the dev ports).",
         )
 
 
@@ -261,8 +267,16 @@ def _password(state: DevState | None, home: Path) -> str:
     return secrets.token_urlsafe(24)
 
 
-def _new_state(home: Path, version: str, port: int, management_port: int, features: tuple[str, ...],
-               password: str, pid: int | None = None, container: str | None = None) -> DevState:
+def _new_state(
+    home: Path,
+    version: str,
+    port: int,
+    management_port: int,
+    features: tuple[str, ...],
+    password: str,
+    pid: int | None = None,
+    container: str | None = None,
+) -> DevState:
     return DevState(
         url=f"http://localhost:{port}",
         management_url=f"http://localhost:{management_port}",
@@ -275,7 +289,7 @@ def _new_state(home: Path, version: str, port: int, management_port: int, featur
         home=home,
         log_path=home / "keycloak.log",
         server_dir=home / "server",
-        started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         pid=pid,
         container=container,
     )
@@ -285,8 +299,15 @@ def _admin_env(password: str) -> dict[str, str]:
     return {"KC_BOOTSTRAP_ADMIN_USERNAME": ADMIN_USER, "KC_BOOTSTRAP_ADMIN_PASSWORD": password}
 
 
-def _start_process(home: Path, version: str, java_home: Path, port: int, management_port: int,
-                   features: tuple[str, ...], password: str) -> DevState:
+def _start_process(
+    home: Path,
+    version: str,
+    java_home: Path,
+    port: int,
+    management_port: int,
+    features: tuple[str, ...],
+    password: str,
+) -> DevState:
     server_dir = home / "server"
     env = {
         **os.environ,
@@ -299,8 +320,13 @@ def _start_process(home: Path, version: str, java_home: Path, port: int, managem
     log_path = home / "keycloak.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            cwd=home, env=env, start_new_session=True,
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=home,
+            env=env,
+            start_new_session=True,
         )
     _children[proc.pid] = proc
     state = _new_state(home, version, port, management_port, features, password, pid=proc.pid)
@@ -308,17 +334,25 @@ def _start_process(home: Path, version: str, java_home: Path, port: int, managem
     return state
 
 
-def _start_container(home: Path, version: str, port: int, management_port: int,
-                     features: tuple[str, ...], password: str) -> DevState:
+def _start_container(
+    home: Path,
+    version: str,
+    port: int,
+    management_port: int,
+    features: tuple[str, ...],
+    password: str,
+) -> DevState:
     args = start_dev_args(docker.CONTAINER_HTTP_PORT, docker.CONTAINER_MANAGEMENT_PORT, features)
     container = docker.start(version, args, port, management_port, _admin_env(password))
-    state = _new_state(home, version, port, management_port, features, password, container=container)
+    state = _new_state(
+        home, version, port, management_port, features, password, container=container
+    )
     save_state(state)
     return state
 
 
 def _wait_ready(state: DevState, timeout: float, progress: bool) -> None:
-    """Poll /health/ready; stop Keycloak and fail with its last log lines if it dies or times out."""
+    """Poll /health/ready; on death or timeout stop Keycloak and fail with its last log lines."""
     if _ready(state):
         return
     started = time.monotonic()
@@ -330,7 +364,9 @@ def _wait_ready(state: DevState, timeout: float, progress: bool) -> None:
                 if not _alive(state):
                     raise _start_failed(state, "Keycloak exited before it was ready.")
                 if elapsed > timeout:
-                    raise _start_failed(state, f"Keycloak was not ready after {timeout:.0f} s; stopped it.")
+                    raise _start_failed(
+                        state, f"Keycloak was not ready after {timeout:.0f} s; stopped it."
+                    )
                 update(f"{text} … {elapsed:.0f} s")
                 time.sleep(1)
     except BaseException:
@@ -381,11 +417,15 @@ def _pid_alive(pid: int, server_dir: Path) -> bool:
 
 def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
     except FileNotFoundError:
         if Path("/proc/self").exists():
             return ""  # Linux: the process is gone
-    done = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["ps", "-ww", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, check=False
+    )
     return done.stdout
 
 
@@ -415,7 +455,9 @@ def _wait_ports_free(state: DevState, timeout: float = 15.0) -> None:
         if _port_free(state.port) and _port_free(state.management_port):
             return
         time.sleep(0.2)
-    err_console.print(f"Warning: port {state.port} or {state.management_port} is still in use.", markup=False)
+    err_console.print(
+        f"Warning: port {state.port} or {state.management_port} is still in use.", markup=False
+    )
 
 
 def _process_name(state: DevState) -> str:
