@@ -18,12 +18,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from e2e_login import BrowserLogin, HttpLogin, login_driver
 from e2e_support import (
     ARTIFACTS,
+    DEV_REALM_FILE,
     SUMMARY,
+    USERS,
     CallbackListener,
     Inspector,
     McpServer,
@@ -34,7 +37,11 @@ from e2e_support import (
     env_file_values,
     free_port,
     install_inspector,
+    kcprov,
+    kcprov_env,
+    port_is_free,
     provision_realm,
+    realm_exists,
     start_server,
     stop_server,
 )
@@ -55,7 +62,7 @@ def mcp_realm(keycloak: Any, server_port: int) -> Iterator[Realm]:
     )
     SUMMARY["kcprov apply (main realm)"] = f"{realm.apply_seconds:.1f}s"
     yield realm
-    delete_realm(keycloak, realm.name)
+    timed("delete main realm", delete_realm, keycloak, realm.name)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +72,7 @@ def strict_realm(keycloak: Any) -> Iterator[Realm]:
         keycloak, resource=f"http://localhost:{free_port()}/mcp", client_uris_must_match=True, label="strict"
     )
     yield realm
-    delete_realm(keycloak, realm.name)
+    timed("delete strict realm", delete_realm, keycloak, realm.name)
 
 
 # --------------------------------------------------------------------------- the reference MCP server
@@ -83,7 +90,7 @@ def mcp_server(mcp_realm: Realm, server_port: int, tmp_path_factory: pytest.Temp
     server = start_server(env_file, directory / "server.log", mcp_realm.resource)
     SUMMARY["reference server start"] = f"{time.monotonic() - started:.1f}s"
     yield server
-    stop_server(server)
+    timed("stop reference server", stop_server, server)
 
 
 # --------------------------------------------------------------------------- the person, the client's redirect listener
@@ -138,6 +145,14 @@ def inspector() -> Inspector:
 # --------------------------------------------------------------------------- report
 
 
+def timed(label: str, action: Any, *args: Any) -> None:
+    started = time.monotonic()
+    try:
+        action(*args)
+    finally:
+        SUMMARY[label] = f"{time.monotonic() - started:.1f}s"
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if SUMMARY:
         terminalreporter.section("kcprov end-to-end")
@@ -151,3 +166,48 @@ def metadata_documents(callback: CallbackListener) -> Iterator[MetadataDocuments
     documents = MetadataDocuments(callback.redirect_uri)
     yield documents
     documents.close()
+
+
+# --------------------------------------------------------------------------- realms/mcp-dev.yaml, as the README tells users
+
+
+@pytest.fixture(scope="module")
+def dev_realm(keycloak: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realm]:
+    """``kcprov apply realms/mcp-dev.yaml`` as written (realm mcp-dev, server http://localhost:3000/mcp).
+
+    Run in a scratch directory, so the env file it names (examples/mcp-server/.env,
+    relative to the working directory) lands there and not in the checkout.
+    """
+    from kcprov.spec import load_realm
+
+    spec = load_realm(DEV_REALM_FILE)
+    server = spec.mcp_servers[0]
+    parts = urlsplit(server.url)
+    if not port_is_free(parts.port or 80):
+        pytest.skip(f"{DEV_REALM_FILE.name} serves its MCP server at {server.url}, and port {parts.port} is busy")
+    if realm_exists(keycloak, spec.realm):
+        pytest.skip(f"realm {spec.realm!r} already exists on {keycloak.url}; not touching it")
+    workdir = tmp_path_factory.mktemp("mcp-dev")
+    realm = Realm(keycloak=keycloak, name=spec.realm, resource=server.url, workdir=workdir,
+                  env_file=workdir / (server.env_file or ".env"), consent=dict(server.scopes))
+    env = {**kcprov_env(keycloak), "ALICE_PASSWORD": USERS["alice"]}
+    started = time.monotonic()
+    try:
+        kcprov("apply", str(DEV_REALM_FILE), "--auto-approve", env=env, cwd=workdir)
+        realm.apply_seconds = time.monotonic() - started
+        SUMMARY["kcprov apply realms/mcp-dev.yaml"] = f"{realm.apply_seconds:.1f}s"
+        yield realm
+    finally:
+        timed("delete realm mcp-dev", delete_realm, keycloak, spec.realm)
+
+
+@pytest.fixture(scope="module")
+def dev_server(dev_realm: Realm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[McpServer]:
+    """The reference server started with the env file kcprov wrote for realms/mcp-dev.yaml."""
+    assert dev_realm.env_file is not None and dev_realm.env_file.is_file(), "kcprov apply wrote no env file"
+    log = tmp_path_factory.mktemp("mcp-dev-server") / "server.log"
+    started = time.monotonic()
+    server = start_server(dev_realm.env_file, log, dev_realm.resource)
+    SUMMARY["reference server start (mcp-dev)"] = f"{time.monotonic() - started:.1f}s"
+    yield server
+    timed("stop reference server (mcp-dev)", stop_server, server)

@@ -6,6 +6,8 @@ Fixtures live in conftest.py; test modules import what they need from here
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import platform
@@ -29,6 +31,7 @@ from keycloak.exceptions import KeycloakError
 E2E_DIR = Path(__file__).resolve().parent
 REPO = E2E_DIR.parents[1]
 REALM_FILE = E2E_DIR / "realm.yaml"
+DEV_REALM_FILE = REPO / "realms" / "mcp-dev.yaml"
 SERVER_SCRIPT = REPO / "examples" / "mcp-server" / "server.py"
 ARTIFACTS = Path(os.environ.get("KCPROV_E2E_ARTIFACTS", E2E_DIR / "artifacts"))
 NPM_CACHE = Path(os.environ.get("KCPROV_E2E_NPM_CACHE", Path.home() / ".cache" / "kcprov" / "npm"))
@@ -37,7 +40,7 @@ INSPECTOR_PACKAGE = "@modelcontextprotocol/inspector@2"
 INSPECTOR_NODE_MIN = (22, 19)
 NODE_PACKAGE_VERSION = "22"
 
-USERS = {"alice": "alice-e2e-pw", "bob": "bob-e2e-pw"}  # as in realm.yaml
+USERS = {"alice": "alice-e2e-pw", "bob": "bob-e2e-pw"}  # as in realm.yaml; alice's also for realms/mcp-dev.yaml
 TOOLS_SCOPE, ADMIN_SCOPE = "mcp:tools", "mcp:admin"
 CONSENT_TEXT = {TOOLS_SCOPE: "Use the calculator tools (add, multiply)", ADMIN_SCOPE: "Reset the calculator (administrators only)"}
 
@@ -54,10 +57,12 @@ def free_port() -> int:
 # --------------------------------------------------------------------------- kcprov, realms
 
 
-def kcprov(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+def kcprov(
+    *args: str, env: dict[str, str], check: bool = True, cwd: Path = REPO
+) -> subprocess.CompletedProcess[str]:
     """Run the kcprov CLI in a subprocess, as a user would."""
     command = [sys.executable, "-c", "import sys; sys.argv[0] = 'kcprov'; from kcprov.cli import main; main()", *args]
-    done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=600, cwd=REPO)
+    done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=600, cwd=cwd)
     if check and done.returncode != 0:
         raise AssertionError(f"kcprov {' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
     return done
@@ -70,11 +75,16 @@ class Realm:
     keycloak: Any  # tests.conftest.KeycloakServer
     name: str
     resource: str
-    other_resource: str
-    m2m_client_id: str
-    m2m_secret: str = field(repr=False)
+    other_resource: str = ""
+    m2m_client_id: str = ""
+    m2m_secret: str = field(default="", repr=False)
     vars: dict[str, str] = field(default_factory=dict, repr=False)
     apply_seconds: float = 0.0
+    #: Where kcprov ran, and the env file it wrote (realms with mcp_servers)
+    workdir: Path | None = None
+    env_file: Path | None = None
+    #: Consent screen text per MCP scope
+    consent: dict[str, str] = field(default_factory=lambda: dict(CONSENT_TEXT))
 
     @property
     def issuer(self) -> str:
@@ -153,6 +163,25 @@ def _map_roles_to_scopes(keycloak: Any, realm: str) -> None:
         admin.connection.raw_post(
             f"admin/realms/{realm}/client-scopes/{scopes[scope]}/scope-mappings/realm", data=json.dumps(payload)
         ).raise_for_status()
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def realm_exists(keycloak: Any, name: str) -> bool:
+    try:
+        keycloak.admin().get_realm(name)
+    except KeycloakError as exc:
+        if exc.response_code == 404:
+            return False
+        raise
+    return True
 
 
 def delete_realm(keycloak: Any, name: str) -> None:
@@ -418,3 +447,61 @@ class MetadataDocuments:
         for server in self.servers:
             server.shutdown()
             server.server_close()
+
+
+# --------------------------------------------------------------------------- raw HTTP, as clients send it
+
+MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "e2e-raw", "version": "1"}},
+}
+
+
+def challenge(response: httpx.Response) -> dict[str, str]:
+    """Parameters of a ``WWW-Authenticate: Bearer k="v", ...`` header."""
+    value = response.headers["www-authenticate"]
+    assert value.startswith("Bearer "), value
+    return {k: v.replace('\\"', '"') for k, v in re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', value)}
+
+
+def pkce() -> tuple[str, str]:
+    """(code_verifier, S256 code_challenge)."""
+    verifier = secrets.token_urlsafe(48)
+    return verifier, base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+
+
+def register(realm: Realm, redirect_uri: str, **extra: Any) -> httpx.Response:
+    """Anonymous Dynamic Client Registration (RFC 7591), as an MCP client sends it."""
+    body = {
+        "client_name": "e2e raw client",
+        "redirect_uris": [redirect_uri],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+        "scope": TOOLS_SCOPE,
+        **extra,
+    }
+    return httpx.post(realm.registration_endpoint, json=body, timeout=30)
+
+
+def tool_result(result: Any) -> Any:
+    assert not result.is_error, result
+    return result.structured_content["result"]
+
+
+#: Every access token a test handled; no server log may hold any of them (A48).
+SEEN_TOKENS: set[str] = set()
+
+
+def remember(*tokens: str | None) -> None:
+    SEEN_TOKENS.update(t for t in tokens if t)
+
+
+def assert_no_tokens_in(log: str) -> None:
+    assert SEEN_TOKENS, "no tokens were handled?"
+    assert "starting:" in log  # it is the server's log; it logs refusals, never the tokens themselves
+    for token in SEEN_TOKENS:
+        assert token not in log and token.split(".")[2] not in log

@@ -1,25 +1,20 @@
-"""End to end, as an MCP client sees it: kcprov's realm, the reference server, Keycloak, a person.
+"""End to end, the protections: what each MCP authorization rule refuses, on a realm kcprov applied.
 
-From an empty Keycloak realm: ``kcprov apply`` (subprocess) provisions it from
-tests/e2e/realm.yaml, the reference server's env file is written and the
-server started (subprocess), then the official MCP Python SDK client
-discovers, registers (DCR and CIMD), sends the user through Keycloak's login
-and consent pages in a real headless browser, and calls the tools. Negatives
-check that each protection refuses what it should.
+tests/e2e/realm.yaml is the mcp-dev setup written with kcprov's primitives,
+plus what the negatives need: a second user with the admin role (bob), a
+client-credentials client, and a second resource server. ``kcprov apply``
+(subprocess) provisions it into a new realm; the reference server runs as a
+subprocess on its own port. test_mcp_dev_realm.py runs the happy path on
+realms/mcp-dev.yaml itself.
 
-The requirement ids (A4, A5, ...) are those of docs in
-/work/shared/MCP-AUTHZ-REQUIREMENTS.md, the MCP authorization spec's MUSTs
-and SHOULDs.
+Requirement ids (A4, A5, ...) are those of MCP-AUTHZ-REQUIREMENTS.md (the MCP
+authorization spec's MUSTs and SHOULDs, paraphrased).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import re
-import secrets
-import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -38,51 +33,25 @@ from e2e_client import (
 from e2e_support import (
     ADMIN_SCOPE,
     CONSENT_TEXT,
+    INITIALIZE,
+    MCP_HEADERS,
     TOOLS_SCOPE,
     USERS,
     CallbackListener,
     McpServer,
     MetadataDocuments,
     Realm,
+    assert_no_tokens_in,
+    challenge,
     kcprov,
+    pkce,
+    register,
+    remember,
+    tool_result,
 )
 from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
 
 pytestmark = pytest.mark.keycloak
-
-MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "e2e-raw", "version": "1"}},
-}
-
-
-def challenge(response: httpx.Response) -> dict[str, str]:
-    """Parameters of a ``WWW-Authenticate: Bearer k="v", ...`` header."""
-    value = response.headers["www-authenticate"]
-    assert value.startswith("Bearer "), value
-    return {k: v.replace('\\"', '"') for k, v in re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', value)}
-
-
-def pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    return verifier, base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-
-
-def register(realm: Realm, redirect_uri: str, **extra: Any) -> httpx.Response:
-    """Anonymous Dynamic Client Registration (RFC 7591), as an MCP client sends it."""
-    body = {
-        "client_name": "e2e raw client",
-        "redirect_uris": [redirect_uri],
-        "grant_types": ["authorization_code", "refresh_token"],
-        "response_types": ["code"],
-        "token_endpoint_auth_method": "none",
-        "scope": TOOLS_SCOPE,
-        **extra,
-    }
-    return httpx.post(realm.registration_endpoint, json=body, timeout=30)
 
 
 def m2m_token(realm: Realm, **form: str) -> httpx.Response:
@@ -92,19 +61,6 @@ def m2m_token(realm: Realm, **form: str) -> httpx.Response:
         auth=(realm.m2m_client_id, realm.m2m_secret),
         timeout=30,
     )
-
-
-def tool_result(result: Any) -> Any:
-    assert not result.is_error, result
-    return result.structured_content["result"]
-
-
-# Every access token any test here handled; the server's log must hold none of them (A48).
-SEEN_TOKENS: set[str] = set()
-
-
-def remember(*tokens: str | None) -> None:
-    SEEN_TOKENS.update(t for t in tokens if t)
 
 
 # --------------------------------------------------------------------------- provisioning
@@ -119,159 +75,6 @@ def test_kcprov_applied_realm_is_in_sync_and_has_the_mcp_settings(mcp_realm: Rea
     assert live["sslRequired"] == "external"  # A50: HTTPS required except from private/loopback addresses
     assert live["accessTokenLifespan"] <= 300  # A46: short-lived access tokens
     assert live["revokeRefreshToken"] is True and live["refreshTokenMaxReuse"] == 0  # A47: rotation
-
-
-# --------------------------------------------------------------------------- discovery (steps 1 and 2)
-
-
-def test_401_challenge_names_the_resource_metadata_and_scope(mcp_server: McpServer, mcp_realm: Realm) -> None:
-    """Step 1: an unauthenticated request gets 401 and the challenge leads to the PRM (A5, A8, A41)."""
-    response = httpx.post(mcp_server.url, json=INITIALIZE, headers=MCP_HEADERS, timeout=30)
-    assert response.status_code == 401
-    params = challenge(response)
-    assert params["resource_metadata"] == mcp_server.resource_metadata_url
-    assert params["scope"] == TOOLS_SCOPE
-    assert "result" not in response.text  # A38: nothing for unauthorised parties
-
-    metadata = httpx.get(params["resource_metadata"], timeout=30).json()
-    assert metadata["resource"] == mcp_server.url  # RFC 9728 §3.3: exactly the URL the client used
-    assert metadata["authorization_servers"] == [mcp_realm.issuer]  # A4
-
-
-def test_protected_resource_metadata_from_the_well_known_url_alone(mcp_server: McpServer, mcp_realm: Realm) -> None:
-    """Step 1, without a challenge: the path-suffixed well-known URI built from the server URL (A4, A5, A11)."""
-    parts = urlsplit(mcp_server.url)
-    well_known = f"{parts.scheme}://{parts.netloc}/.well-known/oauth-protected-resource{parts.path}"
-    response = httpx.get(well_known, timeout=30)
-    assert response.status_code == 200
-    metadata = response.json()
-    assert metadata["resource"] == mcp_server.url
-    assert metadata["authorization_servers"] == [mcp_realm.issuer]
-    assert set(metadata["scopes_supported"]) == {TOOLS_SCOPE, ADMIN_SCOPE}
-    assert "offline_access" not in metadata["scopes_supported"]  # A11
-
-
-def test_authorization_server_metadata_at_the_path_inserted_url(mcp_server: McpServer, mcp_realm: Realm) -> None:
-    """Step 2: RFC 8414 metadata at /.well-known/oauth-authorization-server/realms/<realm> (A12, A14, A28, A31)."""
-    issuer = httpx.get(mcp_server.resource_metadata_url, timeout=30).json()["authorization_servers"][0]
-    parts = urlsplit(issuer)
-    url = f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server{parts.path}"
-    assert url == mcp_realm.as_metadata_url
-    response = httpx.get(url, timeout=30)
-    assert response.status_code == 200, response.text
-    metadata = response.json()
-    assert metadata["issuer"] == issuer  # exact string match (RFC 8414 §3.3)
-    assert "S256" in metadata["code_challenge_methods_supported"]  # A25-A27: a client may proceed
-    assert metadata["authorization_response_iss_parameter_supported"] is True  # A31
-    assert metadata["client_id_metadata_document_supported"] is True  # A17
-    assert metadata["registration_endpoint"] == mcp_realm.registration_endpoint  # A22
-    for key in ("authorization_endpoint", "token_endpoint", "registration_endpoint", "jwks_uri"):
-        assert metadata[key].startswith(issuer + "/"), key  # loopback http in dev; HTTPS elsewhere (A50)
-    # OIDC discovery, the other document clients may read, advertises PKCE too (A28).
-    oidc = httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=30).json()
-    assert oidc["issuer"] == issuer and "S256" in oidc["code_challenge_methods_supported"]
-
-
-# --------------------------------------------------------------------------- the whole flow (steps 1-5), DCR
-
-
-def test_dcr_client_logs_in_through_the_browser_and_calls_tools(
-    mcp_server: McpServer,
-    mcp_realm: Realm,
-    login: Any,
-    login_kind: str,
-    callback: CallbackListener,
-    artifacts: Any,
-) -> None:
-    """The SDK client from nothing: 401, PRM, AS metadata, DCR, code+PKCE+resource in a browser, tools, refresh."""
-    traffic = Traffic()
-    storage = MemoryStorage()
-    agent = UserAgent(login, username="alice", password=USERS["alice"], redirect_uri=callback.redirect_uri,
-                      screenshot_dir=artifacts, name="dcr-alice")
-    provider = user_provider(mcp_server.url, agent, name="e2e DCR client", storage=storage)
-    seen: dict[str, Any] = {}
-
-    async def scenario() -> None:
-        async with mcp_session(mcp_server.url, provider, traffic) as session:
-            seen["tools"] = {t.name for t in (await session.list_tools()).tools}
-            seen["add"] = tool_result(await session.call_tool("add", {"a": 2, "b": 3.5}))
-            seen["multiply"] = tool_result(await session.call_tool("multiply", {"a": 4, "b": 2.5}))
-            # The access token "expires": the SDK refreshes it and carries on (refresh token rotation).
-            seen["before_refresh"] = storage.tokens
-            provider.context.token_expiry_time = time.time() - 1
-            seen["after_refresh_add"] = tool_result(await session.call_tool("add", {"a": 40, "b": 2}))
-            seen["after_refresh"] = storage.tokens
-
-    anyio.run(scenario)
-    before, after = seen["before_refresh"], seen["after_refresh"]
-    remember(before.access_token, after.access_token)
-
-    # Step 5: tools listed and called with the right results, before and after the refresh.
-    assert seen["tools"] == {"add", "multiply", "reset"}
-    assert (seen["add"], seen["multiply"], seen["after_refresh_add"]) == (5.5, 10.0, 42.0)
-
-    # Step 1: the first request had no token and got 401; the PRM came from the challenge's URL (A5).
-    first = traffic.to(mcp_server.url)[0]
-    assert "authorization" not in first.headers and first.status == 401
-    prm = traffic.to(mcp_server.resource_metadata_url, "GET")
-    assert prm and prm[0].status == 200
-    # Step 2: AS metadata from the path-inserted RFC 8414 URL, first try (A12, A13).
-    as_requests = [e for e in traffic.exchanges if "/.well-known/oauth-authorization-server" in e.url
-                   or "openid-configuration" in e.url]
-    assert [(e.url, e.status) for e in as_requests] == [(mcp_realm.as_metadata_url, 200)]
-    # Step 3: anonymous DCR through the trusted-hosts policy (A22).
-    registrations = traffic.to(mcp_realm.registration_endpoint, "POST")
-    assert [e.status for e in registrations] == [201]
-    client_id = storage.client_info.client_id
-    assert registrations[0].json()["redirect_uris"] == [callback.redirect_uri]
-
-    # Step 4: authorization code + PKCE S256 + resource (A25, A26, A33), iss in the response (A31).
-    auth = agent.authorization_params(0)
-    assert auth["client_id"] == client_id and auth["response_type"] == "code"
-    assert auth["code_challenge_method"] == "S256" and len(auth["code_challenge"]) >= 43
-    assert auth["resource"] == mcp_server.url
-    assert TOOLS_SCOPE in auth["scope"].split()
-    assert auth["redirect_uri"] == callback.redirect_uri  # loopback (A51)
-    answer = agent.callback_params(0)
-    assert answer["iss"] == mcp_realm.issuer and answer["state"] == auth["state"] and answer["code"]
-    assert any(p.startswith("/callback?") for p in callback.received)  # the loopback listener got it
-    token_requests = traffic.to(mcp_realm.token_endpoint, "POST")
-    code_exchange = token_requests[0].form()
-    assert code_exchange["grant_type"] == "authorization_code" and code_exchange["code_verifier"]
-    assert code_exchange["resource"] == mcp_server.url  # A33, token request too
-    assert base64.urlsafe_b64encode(hashlib.sha256(code_exchange["code_verifier"].encode()).digest()).rstrip(
-        b"=").decode() == auth["code_challenge"]
-
-    # The person: consent page showed the scope's consent text, answered in a real browser when there is one.
-    result = agent.results[0]
-    assert result.consent_text is not None and CONSENT_TEXT[TOOLS_SCOPE] in result.consent_text
-    if login_kind == "browser":
-        assert result.screenshot is not None and result.screenshot.stat().st_size > 10_000
-        assert result.screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-    # The token: for this server (aud), from this issuer, short-lived (A39, A46).
-    claims = jwt_claims(before.access_token)
-    assert claims["iss"] == mcp_realm.issuer
-    assert mcp_server.url in ([claims["aud"]] if isinstance(claims["aud"], str) else claims["aud"])
-    assert claims["azp"] == client_id and TOOLS_SCOPE in claims["scope"].split()
-    assert claims["exp"] - claims["iat"] <= 300
-
-    # Refresh: sent with resource (A33), a new refresh token came back, the old one is dead (A47).
-    refresh = [e.form() for e in token_requests if e.form().get("grant_type") == "refresh_token"]
-    assert len(refresh) == 1 and refresh[0]["resource"] == mcp_server.url
-    assert after.access_token != before.access_token
-    assert after.refresh_token and after.refresh_token != before.refresh_token
-    reuse = httpx.post(mcp_realm.token_endpoint, timeout=30, data={
-        "grant_type": "refresh_token", "refresh_token": before.refresh_token, "client_id": client_id,
-        "resource": mcp_server.url})
-    assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant", reuse.text
-
-    # The bearer token went in the Authorization header of every MCP request after the first, never in a URL (A35, A36).
-    mcp_requests = traffic.to(mcp_server.url)[1:]
-    assert mcp_requests and all(e.headers.get("authorization", "").startswith("Bearer ") for e in mcp_requests)
-    for exchange in traffic.exchanges:
-        assert "access_token" not in urlsplit(exchange.url).query
-        assert before.access_token not in exchange.url and after.access_token not in exchange.url
 
 
 # --------------------------------------------------------------------------- CIMD, and step-up to the admin scope
@@ -613,8 +416,4 @@ def test_mcp_inspector_cli_lists_and_calls_the_tools(mcp_server: McpServer, mcp_
 
 def test_server_log_holds_none_of_the_tokens(mcp_server: McpServer) -> None:
     """Runs last in the module: the reference server logged none of the tokens it was sent (A48)."""
-    assert SEEN_TOKENS, "the tests above handled no tokens?"
-    log = mcp_server.log()
-    assert "starting:" in log  # the log is the server's; it logs refusals, never the tokens themselves
-    for token in SEEN_TOKENS:
-        assert token not in log and token.split(".")[2] not in log
+    assert_no_tokens_in(mcp_server.log())
