@@ -42,6 +42,10 @@ def kcprov(
     )
 
 
+def up_args(port: int, management_port: int, *extra: str) -> list[str]:
+    return ["dev", "up", "--port", str(port), "--management-port", str(management_port), *extra]
+
+
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, "KCPROV_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200", **extra}
 
@@ -101,17 +105,7 @@ def instance(
     home = tmp_path_factory.mktemp("dev-cli")
     port, management_port = free_ports(2)
     env = cli_env(home)
-    first = kcprov(
-        "dev",
-        "up",
-        "--port",
-        str(port),
-        "--management-port",
-        str(management_port),
-        "--timeout",
-        "600",
-        env=env,
-    )
+    first = kcprov(*up_args(port, management_port, "--timeout", "600"), env=env)
     try:
         yield Instance(home, port, management_port, env, first)
     finally:
@@ -148,15 +142,7 @@ def test_status_reports_ready(instance: Instance) -> None:
 @pytest.mark.keycloak
 def test_up_again_reuses_the_running_instance(instance: Instance) -> None:
     started = time.monotonic()
-    result = kcprov(
-        "dev",
-        "up",
-        "--port",
-        str(instance.port),
-        "--management-port",
-        str(instance.management_port),
-        env=instance.env,
-    )
+    result = kcprov(*up_args(instance.port, instance.management_port), env=instance.env)
     assert result.returncode == 0, result.stderr
     assert "already running" in result.stderr
     assert time.monotonic() - started < 30
@@ -166,15 +152,7 @@ def test_up_again_reuses_the_running_instance(instance: Instance) -> None:
 @pytest.mark.keycloak
 def test_up_with_other_features_asks_for_a_restart(instance: Instance) -> None:
     result = kcprov(
-        "dev",
-        "up",
-        "--port",
-        str(instance.port),
-        "--management-port",
-        str(instance.management_port),
-        "--features",
-        "cimd",
-        env=instance.env,
+        *up_args(instance.port, instance.management_port, "--features", "cimd"), env=instance.env
     )
     assert_clear_failure(result, "features cimd,resource-indicators, not cimd", "kcprov dev down")
 
@@ -233,28 +211,12 @@ def test_busy_port_is_a_clear_error(tmp_path: Path, free_ports: Callable[[int], 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", port))
         busy.listen()
-        result = kcprov(
-            "dev",
-            "up",
-            "--port",
-            str(port),
-            "--management-port",
-            str(management_port),
-            env=cli_env(tmp_path),
-        )
+        result = kcprov(*up_args(port, management_port), env=cli_env(tmp_path))
         assert_clear_failure(result, f"Port {port} is already in use", "--port")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", management_port))
         busy.listen()
-        result = kcprov(
-            "dev",
-            "up",
-            "--port",
-            str(port),
-            "--management-port",
-            str(management_port),
-            env=cli_env(tmp_path),
-        )
+        result = kcprov(*up_args(port, management_port), env=cli_env(tmp_path))
         assert_clear_failure(result, f"Management port {management_port} is already in use")
 
 
@@ -266,9 +228,7 @@ def test_missing_java_is_a_clear_error(
     env = cli_env(tmp_path / "home", PATH=str(empty), KCPROV_JDK_DIRS=str(empty))
     env.pop("JAVA_HOME", None)
     port, management_port = free_ports(2)
-    result = kcprov(
-        "dev", "up", "--port", str(port), "--management-port", str(management_port), env=env
-    )
+    result = kcprov(*up_args(port, management_port), env=env)
     assert_clear_failure(
         result, "No Java 17 or newer found", "openjdk-17-jre-headless", "kcprov[jdk]"
     )
@@ -281,15 +241,7 @@ def test_dist_that_is_not_a_zip_is_a_clear_error(
     bogus.write_text("<html>Not Found</html>")
     port, management_port = free_ports(2)
     result = kcprov(
-        "dev",
-        "up",
-        "--port",
-        str(port),
-        "--management-port",
-        str(management_port),
-        "--dist",
-        str(bogus),
-        env=cli_env(tmp_path / "home"),
+        *up_args(port, management_port, "--dist", str(bogus)), env=cli_env(tmp_path / "home")
     )
     assert_clear_failure(result, f"{bogus} is not a valid zip file")
     result = kcprov(
@@ -317,14 +269,33 @@ def test_docker_mode_without_an_engine_is_a_clear_error(
 ) -> None:
     port, management_port = free_ports(2)
     env = cli_env(tmp_path / "home", DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock")
-    result = kcprov(
-        "dev",
-        "up",
-        "--docker",
-        "--port",
-        str(port),
-        "--management-port",
-        str(management_port),
-        env=env,
-    )
+    result = kcprov(*up_args(port, management_port, "--docker"), env=env)
     assert_clear_failure(result, "No Docker engine is reachable", "drop --docker")
+
+
+@pytest.mark.keycloak
+def test_keycloak_exiting_early_shows_its_last_log_lines(
+    tmp_path: Path, free_ports: Callable[[int], list[int]]
+) -> None:
+    port, management_port = free_ports(2)
+    home = tmp_path / "home"
+    result = kcprov(
+        *up_args(port, management_port, "--features", "no-such-feature"), env=cli_env(home)
+    )
+    assert_clear_failure(
+        result, "Keycloak exited before it was ready. Last log lines:", "'no-such-feature'"
+    )
+    assert json.loads((home / "state.json").read_text())["pid"] is None
+
+
+@pytest.mark.keycloak
+def test_timeout_stops_the_half_started_keycloak(
+    tmp_path: Path, free_ports: Callable[[int], list[int]]
+) -> None:
+    port, management_port = free_ports(2)
+    home = tmp_path / "home"
+    result = kcprov(*up_args(port, management_port, "--timeout", "2"), env=cli_env(home))
+    assert_clear_failure(result, "Keycloak was not ready after 2 s; stopped it.", "--timeout")
+    assert json.loads((home / "state.json").read_text())["pid"] is None
+    assert not [c for c in all_cmdlines() if str(home.resolve()).encode() in c]
+    assert port_is_free(port) and port_is_free(management_port)

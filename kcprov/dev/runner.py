@@ -365,7 +365,9 @@ def _wait_ready(state: DevState, timeout: float, progress: bool) -> None:
                     raise _start_failed(state, "Keycloak exited before it was ready.")
                 if elapsed > timeout:
                     raise _start_failed(
-                        state, f"Keycloak was not ready after {timeout:.0f} s; stopped it."
+                        state,
+                        f"Keycloak was not ready after {timeout:.0f} s; stopped it.",
+                        "; on a slow machine pass a larger --timeout.",
                     )
                 update(f"{text} … {elapsed:.0f} s")
                 time.sleep(1)
@@ -378,12 +380,12 @@ def _wait_ready(state: DevState, timeout: float, progress: bool) -> None:
         raise
 
 
-def _start_failed(state: DevState, message: str) -> DevServerError:
+def _start_failed(state: DevState, message: str, advice: str = "") -> DevServerError:
     tail = log_tail(state, LOG_TAIL_LINES).rstrip()
     where = "`kcprov dev logs`" if state.container else str(state.log_path)
     return DevServerError(
         f"{message} Last log lines:\n{tail}" if tail else message,
-        hint=f"full log: {where}; on a slow machine pass a larger --timeout.",
+        hint=f"full log: {where}{advice}",
     )
 
 
