@@ -2,8 +2,8 @@
 
     python bench/token_checks.py [-n 2000] [--concurrency 16] [--keep]
 
-Keycloak and admin credentials come from KCPROV_URL / KCPROV_USER / KCPROV_PASSWORD
-(default: the local exploration server, http://localhost:18080, admin).
+Keycloak and admin credentials come from KCPROV_URL / KCPROV_USER / KCPROV_PASSWORD,
+else from the dev server of `kcprov dev up`.
 
 It creates a throw-away realm (``ex-token-bench``) with an ``mcp:tools`` client
 scope whose audience mappers put the MCP resource URL and the introspection
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import time
@@ -194,11 +193,11 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help=f"keep the {REALM} realm afterwards")
     args = parser.parse_args()
 
-    url = os.environ.get("KCPROV_URL", "http://localhost:18080").rstrip("/")
-    user = os.environ.get("KCPROV_USER", "admin")
-    password = os.environ.get("KCPROV_PASSWORD", "explore-pw")  # the exploration server's dev password
+    from kcprov.connection import resolve_connection
 
-    admin = Admin(url, user, password)
+    settings = resolve_connection()  # flags' env vars (KCPROV_URL/USER/PASSWORD) or the dev server
+    url = settings.url
+    admin = Admin(url, settings.user, settings.password)
     print(f"Keycloak {admin.version()} at {url}, realm {REALM}")
     admin.create_realm()
     try:
