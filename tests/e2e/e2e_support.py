@@ -184,7 +184,18 @@ def realm_exists(keycloak: Any, name: str) -> bool:
     return True
 
 
+def keycloak_is_disposable() -> bool:
+    """True when tests/conftest.py started the session's Keycloak itself (and throws it away at the end).
+
+    Then deleting realms is wasted time (seconds each on 2 cores); on a Keycloak
+    named by KCPROV_TEST_URL, which outlives the run, every realm is deleted.
+    """
+    return not os.environ.get("KCPROV_TEST_URL")
+
+
 def delete_realm(keycloak: Any, name: str) -> None:
+    if keycloak_is_disposable():
+        return
     try:
         keycloak.admin().delete_realm(name)
     except KeycloakError as exc:
