@@ -126,6 +126,8 @@ def callback() -> Iterator[CallbackListener]:
 def artifacts() -> Path:
     """tests/e2e/artifacts (git-ignored): screenshots and pages kept after the run."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for stale in [*ARTIFACTS.glob("*-consent-*.png"), *ARTIFACTS.glob("*-consent-*.html")]:
+        stale.unlink()  # a screenshot left from an earlier run must not pass for this one's
     return ARTIFACTS
 
 

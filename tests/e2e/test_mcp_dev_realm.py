@@ -145,7 +145,7 @@ def test_dcr_client_logs_in_through_the_browser_and_calls_tools(
     traffic = Traffic()
     storage = MemoryStorage()
     agent = UserAgent(login, username="alice", password=USERS["alice"], redirect_uri=callback.redirect_uri,
-                      screenshot_dir=artifacts, name="dcr-alice")
+                      screenshot_dir=artifacts, name="mcp-dev-dcr-alice")
     provider = user_provider(dev_server.url, agent, name="e2e DCR client", storage=storage)
     seen: dict[str, Any] = {}
 
