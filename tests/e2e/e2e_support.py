@@ -408,6 +408,8 @@ class MetadataDocuments:
             "mismatch": lambda url: self.document(url.replace("mismatch", "someone-else")),
             # the redirect URI the client will ask for is not listed
             "wrong-redirect": lambda url: self.document(url, redirect_uris=["http://127.0.0.1:9/elsewhere"]),
+            # not JSON at all
+            "not-json": lambda url: '{"client_id": "' + url + '", this is not JSON',
         }
         owner = self
 
@@ -421,7 +423,8 @@ class MetadataDocuments:
                 if build is None:
                     self.send_error(404)
                     return
-                body = json.dumps(build(url)).encode()
+                document = build(url)
+                body = (document if isinstance(document, str) else json.dumps(document)).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 self.send_header("cache-control", "no-store")
