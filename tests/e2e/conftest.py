@@ -140,7 +140,8 @@ def inspector() -> Inspector:
         pytest.skip("npm is not installed: the MCP Inspector CLI (an npm package) cannot be run")
     started = time.monotonic()
     found = install_inspector()
-    SUMMARY["MCP Inspector CLI"] = f"{found.version} on Node {'.'.join(map(str, _node_version(found.node)))} ({time.monotonic() - started:.1f}s to install/find)"
+    node = ".".join(map(str, _node_version(found.node)))
+    SUMMARY["MCP Inspector CLI"] = f"{found.version} on Node {node} ({time.monotonic() - started:.1f}s to install/find)"
     return found
 
 
@@ -170,7 +171,7 @@ def metadata_documents(callback: CallbackListener) -> Iterator[MetadataDocuments
     documents.close()
 
 
-# --------------------------------------------------------------------------- realms/mcp-dev.yaml, as the README tells users
+# --------------------------------------------------------------------------- realms/mcp-dev.yaml, as the README says
 
 
 @pytest.fixture(scope="module")
@@ -190,8 +191,14 @@ def dev_realm(keycloak: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     if realm_exists(keycloak, spec.realm):
         pytest.skip(f"realm {spec.realm!r} already exists on {keycloak.url}; not touching it")
     workdir = tmp_path_factory.mktemp("mcp-dev")
-    realm = Realm(keycloak=keycloak, name=spec.realm, resource=server.url, workdir=workdir,
-                  env_file=workdir / (server.env_file or ".env"), consent=dict(server.scopes))
+    realm = Realm(
+        keycloak=keycloak,
+        name=spec.realm,
+        resource=server.url,
+        workdir=workdir,
+        env_file=workdir / (server.env_file or ".env"),
+        consent=dict(server.scopes),
+    )
     env = {**kcprov_env(keycloak), "ALICE_PASSWORD": USERS["alice"]}
     started = time.monotonic()
     try:

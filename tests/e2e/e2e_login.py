@@ -25,6 +25,7 @@ import os
 import queue
 import re
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -137,14 +138,15 @@ class HttpLogin:
                     fields.update(username=username, password=password)
                     response = send("POST", urljoin(str(response.url), action), fields)
                     continue
-                form = _form(page, 'name="accept"') or _form(page, "login-actions/consent")
-                if form and ('name="accept"' in page or 'id="kc-login"' in page):
+                form = _form(page, "login-actions/consent")
+                if form:
                     action, fields = form
                     result.consent_text = result.pages[-1]
                     if screenshot is not None:
                         # No pixels without a browser: keep the page itself as the record.
                         screenshot.with_suffix(".html").write_text(page)
-                    fields["accept" if consent == "accept" else "cancel"] = "Yes" if consent == "accept" else "No"
+                    # The form's two submit buttons: name="accept" (Yes) and name="cancel" (No).
+                    fields.update({"accept": "Yes"} if consent == "accept" else {"cancel": "No"})
                     response = send("POST", urljoin(str(response.url), action), fields)
                     continue
                 raise LoginError(f"unexpected page at {response.url}: {result.pages[-1][:500]}")
@@ -226,7 +228,10 @@ class BrowserLogin:
     ) -> LoginResult:
         future: Future[LoginResult] = Future()
         self._jobs.put(
-            (lambda browser: self._authorize(browser, url, username, password, redirect_uri, consent, screenshot), future)
+            (
+                lambda browser: self._authorize(browser, url, username, password, redirect_uri, consent, screenshot),
+                future,
+            )
         )
         return future.result(timeout=self.timeout_ms / 1000 * 3)
 
@@ -255,8 +260,12 @@ class BrowserLogin:
                 page.get_by_label(re.compile("username|email", re.I)).first.fill(username)
                 page.locator("#password").fill(password)
                 page.locator("#kc-login").click()
-                _wait_for_any(page, [consent_button, page.locator("#input-error, .pf-m-danger, .alert-error")],
-                              at_redirect_uri, self.timeout_ms)
+                _wait_for_any(
+                    page,
+                    [consent_button, page.locator("#input-error, .pf-m-danger, .alert-error")],
+                    at_redirect_uri,
+                    self.timeout_ms,
+                )
             if consent_button.count():
                 result.consent_text = page.inner_text("body")
                 result.pages.append(result.consent_text)
@@ -280,8 +289,6 @@ class BrowserLogin:
 
 def _wait_for_any(page: Any, locators: list[Any], url: re.Pattern[str], timeout_ms: int) -> None:
     """Until one locator is visible or the page is at ``url``."""
-    import time
-
     deadline = time.monotonic() + timeout_ms / 1000
     while time.monotonic() < deadline:
         if url.match(page.url) or any(loc.count() and loc.first.is_visible() for loc in locators):
@@ -305,7 +312,9 @@ def login_driver() -> tuple[BrowserLogin | HttpLogin, str]:
         return HttpLogin(), "KCPROV_E2E_LOGIN=http"
     if executable is None:
         if forced == "browser":
-            raise RuntimeError(f"KCPROV_E2E_LOGIN=browser but no Chromium at {DEFAULT_CHROMIUM} (run .ci/install-browser)")
+            raise RuntimeError(
+                f"KCPROV_E2E_LOGIN=browser but no Chromium at {DEFAULT_CHROMIUM} (run .ci/install-browser)"
+            )
         return HttpLogin(), f"no Chromium at {os.environ.get('KCPROV_E2E_CHROMIUM', DEFAULT_CHROMIUM)}"
     try:
         import playwright  # noqa: F401

@@ -42,7 +42,10 @@ NODE_PACKAGE_VERSION = "22"
 
 USERS = {"alice": "alice-e2e-pw", "bob": "bob-e2e-pw"}  # as in realm.yaml; alice's also for realms/mcp-dev.yaml
 TOOLS_SCOPE, ADMIN_SCOPE = "mcp:tools", "mcp:admin"
-CONSENT_TEXT = {TOOLS_SCOPE: "Use the calculator tools (add, multiply)", ADMIN_SCOPE: "Reset the calculator (administrators only)"}
+CONSENT_TEXT = {
+    TOOLS_SCOPE: "Use the calculator tools (add, multiply)",
+    ADMIN_SCOPE: "Reset the calculator (administrators only)",
+}
 
 #: Lines for the terminal summary (timings, which login path ran).
 SUMMARY: dict[str, str] = {}
@@ -57,9 +60,7 @@ def free_port() -> int:
 # --------------------------------------------------------------------------- kcprov, realms
 
 
-def kcprov(
-    *args: str, env: dict[str, str], check: bool = True, cwd: Path = REPO
-) -> subprocess.CompletedProcess[str]:
+def kcprov(*args: str, env: dict[str, str], check: bool = True, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     """Run the kcprov CLI in a subprocess, as a user would."""
     command = [sys.executable, "-c", "import sys; sys.argv[0] = 'kcprov'; from kcprov.cli import main; main()", *args]
     done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=600, cwd=cwd)
@@ -361,7 +362,9 @@ def install_inspector(prefix: Path = NPM_CACHE) -> Inspector:
     system_node = shutil.which("node")
     node = system_node if system_node and _node_version(system_node) >= INSPECTOR_NODE_MIN else None
     packages = []
-    cli = prefix / "node_modules" / "@modelcontextprotocol" / "inspector" / "clients" / "launcher" / "build" / "index.js"
+    cli = (
+        prefix / "node_modules" / "@modelcontextprotocol" / "inspector" / "clients" / "launcher" / "build" / "index.js"
+    )
     if not cli.is_file():
         packages.append(INSPECTOR_PACKAGE)
     if node is None:
@@ -378,13 +381,13 @@ def install_inspector(prefix: Path = NPM_CACHE) -> Inspector:
         )
         if done.returncode != 0:
             raise RuntimeError(f"npm install {' '.join(packages)} failed:\n{done.stdout}\n{done.stderr}")
-    manifest = json.loads((prefix / "node_modules" / "@modelcontextprotocol" / "inspector" / "package.json").read_text())
+    manifest = json.loads(
+        (prefix / "node_modules" / "@modelcontextprotocol" / "inspector" / "package.json").read_text()
+    )
     return Inspector(node=node, cli=str(cli), version=manifest["version"])
 
 
 # --------------------------------------------------------------------------- report
-
-
 
 
 # --------------------------------------------------------------------------- Client ID Metadata Documents

@@ -69,8 +69,14 @@ def m2m_token(realm: Realm, **form: str) -> httpx.Response:
 
 def test_kcprov_applied_realm_is_in_sync_and_has_the_mcp_settings(mcp_realm: Realm) -> None:
     """The realm came from an empty realm via `kcprov apply`; a second plan finds nothing to do."""
-    plan = kcprov("plan", "tests/e2e/realm.yaml", "--detailed-exitcode", *mcp_realm.var_args(),
-                  env=mcp_realm.kcprov_env(), check=False)
+    plan = kcprov(
+        "plan",
+        "tests/e2e/realm.yaml",
+        "--detailed-exitcode",
+        *mcp_realm.var_args(),
+        env=mcp_realm.kcprov_env(),
+        check=False,
+    )
     assert plan.returncode == 0, f"plan not in sync (exit {plan.returncode}):\n{plan.stdout}\n{plan.stderr}"
     live = mcp_realm.keycloak.admin().get_realm(mcp_realm.name)
     assert live["sslRequired"] == "external"  # A50: HTTPS required except from private/loopback addresses
@@ -100,10 +106,17 @@ def test_cimd_client_logs_in_and_steps_up_to_the_admin_scope(
     document_url = metadata_documents.url("client")
     traffic = Traffic()
     storage = MemoryStorage()
-    agent = UserAgent(login, username="bob", password=USERS["bob"], redirect_uri=callback.redirect_uri,
-                      screenshot_dir=artifacts, name="cimd-bob")
-    provider = user_provider(mcp_server.url, agent, name="e2e CIMD client", storage=storage,
-                             client_metadata_url=document_url)
+    agent = UserAgent(
+        login,
+        username="bob",
+        password=USERS["bob"],
+        redirect_uri=callback.redirect_uri,
+        screenshot_dir=artifacts,
+        name="cimd-bob",
+    )
+    provider = user_provider(
+        mcp_server.url, agent, name="e2e CIMD client", storage=storage, client_metadata_url=document_url
+    )
     seen: dict[str, Any] = {}
 
     async def scenario() -> None:
@@ -145,15 +158,23 @@ def test_cimd_client_logs_in_and_steps_up_to_the_admin_scope(
 
 
 def test_admin_tool_refused_to_a_user_without_the_admin_role(
-    mcp_server: McpServer, mcp_realm: Realm, login: Any, callback: CallbackListener,
+    mcp_server: McpServer,
+    mcp_realm: Realm,
+    login: Any,
+    callback: CallbackListener,
     metadata_documents: MetadataDocuments,
 ) -> None:
     """alice steps up to mcp:admin like bob, but lacks the realm role: the tool refuses, naming the role."""
     traffic = Traffic()
     storage = MemoryStorage()
     agent = UserAgent(login, username="alice", password=USERS["alice"], redirect_uri=callback.redirect_uri)
-    provider = user_provider(mcp_server.url, agent, name="e2e CIMD client", storage=storage,
-                             client_metadata_url=metadata_documents.url("client"))
+    provider = user_provider(
+        mcp_server.url,
+        agent,
+        name="e2e CIMD client",
+        storage=storage,
+        client_metadata_url=metadata_documents.url("client"),
+    )
     seen: dict[str, Any] = {}
 
     async def scenario() -> None:
@@ -171,10 +192,14 @@ def test_admin_tool_refused_to_a_user_without_the_admin_role(
     assert [e.status for e in traffic.to(mcp_server.url, "POST") if e.status in (401, 403)] == [401, 403]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Keycloak 26.7.3 + mcp 2.3.0: the SDK registers (DCR) with the 401 challenge's scope only, Keycloak makes "
-    "the requested scopes the client's only optional scopes, so the step-up request for mcp:admin is refused "
-    "with invalid_scope. Passes once either side changes (strict: then remove this mark)."))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Keycloak 26.7.3 + mcp 2.3.0: the SDK registers (DCR) with the 401 challenge's scope only, Keycloak makes "
+        "the requested scopes the client's only optional scopes, so the step-up request for mcp:admin is refused "
+        "with invalid_scope. Passes once either side changes (strict: then remove this mark)."
+    ),
+)
 def test_dcr_client_steps_up_to_a_scope_it_did_not_register(
     mcp_server: McpServer, mcp_realm: Realm, login: Any, callback: CallbackListener
 ) -> None:
@@ -200,8 +225,9 @@ def test_user_denies_consent_and_the_client_gets_access_denied(
 ) -> None:
     """The person clicks "No" on the consent page: the redirect carries error=access_denied (and iss); no token."""
     traffic = Traffic()
-    agent = UserAgent(login, username="alice", password=USERS["alice"], redirect_uri=callback.redirect_uri,
-                      consent="deny")
+    agent = UserAgent(
+        login, username="alice", password=USERS["alice"], redirect_uri=callback.redirect_uri, consent="deny"
+    )
     provider = user_provider(mcp_server.url, agent, name="e2e client the user refuses")
 
     async def scenario() -> None:
@@ -266,8 +292,14 @@ def test_client_credentials_client_calls_tools_without_a_user(mcp_server: McpSer
 def test_authorization_request_without_pkce_is_refused(mcp_realm: Realm, callback: CallbackListener) -> None:
     """The realm's pkce-enforcer policy: no code_challenge, or the `plain` method, gets an error (A25, A26)."""
     client_id = register(mcp_realm, callback.redirect_uri).json()["client_id"]
-    base = {"response_type": "code", "client_id": client_id, "redirect_uri": callback.redirect_uri,
-            "scope": TOOLS_SCOPE, "state": "s", "resource": mcp_realm.resource}
+    base = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": callback.redirect_uri,
+        "scope": TOOLS_SCOPE,
+        "state": "s",
+        "resource": mcp_realm.resource,
+    }
     _, challenge_s256 = pkce()
     for extra in ({}, {"code_challenge": challenge_s256, "code_challenge_method": "plain"}):
         response = httpx.get(f"{mcp_realm.issuer}/protocol/openid-connect/auth", params={**base, **extra}, timeout=30)
@@ -278,8 +310,11 @@ def test_authorization_request_without_pkce_is_refused(mcp_realm: Realm, callbac
         assert "code challenge" in answer["error_description"].replace("_", " "), answer
         assert answer["iss"] == mcp_realm.issuer  # error responses carry iss too (RFC 9207)
     # With S256 the same request reaches the login page.
-    ok = httpx.get(f"{mcp_realm.issuer}/protocol/openid-connect/auth", timeout=30,
-                   params={**base, "code_challenge": challenge_s256, "code_challenge_method": "S256"})
+    ok = httpx.get(
+        f"{mcp_realm.issuer}/protocol/openid-connect/auth",
+        timeout=30,
+        params={**base, "code_challenge": challenge_s256, "code_challenge_method": "S256"},
+    )
     assert ok.status_code == 200 and 'id="kc-form-login"' in ok.text
 
 
@@ -287,15 +322,23 @@ def test_redirect_uri_must_match_exactly(mcp_realm: Realm, callback: CallbackLis
     """A registered redirect URI is matched exactly: another path on the same loopback port is refused (A52)."""
     client_id = register(mcp_realm, callback.redirect_uri).json()["client_id"]
     _, code_challenge = pkce()
-    response = httpx.get(f"{mcp_realm.issuer}/protocol/openid-connect/auth", timeout=30, params={
-        "response_type": "code", "client_id": client_id, "redirect_uri": callback.redirect_uri + "-evil",
-        "scope": TOOLS_SCOPE, "state": "s", "code_challenge": code_challenge, "code_challenge_method": "S256"})
+    response = httpx.get(
+        f"{mcp_realm.issuer}/protocol/openid-connect/auth",
+        timeout=30,
+        params={
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": callback.redirect_uri + "-evil",
+            "scope": TOOLS_SCOPE,
+            "state": "s",
+            "code_challenge": code_challenge,
+            "code_challenge_method": "S256",
+        },
+    )
     assert response.status_code == 400 and "Invalid parameter: redirect_uri" in response.text
 
 
-def test_dcr_refuses_a_redirect_uri_outside_the_trusted_hosts(
-    strict_realm: Realm, mcp_realm: Realm
-) -> None:
+def test_dcr_refuses_a_redirect_uri_outside_the_trusted_hosts(strict_realm: Realm, mcp_realm: Realm) -> None:
     """Trusted Hosts with client_uris_must_match: only loopback redirect URIs register (A51, A22)."""
     for outside in ("https://mcp-client.example/callback", "http://mcp-client.example/callback"):
         refused = register(strict_realm, outside)
@@ -325,16 +368,30 @@ def test_dcr_refuses_a_scope_outside_the_allowed_client_scopes(mcp_realm: Realm,
     ids=["untrusted-domain", "client-id-mismatch", "redirect-uri-not-listed", "not-json"],
 )
 def test_cimd_document_refused(
-    mcp_realm: Realm, metadata_documents: MetadataDocuments, callback: CallbackListener,
-    document: str, trusted: bool, message: str,
+    mcp_realm: Realm,
+    metadata_documents: MetadataDocuments,
+    callback: CallbackListener,
+    document: str,
+    trusted: bool,
+    message: str,
 ) -> None:
-    """CIMD checks: a document from an untrusted domain is never fetched (SSRF guard), a bad one is refused (A19, A20)."""
+    """CIMD: an untrusted domain's document is never fetched (SSRF guard); a bad document is refused (A19, A20)."""
     url = metadata_documents.url(document, trusted=trusted)
     _, code_challenge = pkce()
-    response = httpx.get(f"{mcp_realm.issuer}/protocol/openid-connect/auth", timeout=30, params={
-        "response_type": "code", "client_id": url, "redirect_uri": callback.redirect_uri, "scope": TOOLS_SCOPE,
-        "state": "s", "code_challenge": code_challenge, "code_challenge_method": "S256",
-        "resource": mcp_realm.resource})
+    response = httpx.get(
+        f"{mcp_realm.issuer}/protocol/openid-connect/auth",
+        timeout=30,
+        params={
+            "response_type": "code",
+            "client_id": url,
+            "redirect_uri": callback.redirect_uri,
+            "scope": TOOLS_SCOPE,
+            "state": "s",
+            "code_challenge": code_challenge,
+            "code_challenge_method": "S256",
+            "resource": mcp_realm.resource,
+        },
+    )
     assert response.status_code == 400, response.text[:300]
     assert message in response.text, re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.text))[-400:]
     assert 'id="kc-form-login"' not in response.text
@@ -358,8 +415,9 @@ def test_token_issued_for_another_resource_is_401(mcp_server: McpServer, mcp_rea
     token = response.json()["access_token"]
     remember(token)
     assert jwt_claims(token)["aud"] == mcp_realm.other_resource
-    answer = httpx.post(mcp_server.url, json=INITIALIZE, timeout=30,
-                        headers={**MCP_HEADERS, "authorization": f"Bearer {token}"})
+    answer = httpx.post(
+        mcp_server.url, json=INITIALIZE, timeout=30, headers={**MCP_HEADERS, "authorization": f"Bearer {token}"}
+    )
     assert answer.status_code == 401
     assert challenge(answer)["error"] == "invalid_token"
 
@@ -370,23 +428,32 @@ def test_tampered_token_is_401(mcp_server: McpServer, mcp_realm: Realm) -> None:
     remember(token)
     head, payload, signature = token.split(".")
     flipped = signature[:10] + ("A" if signature[10] != "A" else "B") + signature[11:]
-    answer = httpx.post(mcp_server.url, json=INITIALIZE, timeout=30,
-                        headers={**MCP_HEADERS, "authorization": f"Bearer {head}.{payload}.{flipped}"})
+    answer = httpx.post(
+        mcp_server.url,
+        json=INITIALIZE,
+        timeout=30,
+        headers={**MCP_HEADERS, "authorization": f"Bearer {head}.{payload}.{flipped}"},
+    )
     assert answer.status_code == 401 and challenge(answer)["error"] == "invalid_token"
 
 
 def test_expired_token_is_401(mcp_server: McpServer, mcp_realm: Realm) -> None:
     """A Keycloak token past its `exp` is refused (A41): a client whose access tokens live 1 second."""
-    response = httpx.post(mcp_realm.token_endpoint, timeout=30, auth=("mcp-m2m-expiring", mcp_realm.m2m_secret),
-                          data={"grant_type": "client_credentials", "resource": mcp_server.url, "scope": TOOLS_SCOPE})
+    response = httpx.post(
+        mcp_realm.token_endpoint,
+        timeout=30,
+        auth=("mcp-m2m-expiring", mcp_realm.m2m_secret),
+        data={"grant_type": "client_credentials", "resource": mcp_server.url, "scope": TOOLS_SCOPE},
+    )
     assert response.status_code == 200, response.text
     token = response.json()["access_token"]
     remember(token)
     claims = jwt_claims(token)
     assert claims["exp"] - claims["iat"] == 1 and claims["aud"] == mcp_server.url
     time.sleep(max(0.0, claims["exp"] - time.time()) + 1.1)
-    answer = httpx.post(mcp_server.url, json=INITIALIZE, timeout=30,
-                        headers={**MCP_HEADERS, "authorization": f"Bearer {token}"})
+    answer = httpx.post(
+        mcp_server.url, json=INITIALIZE, timeout=30, headers={**MCP_HEADERS, "authorization": f"Bearer {token}"}
+    )
     assert answer.status_code == 401 and challenge(answer)["error"] == "invalid_token"
 
 
@@ -400,8 +467,12 @@ def test_session_id_is_not_authentication(mcp_server: McpServer, mcp_realm: Real
     session = opened.headers["mcp-session-id"]
     listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
     with_session = {**MCP_HEADERS, "mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}
-    httpx.post(mcp_server.url, json={"jsonrpc": "2.0", "method": "notifications/initialized"},
-               headers={**with_session, **auth}, timeout=30)
+    httpx.post(
+        mcp_server.url,
+        json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+        headers={**with_session, **auth},
+        timeout=30,
+    )
     assert httpx.post(mcp_server.url, json=listing, headers={**with_session, **auth}, timeout=30).status_code == 200
     for headers in (with_session, {**with_session, "authorization": "Bearer not-a-token"}):
         refused = httpx.post(mcp_server.url, json=listing, headers=headers, timeout=30)
@@ -419,8 +490,20 @@ def test_mcp_inspector_cli_lists_and_calls_the_tools(mcp_server: McpServer, mcp_
     listed = inspector.run(mcp_server.url, "--transport", "http", "--method", "tools/list", "--header", bearer)
     assert listed.returncode == 0, listed.stderr
     assert {t["name"] for t in json.loads(listed.stdout)["tools"]} == {"add", "multiply", "reset"}
-    called = inspector.run(mcp_server.url, "--transport", "http", "--method", "tools/call", "--tool-name", "multiply",
-                           "--tool-arg", "a=6", "b=7", "--header", bearer)
+    called = inspector.run(
+        mcp_server.url,
+        "--transport",
+        "http",
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "multiply",
+        "--tool-arg",
+        "a=6",
+        "b=7",
+        "--header",
+        bearer,
+    )
     assert called.returncode == 0, called.stderr
     answer = json.loads(called.stdout)
     assert answer["isError"] is False and answer["structuredContent"]["result"] == 42

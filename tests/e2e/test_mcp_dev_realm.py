@@ -128,8 +128,6 @@ def test_authorization_server_metadata_at_the_path_inserted_url(dev_server: McpS
     assert oidc["issuer"] == issuer and "S256" in oidc["code_challenge_methods_supported"]
 
 
-
-
 # --------------------------------------------------------------------------- steps 3-5: DCR, a person, tools
 
 
@@ -144,8 +142,14 @@ def test_dcr_client_logs_in_through_the_browser_and_calls_tools(
     """The SDK client from nothing: 401, PRM, AS metadata, DCR, code+PKCE+resource in a browser, tools, refresh."""
     traffic = Traffic()
     storage = MemoryStorage()
-    agent = UserAgent(login, username="alice", password=USERS["alice"], redirect_uri=callback.redirect_uri,
-                      screenshot_dir=artifacts, name="mcp-dev-dcr-alice")
+    agent = UserAgent(
+        login,
+        username="alice",
+        password=USERS["alice"],
+        redirect_uri=callback.redirect_uri,
+        screenshot_dir=artifacts,
+        name="mcp-dev-dcr-alice",
+    )
     provider = user_provider(dev_server.url, agent, name="e2e DCR client", storage=storage)
     seen: dict[str, Any] = {}
 
@@ -174,8 +178,11 @@ def test_dcr_client_logs_in_through_the_browser_and_calls_tools(
     prm = traffic.to(dev_server.resource_metadata_url, "GET")
     assert prm and prm[0].status == 200
     # Step 2: AS metadata from the path-inserted RFC 8414 URL, first try (A12, A13).
-    as_requests = [e for e in traffic.exchanges if "/.well-known/oauth-authorization-server" in e.url
-                   or "openid-configuration" in e.url]
+    as_requests = [
+        e
+        for e in traffic.exchanges
+        if "/.well-known/oauth-authorization-server" in e.url or "openid-configuration" in e.url
+    ]
     assert [(e.url, e.status) for e in as_requests] == [(dev_realm.as_metadata_url, 200)]
     # Step 3: anonymous DCR through the trusted-hosts policy (A22).
     registrations = traffic.to(dev_realm.registration_endpoint, "POST")
@@ -197,8 +204,10 @@ def test_dcr_client_logs_in_through_the_browser_and_calls_tools(
     code_exchange = token_requests[0].form()
     assert code_exchange["grant_type"] == "authorization_code" and code_exchange["code_verifier"]
     assert code_exchange["resource"] == dev_server.url  # A33, token request too
-    assert base64.urlsafe_b64encode(hashlib.sha256(code_exchange["code_verifier"].encode()).digest()).rstrip(
-        b"=").decode() == auth["code_challenge"]
+    assert (
+        base64.urlsafe_b64encode(hashlib.sha256(code_exchange["code_verifier"].encode()).digest()).rstrip(b"=").decode()
+        == auth["code_challenge"]
+    )
 
     # The person: consent page showed the scope's consent text, answered in a real browser when there is one.
     result = agent.results[0]
@@ -219,9 +228,16 @@ def test_dcr_client_logs_in_through_the_browser_and_calls_tools(
     assert len(refresh) == 1 and refresh[0]["resource"] == dev_server.url
     assert after.access_token != before.access_token
     assert after.refresh_token and after.refresh_token != before.refresh_token
-    reuse = httpx.post(dev_realm.token_endpoint, timeout=30, data={
-        "grant_type": "refresh_token", "refresh_token": before.refresh_token, "client_id": client_id,
-        "resource": dev_server.url})
+    reuse = httpx.post(
+        dev_realm.token_endpoint,
+        timeout=30,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": before.refresh_token,
+            "client_id": client_id,
+            "resource": dev_server.url,
+        },
+    )
     assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant", reuse.text
 
     # The bearer token went in the Authorization header of every MCP request after the first, never in a URL (A35, A36).
@@ -247,10 +263,17 @@ def test_cimd_client_logs_in_and_calls_tools(
     document_url = metadata_documents.url("client")
     traffic = Traffic()
     storage = MemoryStorage()
-    agent = UserAgent(login, username="alice", password=USERS["alice"], redirect_uri=callback.redirect_uri,
-                      screenshot_dir=artifacts, name="mcp-dev-cimd-alice")
-    provider = user_provider(dev_server.url, agent, name="e2e CIMD client", storage=storage,
-                             client_metadata_url=document_url)
+    agent = UserAgent(
+        login,
+        username="alice",
+        password=USERS["alice"],
+        redirect_uri=callback.redirect_uri,
+        screenshot_dir=artifacts,
+        name="mcp-dev-cimd-alice",
+    )
+    provider = user_provider(
+        dev_server.url, agent, name="e2e CIMD client", storage=storage, client_metadata_url=document_url
+    )
     seen: dict[str, Any] = {}
 
     async def scenario() -> None:
