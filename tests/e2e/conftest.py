@@ -97,10 +97,14 @@ def mcp_server(mcp_realm: Realm, server_port: int, tmp_path_factory: pytest.Temp
 
 
 @pytest.fixture(scope="session")
-def login() -> Iterator[BrowserLogin | HttpLogin]:
-    """Who answers Keycloak's pages: a real headless Chromium, or the browserless fallback."""
+def login(record_testsuite_property: Any) -> Iterator[BrowserLogin | HttpLogin]:
+    """Who answers Keycloak's pages: a real headless Chromium, or the browserless fallback.
+
+    Said in the terminal summary and, for CI, as the junit XML suite property ``e2e_login``.
+    """
     started = time.monotonic()
     driver, why = login_driver()
+    record_testsuite_property("e2e_login", driver.kind)
     SUMMARY["login pages driven by"] = f"{driver.kind} [{why}; ready in {time.monotonic() - started:.1f}s]"
     print(f"\n[e2e] login pages driven by: {driver.kind} [{why}]")
     yield driver
@@ -108,11 +112,9 @@ def login() -> Iterator[BrowserLogin | HttpLogin]:
 
 
 @pytest.fixture
-def login_kind(login: BrowserLogin | HttpLogin, record_property: Any) -> str:
-    """``browser`` or ``http``, recorded on the test (junit XML property ``login``)."""
-    kind = "browser" if isinstance(login, BrowserLogin) else "http"
-    record_property("login", login.kind)
-    return kind
+def login_kind(login: BrowserLogin | HttpLogin) -> str:
+    """``browser`` or ``http``: which login path this run uses."""
+    return "browser" if isinstance(login, BrowserLogin) else "http"
 
 
 @pytest.fixture(scope="session")
@@ -179,30 +181,42 @@ def dev_realm(keycloak: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """``kcprov apply realms/mcp-dev.yaml`` as written (realm mcp-dev, server http://localhost:3000/mcp).
 
     Run in a scratch directory, so the env file it names (examples/mcp-server/.env,
-    relative to the working directory) lands there and not in the checkout.
+    relative to the working directory) lands there and not in the checkout. When
+    the server's port is taken on this machine, a copy of the file with only that
+    port changed is applied instead, and the summary says so.
     """
     from kcprov.spec import load_realm
 
-    spec = load_realm(DEV_REALM_FILE)
-    server = spec.mcp_servers[0]
-    parts = urlsplit(server.url)
-    if not port_is_free(parts.port or 80):
-        pytest.skip(f"{DEV_REALM_FILE.name} serves its MCP server at {server.url}, and port {parts.port} is busy")
+    workdir = tmp_path_factory.mktemp("mcp-dev")
+    source = DEV_REALM_FILE
+    spec = load_realm(source)
+    parts = urlsplit(spec.mcp_servers[0].url)
+    busy = parts.port or 80
+    if not port_is_free(busy):
+        authority = f"{parts.hostname}:{busy}"
+        moved = f"{parts.hostname}:{free_port()}"
+        source = workdir / DEV_REALM_FILE.name
+        source.write_text(DEV_REALM_FILE.read_text().replace(authority, moved))
+        spec = load_realm(source)
+        SUMMARY["realm file"] = f"realms/mcp-dev.yaml with {authority} -> {moved} (port {busy} is busy here)"
+    else:
+        SUMMARY["realm file"] = "realms/mcp-dev.yaml as written"
     if realm_exists(keycloak, spec.realm):
         pytest.skip(f"realm {spec.realm!r} already exists on {keycloak.url}; not touching it")
-    workdir = tmp_path_factory.mktemp("mcp-dev")
+    server = spec.mcp_servers[0]
     realm = Realm(
         keycloak=keycloak,
         name=spec.realm,
         resource=server.url,
         workdir=workdir,
+        source=source,
         env_file=workdir / (server.env_file or ".env"),
         consent=dict(server.scopes),
     )
     env = {**kcprov_env(keycloak), "ALICE_PASSWORD": USERS["alice"]}
     started = time.monotonic()
     try:
-        kcprov("apply", str(DEV_REALM_FILE), "--auto-approve", env=env, cwd=workdir)
+        kcprov("apply", str(source), "--auto-approve", env=env, cwd=workdir)
         realm.apply_seconds = time.monotonic() - started
         SUMMARY["kcprov apply realms/mcp-dev.yaml"] = f"{realm.apply_seconds:.1f}s"
         yield realm

@@ -83,6 +83,7 @@ class Realm:
     apply_seconds: float = 0.0
     #: Where kcprov ran, and the env file it wrote (realms with mcp_servers)
     workdir: Path | None = None
+    source: Path | None = None
     env_file: Path | None = None
     #: Consent screen text per MCP scope
     consent: dict[str, str] = field(default_factory=lambda: dict(CONSENT_TEXT))

@@ -35,7 +35,6 @@ import pytest
 from dotenv import dotenv_values
 from e2e_client import MemoryStorage, Traffic, UserAgent, jwt_claims, mcp_session, user_provider
 from e2e_support import (
-    DEV_REALM_FILE,
     INITIALIZE,
     MCP_HEADERS,
     TOOLS_SCOPE,
@@ -58,7 +57,7 @@ pytestmark = pytest.mark.keycloak
 def test_kcprov_applies_mcp_dev_and_writes_the_env_file(dev_realm: Realm, dev_server: McpServer) -> None:
     """`kcprov apply` made the realm and the env file the server runs on; plan is clean; `kcprov env` agrees."""
     env = {**kcprov_env(dev_realm.keycloak), "ALICE_PASSWORD": USERS["alice"]}
-    plan = kcprov("plan", str(DEV_REALM_FILE), "--detailed-exitcode", env=env, cwd=dev_realm.workdir, check=False)
+    plan = kcprov("plan", str(dev_realm.source), "--detailed-exitcode", env=env, cwd=dev_realm.workdir, check=False)
     assert plan.returncode == 0, f"plan not in sync (exit {plan.returncode}):\n{plan.stdout}\n{plan.stderr}"
 
     assert stat.S_IMODE(os.stat(dev_realm.env_file).st_mode) == 0o600  # A48: the file may hold a secret
@@ -68,7 +67,7 @@ def test_kcprov_applies_mcp_dev_and_writes_the_env_file(dev_realm: Realm, dev_se
     assert values["OAUTH_ISSUER"] == dev_realm.issuer
     assert values["MCP_TOKEN_VALIDATION"] == "jwt"
     dev_realm.env_file.unlink()
-    kcprov("env", str(DEV_REALM_FILE), env=env, cwd=dev_realm.workdir)
+    kcprov("env", str(dev_realm.source), env=env, cwd=dev_realm.workdir)
     assert dev_realm.env_file.read_bytes() == written  # byte-identical rewrite
 
     live = dev_realm.keycloak.admin().get_realm(dev_realm.name)
