@@ -115,7 +115,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
                 out.print(f"  {label + ':':12}{info[key]}", markup=False)
         out.print(f"  {'features:':12}{','.join(state.features) or 'none'}", markup=False)
     if current.readiness != "ready":
-        raise SystemExit(1)
+        raise typer.Exit(1)
 
 
 @app.command()
