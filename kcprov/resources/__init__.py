@@ -6,7 +6,7 @@ from kcprov.resources.policies import ClientPolicyKind, ClientProfileKind
 from kcprov.resources.realm import RealmKind
 from kcprov.resources.registration import RegistrationPolicyKind
 from kcprov.resources.roles import ClientRoleKind, RoleKind
-from kcprov.resources.scopes import ClientScopeKind, MapperKind
+from kcprov.resources.scopes import ClientScopeKind, MapperKind, ScopeRolesKind
 from kcprov.resources.users import UserKind
 
 KINDS: tuple[Kind, ...] = (
@@ -21,6 +21,7 @@ KINDS: tuple[Kind, ...] = (
     ClientProfileKind(),
     ClientPolicyKind(),
     ServiceAccountRolesKind(),
+    ScopeRolesKind(),
     UserKind(),
 )
 KINDS_BY_NAME = {k.name: k for k in KINDS}

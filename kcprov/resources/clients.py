@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from kcprov.plan.changes import Secret
 from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, flag, prefixed, text
-from kcprov.resources.roles import change_role_mappings, client_uuid, live_role_refs, role_refs
+from kcprov.resources.roles import RoleMappingsKind, client_uuid, live_role_refs
 from kcprov.resources.scopes import scope_uuid
 
 BUILTIN_CLIENTS = {"account", "account-console", "admin-cli", "broker", "realm-management", "security-admin-console"}
@@ -155,22 +155,15 @@ def set_scopes(ctx: ApplyContext, client_id: str, uuid: str, field: str, before,
         ctx.client.put(f"{endpoint}/{scope_uuid(ctx, name)}", {}, what)
 
 
-class ServiceAccountRolesKind(Kind):
+class ServiceAccountRolesKind(RoleMappingsKind):
     """Role mappings of a client's service account user; the flat field is `roles`."""
 
     name = "service_account_roles"
     label = "service account roles"
-    stage = 4
-    deletable = False
+    owner_label = "client"
 
-    def desired(self, spec) -> dict[str, Attrs]:
-        out = {}
-        for c in spec.clients:
-            if c.service_account_roles is not None:
-                mapping = dict(c.service_account_roles)
-                realm_roles = mapping.pop("realm", [])
-                out[c.client_id] = {"roles": role_refs(realm_roles, mapping)}
-        return out
+    def owners(self, spec):
+        return [(c.client_id, c.service_account_roles) for c in spec.clients]
 
     def live(self, raw) -> dict[str, Attrs]:
         return {
@@ -179,18 +172,10 @@ class ServiceAccountRolesKind(Kind):
             if u.get("serviceAccountClientId")
         }
 
-    def _user_path(self, ctx: ApplyContext, client_id: str) -> str:
+    def mappings_path(self, ctx: ApplyContext, client_id: str) -> str:
         for u in (ctx.live.raw.export or {}).get("users") or []:
             if u.get("serviceAccountClientId") == client_id:
-                return f"{ctx.base}/users/{u['id']}"
+                return f"{ctx.base}/users/{u['id']}/role-mappings"
         user = ctx.client.get(f"{ctx.base}/clients/{client_uuid(ctx, client_id)}/service-account-user",
                               f"service account of client '{client_id}'")
-        return f"{ctx.base}/users/{user['id']}"
-
-    def create(self, ctx: ApplyContext, change) -> None:
-        self.update(ctx, change)
-
-    def update(self, ctx: ApplyContext, change) -> None:
-        d = change.diffs[0]
-        change_role_mappings(ctx, self._user_path(ctx, change.key), d.before, d.after,
-                             f"service account roles of client '{change.key}'")
+        return f"{ctx.base}/users/{user['id']}/role-mappings"

@@ -115,9 +115,18 @@ def role_refs(realm_roles, client_roles: dict | None) -> list[str]:
     return sorted(refs)
 
 
-def live_role_refs(realm: str, realm_names, client_map: dict | None) -> list[str]:
-    """Live role mappings -> sorted flat references, without the automatic default role."""
-    refs = [f"{REALM}/{r}" for r in realm_names or [] if r != f"default-roles-{realm}"]
+def mapping_refs(mapping: dict[str, list[str]]) -> list[str]:
+    """A `{realm: [...], <client-id>: [...]}` mapping of the file -> sorted flat references."""
+    client_roles = dict(mapping)
+    return role_refs(client_roles.pop(REALM, []), client_roles)
+
+
+def live_role_refs(realm: str | None, realm_names, client_map: dict | None) -> list[str]:
+    """Live role mappings -> sorted flat references, without the automatic default role of `realm`.
+
+    A user gets `default-roles-<realm>` without asking; pass realm=None where nothing is automatic.
+    """
+    refs = [f"{REALM}/{r}" for r in realm_names or [] if realm is None or r != f"default-roles-{realm}"]
     for client_id, roles in (client_map or {}).items():
         refs += [f"{client_id}/{r}" for r in roles]
     return sorted(refs)
@@ -141,8 +150,14 @@ def role_rep(ctx: ApplyContext, ref: str) -> tuple[str, dict]:
     return uuid, {"id": rep["id"], "name": name}
 
 
-def change_role_mappings(ctx: ApplyContext, user_path: str, before: list[str] | None, after: list[str], what: str) -> None:
-    """Add and remove role mappings of a user (or service account) to match `after`."""
+def change_role_mappings(ctx: ApplyContext, mappings_path: str, before: list[str] | None, after: list[str],
+                         what: str) -> None:
+    """Add and remove role mappings to match `after`.
+
+    `mappings_path` is the collection holding them: `.../users/{id}/role-mappings` for a user (or
+    service account), `.../client-scopes/{id}/scope-mappings` for a client scope; Keycloak serves
+    realm roles under `/realm` and client roles under `/clients/{client-uuid}` of both.
+    """
     old, new = set(before or []), set(after or [])
     for refs, adding in ((new - old, True), (old - new, False)):
         grouped: dict[str, list[dict]] = {}
@@ -150,8 +165,38 @@ def change_role_mappings(ctx: ApplyContext, user_path: str, before: list[str] | 
             container, rep = role_rep(ctx, ref)
             grouped.setdefault(container, []).append(rep)
         for container, reps in grouped.items():
-            path = f"{user_path}/role-mappings/realm" if container == REALM else f"{user_path}/role-mappings/clients/{container}"
+            path = f"{mappings_path}/realm" if container == REALM else f"{mappings_path}/clients/{container}"
             if adding:
                 ctx.client.post(path, reps, what)
             else:
                 ctx.client.delete(path, what, body=reps)
+
+
+class RoleMappingsKind(Kind):
+    """Role mappings of one owner (service account, client scope) as a single flat field `roles`.
+
+    Not deletable: an owner whose mappings the file leaves out keeps them; `{}` clears them.
+    Subclasses say whose mappings the file writes (`owners`), where Keycloak keeps them
+    (`mappings_path`, the collection with `/realm` and `/clients/{uuid}` below it) and `live`.
+    """
+
+    stage = 4  # after roles, client roles, clients and client scopes
+    deletable = False
+    owner_label = ""  # "client", "client scope": how errors name the owner
+
+    def owners(self, spec) -> list[tuple[str, dict[str, list[str]] | None]]:
+        raise NotImplementedError
+
+    def mappings_path(self, ctx: ApplyContext, key: str) -> str:
+        raise NotImplementedError
+
+    def desired(self, spec) -> dict[str, Attrs]:
+        return {key: {"roles": mapping_refs(mapping)} for key, mapping in self.owners(spec) if mapping is not None}
+
+    def create(self, ctx: ApplyContext, change) -> None:
+        self.update(ctx, change)
+
+    def update(self, ctx: ApplyContext, change) -> None:
+        d = change.diffs[0]
+        change_role_mappings(ctx, self.mappings_path(ctx, change.key), d.before, d.after,
+                             f"{self.label} of {self.owner_label} '{change.key}'")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from kcprov.keycloak import seg
 from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, flag, prefixed, text
-from kcprov.resources.roles import client_uuid
+from kcprov.resources.roles import RoleMappingsKind, client_uuid, live_role_refs
 
 OIDC = "openid-connect"
 AUDIENCE_MAPPER = "oidc-audience-mapper"
@@ -132,6 +132,38 @@ def scope_uuid(ctx: ApplyContext, name: str) -> str:
 
     raise KeycloakApiError(f"client scope '{name}' does not exist in realm '{ctx.realm}'.",
                            hint="add it under client_scopes: or use a built-in scope name")
+
+
+class ScopeRolesKind(RoleMappingsKind):
+    """Role scope mappings of a client scope ("Scope" tab): the roles its tokens may carry.
+
+    The export lists them from the role side: realm roles in `scopeMappings`, client roles
+    per client in `clientScopeMappings`; entries naming a `client` (not a `clientScope`)
+    are the scope mappings of clients, not ours.
+    """
+
+    name = "scope_roles"
+    label = "scope roles"
+    owner_label = "client scope"
+
+    def owners(self, spec):
+        return [(s.name, s.scope_roles) for s in spec.client_scopes]
+
+    def live(self, raw) -> dict[str, Attrs]:
+        export = raw.export
+        realm_roles: dict[str, list[str]] = {s["name"]: [] for s in export.get("clientScopes", [])}
+        client_roles: dict[str, dict[str, list[str]]] = {}
+        for m in export.get("scopeMappings") or []:
+            if m.get("clientScope") in realm_roles:
+                realm_roles[m["clientScope"]] += m.get("roles") or []
+        for client_id, mappings in (export.get("clientScopeMappings") or {}).items():
+            for m in mappings:
+                if m.get("clientScope") in realm_roles:
+                    client_roles.setdefault(m["clientScope"], {}).setdefault(client_id, []).extend(m.get("roles") or [])
+        return {name: {"roles": live_role_refs(None, roles, client_roles.get(name))} for name, roles in realm_roles.items()}
+
+    def mappings_path(self, ctx: ApplyContext, name: str) -> str:
+        return f"{ctx.base}/client-scopes/{scope_uuid(ctx, name)}/scope-mappings"
 
 
 def mapper_attrs(m) -> Attrs:

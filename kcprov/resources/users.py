@@ -49,6 +49,9 @@ class UserKind(Kind):
         user_id = ctx.known_id(self.name, username) or ctx.live.raw.users[username]["rep"]["id"]
         return f"{ctx.base}/users/{user_id}"
 
+    def _mappings(self, ctx: ApplyContext, username: str) -> str:
+        return f"{self._path(ctx, username)}/role-mappings"
+
     def create(self, ctx: ApplyContext, change) -> None:
         after = {d.field: d.after for d in change.diffs}
         body = {"username": change.key, "enabled": True, **representation(after)}
@@ -57,7 +60,7 @@ class UserKind(Kind):
         user_id = ctx.client.post(f"{ctx.base}/users", body, f"user '{change.key}'")
         ctx.remember(self.name, change.key, user_id)
         if after.get("roles"):
-            change_role_mappings(ctx, self._path(ctx, change.key), [], after["roles"], f"roles of user '{change.key}'")
+            change_role_mappings(ctx, self._mappings(ctx, change.key), [], after["roles"], f"roles of user '{change.key}'")
 
     def update(self, ctx: ApplyContext, change) -> None:
         after = {d.field: d.after for d in change.diffs if d.field != "roles"}
@@ -67,7 +70,7 @@ class UserKind(Kind):
             ctx.client.put(self._path(ctx, change.key), rep, f"user '{change.key}'")
         for d in change.diffs:
             if d.field == "roles":
-                change_role_mappings(ctx, self._path(ctx, change.key), d.before, d.after, f"roles of user '{change.key}'")
+                change_role_mappings(ctx, self._mappings(ctx, change.key), d.before, d.after, f"roles of user '{change.key}'")
 
     def delete(self, ctx: ApplyContext, change) -> None:
         ctx.client.delete(self._path(ctx, change.key), f"user '{change.key}'")

@@ -231,6 +231,8 @@ def _client_references(spec: RealmSpec) -> Iterator[Finding]:
         yield from grants(("users", i, "client_roles"), user.client_roles, realm_key=False)
     for path, client in _all_clients(spec):
         yield from grants((*path, "service_account_roles"), client.service_account_roles, realm_key=True)
+    for i, scope in enumerate(spec.client_scopes):
+        yield from grants(("client_scopes", i, "scope_roles"), scope.scope_roles, realm_key=True)
     for path, mappers in _mappers(spec):
         for i, mapper in enumerate(mappers):
             if mapper.client_audience is not None and mapper.client_audience not in clients:

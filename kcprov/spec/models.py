@@ -258,6 +258,7 @@ class ClientScope(Spec):
     gui_order: int | None = Field(None, description="Order on the consent screen.")
     attributes: StrMap | None = Field(None, description="Raw ClientScopeRepresentation attributes; only the keys given are managed.")
     mappers: list[ProtocolMapper] = Field(default_factory=list, description="Protocol mappers of this scope.")
+    scope_roles: dict[str, list[Name]] | None = Field(None, description="Roles a token may carry when this scope is granted (the scope's role scope mappings): client_id -> client roles; the key `realm` holds realm roles. Needed for DCR clients, which Keycloak registers with full scope disabled. Keycloak then grants the scope only to users (and service accounts) holding one of these roles.")
 
 
 # ---------------------------------------------------------------- client registration (DCR)
