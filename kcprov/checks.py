@@ -14,7 +14,8 @@ Facts behind them were checked against Keycloak 26.7.3:
 * without the feature, Keycloak ignores `resource`;
 * before 26.8.0 a DCR client that asks for scopes gets only `basic` as default
   scope (keycloak#50807), and anonymous DCR clients are registered with full
-  scope disabled, so their tokens carry no realm roles;
+  scope disabled, so their tokens carry only roles that their scopes map (role
+  scope mappings; a scope with some is granted only to holders of one of them);
 * client credentials with `resource=` answers HTTP 500 on 26.7.3 (a refresh
   token is expected by the resource-indicators post-processor);
 * the CIMD executor options `accept-public-client-with-confidential-client-only-grant`
@@ -30,7 +31,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from kcprov.errors import KcprovError
-from kcprov.spec.expand import CIMD_PRESETS, DEFAULT_ACCESS_TOKEN_LIFESPAN, audiences
+from kcprov.spec.expand import CIMD_PRESETS, DEFAULT_ACCESS_TOKEN_LIFESPAN, admin_scopes, audiences
 from kcprov.spec.models import Client, McpServer, RealmSpec
 
 FIXED_DCR_VERSION = (26, 8, 0)
@@ -315,12 +316,18 @@ def _registration_issues(spec: RealmSpec, url: str) -> list[SetupIssue]:
                 found.append(SetupIssue(
                     "warning", "cimd has no trusted_domains: Keycloak accepts no client_id document",
                     "list the domains of the client_id URLs (and of their redirect URIs)", server.name))
-        if server.admin_role and _dcr_used(server):
+        mapped = admin_scopes(server)
+        unmapped = [t for t in server.admin_tools or [] if (server.tool_scopes or {})[t] not in mapped]
+        if server.admin_role and _dcr_used(server) and unmapped:
+            scopes = sorted({(server.tool_scopes or {})[t] for t in unmapped})
             found.append(SetupIssue(
                 "warning", f"DCR clients are registered with full scope disabled (Keycloak's anonymous 'Full Scope "
-                f"Disabled' policy): their tokens carry no realm roles, so tools that require '{server.admin_role}' "
-                f"({', '.join(server.admin_tools or []) or 'admin tools'}) refuse them",
-                "use a pre-registered client (clients: - client: ...) for administration", server.name))
+                f"Disabled' policy): their tokens carry only the roles their scopes map, and kcprov maps "
+                f"'{server.admin_role}' only onto scopes that admin tools alone require. {', '.join(scopes)} "
+                f"{'is' if len(scopes) == 1 else 'are'} also needed without the role (the base scope or another "
+                f"tool's), so tools that require '{server.admin_role}' ({', '.join(unmapped)}) refuse DCR clients",
+                "give the admin tools a scope of their own (e.g. mcp:admin), or use a pre-registered client "
+                "(clients: - client: ...) for administration", server.name))
         if server.admin_tools and not server.admin_role:
             found.append(SetupIssue(
                 "warning", f"admin tools {', '.join(server.admin_tools)} have no admin_role: only their scope "

@@ -89,12 +89,43 @@ def test_mapper_mode_puts_every_audience_and_the_resource_client_on_each_scope()
             assert m["protocol_mapper"] == "oidc-audience-mapper"
             assert (m["config.access.token.claim"], m["config.id.token.claim"]) == ("true", "false")
             assert groups[("scope_mapper", f"{scope}/{name}")] == "calculator"
-    assert len(mappers) == 6
+    assert len(mappers) == 7  # and the admin scope's realm-roles mapper
+
+
+def test_admin_role_is_mapped_onto_the_admin_scope_only():
+    """DCR clients (full scope disabled, no `roles` scope before 26.8) get the admin role through mcp:admin."""
+    objects, groups = desired(server())
+    assert objects["scope_roles"] == {"mcp:admin": {"roles": ["realm/mcp-admin"]}}
+    assert groups[("scope_roles", "mcp:admin")] == "calculator"
+    roles = objects["scope_mapper"]["mcp:admin/mcp-realm-roles"]
+    assert roles["protocol_mapper"] == "oidc-usermodel-realm-role-mapper"
+    assert roles["config.claim.name"] == "realm_access.roles"
+    assert (roles["config.multivalued"], roles["config.access.token.claim"]) == ("true", "true")
+    assert groups[("scope_mapper", "mcp:admin/mcp-realm-roles")] == "calculator"
+    assert "mcp:tools/mcp-realm-roles" not in objects["scope_mapper"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"admin_role": None},
+        {"tool_scopes": {"add": "mcp:tools", "reset": "mcp:tools"}, "admin_tools": ["reset"]},  # the base scope
+        {"tool_scopes": {"add": "mcp:admin", "reset": "mcp:admin"}, "admin_tools": ["reset"]},  # shared with add
+        {"tool_scopes": {"add": "mcp:tools", "reset": "mcp:admin"}, "admin_tools": []},
+    ],
+    ids=["no-admin-role", "admin-tool-on-base-scope", "scope-shared-with-other-tools", "no-admin-tools"],
+)
+def test_no_role_mapping_where_it_would_lock_others_out(changes):
+    """A scope with role mappings is granted only to holders of those roles."""
+    objects, _ = desired(server(**changes))
+    assert objects["scope_roles"] == {}
+    assert not any(key.endswith("/mcp-realm-roles") for key in objects["scope_mapper"])
 
 
 def test_resource_indicators_mode_has_no_custom_audience_but_the_resource_client():
     objects, _ = desired(server(audience_binding="resource-indicators"))
-    assert set(objects["scope_mapper"]) == {"mcp:tools/mcp-resource-audience", "mcp:admin/mcp-resource-audience"}
+    assert set(objects["scope_mapper"]) == {"mcp:tools/mcp-resource-audience", "mcp:admin/mcp-resource-audience",
+                                            "mcp:admin/mcp-realm-roles"}
     resource = objects["client"]["calculator-resource"]
     assert resource["attributes.resource_url"] == URL
     assert resource["confidential"] is True

@@ -153,8 +153,15 @@ def test_registration_and_cimd_without_hosts():
 
 
 def test_admin_role_with_dcr_clients():
-    s = spec({"clients": [{"preset": "mcp-inspector"}]})
-    assert "tokens carry no realm roles, so tools that require 'mcp-admin' (reset)" in texts(warnings(s, None, LOCAL))
+    """kcprov maps the admin role onto mcp:admin, so DCR tokens carry it; not onto a scope others need."""
+    dcr = [{"preset": "mcp-inspector"}]
+    assert "full scope disabled" not in texts(warnings(spec({"clients": dcr}), None, LOCAL))
+    on_base = spec({"clients": dcr, "tool_scopes": {"add": "mcp:tools", "reset": "mcp:tools"}, "admin_tools": ["reset"]})
+    found = texts(warnings(on_base, None, LOCAL))
+    assert "mcp:tools is also needed without the role" in found
+    assert "tools that require 'mcp-admin' (reset) refuse DCR clients" in found
+    shared = spec({"clients": dcr, "tool_scopes": {"add": "mcp:admin", "reset": "mcp:admin"}, "admin_tools": ["reset"]})
+    assert "mcp:admin is also needed without the role" in texts(warnings(shared, None, LOCAL))
     assert "only their scope protects them" in texts(warnings(spec({"admin_role": None}), None, LOCAL))
 
 

@@ -21,6 +21,14 @@ What one server becomes (Keycloak's MCP guide, checked against Keycloak 26.7.3):
     (they MUST send `resource`), so both binding modes create it;
   - `mapper` mode only: a custom audience mapper per URL (the server URL and
     each extra audience), so tokens carry the URL also when the feature is off;
+* `admin_role`: on each admin scope (a scope that admin tools require, not the
+  base scope and not required by any other tool) the role as a role scope
+  mapping (`scope_roles`) and a realm-roles mapper. Anonymous DCR clients are
+  registered with full scope disabled and, before 26.8, without the `roles`
+  scope, so this is how their tokens carry `realm_access.roles` = the admin
+  role. Keycloak grants a scope with role mappings only to users holding one
+  of its roles, so the admin scope is granted to admins only (checked on
+  26.7.3: others get the token without it); the base scope gets no mappings;
 * `token_validation: introspection`: a confidential service-account client the
   server introspects with. Keycloak (26.7+) refuses introspection by a client
   that is not in the token's audience, and with resource indicators the
@@ -107,6 +115,9 @@ REGISTRATION_PROVIDERS = {
 # Mapper names on each generated scope.
 AUDIENCE_MAPPER = "mcp-audience"
 RESOURCE_AUDIENCE_MAPPER = "mcp-resource-audience"
+REALM_ROLES_MAPPER = "mcp-realm-roles"  # admin scopes only
+REALM_ROLES_CONFIG = {"claim.name": "realm_access.roles", "jsonType.label": "String", "multivalued": "true",
+                      "access.token.claim": "true", "id.token.claim": "false", "introspection.token.claim": "true"}
 
 # client-id-metadata-document executor (Keycloak 26.6+, feature `cimd`); keys read from
 # AbstractClientIdMetadataDocumentExecutorFactory / ClientIdMetadataDocumentExecutorFactory.
@@ -153,6 +164,21 @@ CLAUDE_COMBINED = CimdPreset(("claude.ai",), ("claude.ai", "localhost", "127.0.0
 def resource_client_id(server: McpServer) -> str:
     """The client that represents the server for RFC 8707 (`resource_url` = its URL)."""
     return f"{server.name}{RESOURCE_CLIENT_SUFFIX}"
+
+
+def admin_scopes(server: McpServer) -> list[str]:
+    """Scopes that get `admin_role` as role scope mapping: required by admin tools only, never the base scope.
+
+    A scope with role mappings is granted only to holders of those roles, so a scope that
+    other tools (or every client, the base scope) need must stay unmapped.
+    """
+    if not server.admin_role:
+        return []
+    tools = server.tool_scopes or {}
+    admin = set(server.admin_tools or ())
+    shared = {scope for tool, scope in tools.items() if tool not in admin}
+    wanted = {tools[t] for t in admin}
+    return [s for s in list(server.scopes)[1:] if s in wanted and s not in shared]
 
 
 def audiences(server: McpServer) -> list[str]:
@@ -314,6 +340,9 @@ class _Expansion:
             for n, audience in enumerate(audiences(server), start=1):
                 name = AUDIENCE_MAPPER if n == 1 else f"{AUDIENCE_MAPPER}-{n}"
                 mappers.append(ProtocolMapper(name=name, audience=audience))
+        admin = admin_scopes(server)
+        admin_mappers = [ProtocolMapper(name=REALM_ROLES_MAPPER, protocol_mapper="oidc-usermodel-realm-role-mapper",
+                                        config=REALM_ROLES_CONFIG)]
         for name, text in server.scopes.items():
             path = (*base, "scopes", name)
             if name in self.scope_owner:
@@ -329,7 +358,8 @@ class _Expansion:
                 include_in_token_scope=True,
                 display_on_consent_screen=True,
                 consent_screen_text=text,
-                mappers=mappers,
+                mappers=[*mappers, *admin_mappers] if name in admin else mappers,
+                scope_roles={"realm": [server.admin_role]} if name in admin else None,
             )
             self.scope_owner[name] = server.name
             if name in self.scopes:
@@ -339,8 +369,10 @@ class _Expansion:
                 self.scopes[name] = generated
                 self.scope_paths[name] = path
             self.label("client_scope", name, server.name)
+            if name in admin:
+                self.label("scope_roles", name, server.name)
             for mapper in self.scopes[name].mappers:
-                if any(m.name == mapper.name for m in mappers):
+                if any(m.name == mapper.name for m in generated.mappers):
                     self.label("scope_mapper", f"{name}/{mapper.name}", server.name)
 
     # -- clients -------------------------------------------------------------------
