@@ -122,7 +122,7 @@ def realm_prefix() -> str:
 
 
 def provision_realm(keycloak: Any, *, resource: str, client_uris_must_match: bool, label: str) -> Realm:
-    """``kcprov apply tests/e2e/realm.yaml`` into a new realm, plus what kcprov cannot say yet."""
+    """``kcprov apply tests/e2e/realm.yaml`` into a new realm."""
     name = f"{realm_prefix()}{label}-{secrets.token_hex(3)}"
     port = free_port()
     realm = Realm(
@@ -143,28 +143,7 @@ def provision_realm(keycloak: Any, *, resource: str, client_uris_must_match: boo
     started = time.monotonic()
     kcprov("apply", str(REALM_FILE), "--auto-approve", *realm.var_args(), env=realm.kcprov_env())
     realm.apply_seconds = time.monotonic() - started
-    _map_roles_to_scopes(keycloak, name)
     return realm
-
-
-def _map_roles_to_scopes(keycloak: Any, realm: str) -> None:
-    """Client-scope role mappings: realm roles in the tokens of self-registered clients.
-
-    Keycloak's default anonymous-DCR policy "Full Scope Disabled" registers
-    clients with fullScopeAllowed=false, so their tokens carry only roles that
-    a scope maps. The server's admin check reads realm_access.roles, so the
-    MCP scopes map the roles they are about. kcprov has no key for client-scope
-    role mappings yet; this is the one thing done beside the realm file (and
-    ``kcprov plan`` does not look at it, so the realm still plans clean).
-    """
-    admin = keycloak.admin(realm)
-    scopes = {s["name"]: s["id"] for s in admin.get_client_scopes()}
-    roles = {r["name"]: r for r in admin.get_realm_roles()}
-    for scope, names in ((TOOLS_SCOPE, ["mcp-user"]), (ADMIN_SCOPE, ["mcp-user", "mcp-admin"])):
-        payload = [{"id": roles[n]["id"], "name": n} for n in names]
-        admin.connection.raw_post(
-            f"admin/realms/{realm}/client-scopes/{scopes[scope]}/scope-mappings/realm", data=json.dumps(payload)
-        ).raise_for_status()
 
 
 def port_is_free(port: int) -> bool:
