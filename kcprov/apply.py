@@ -77,7 +77,8 @@ def _run(kind: Kind, ctx: ApplyContext, change: Change) -> KcprovError | None:
 
 def _record_ownership(ctx, plan, live, desired, by_name, result: ApplyResult) -> None:
     """Own what the file declares and now exists; forget what was deleted."""
-    failed_creates = {(c.kind, c.key) for c, _ in result.failed} | {(c.kind, c.key) for c in result.not_run if c.action == "create"}
+    unfinished = [c for c, _ in result.failed] + result.not_run
+    failed_creates = {(c.kind, c.key) for c in unfinished if c.action == "create"}
     deleted = {(c.kind, c.key) for c in result.done if c.action == "delete"}
     record = {k: set(v) for k, v in live.owned.items()}
     for kind_name, objects in desired.items():
