@@ -17,6 +17,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from kcprov.errors import KcprovError
 from kcprov.spec.checks import Finding, check_realm
+from kcprov.spec.expand import expansion_findings
 from kcprov.spec.models import RealmSpec
 from kcprov.spec.problems import Problem, SpecError, display_path
 from kcprov.spec.template import Rendered, TemplateProblem, render
@@ -134,6 +135,8 @@ def _load_file(path: Path, variables: Mapping[str, Any], strict_secrets: bool):
         problems += [locate(*explained) for explained in _explain_all(exc.errors())]
         return None, problems, locate
     problems += map(locate.finding, check_realm(spec))
+    if not problems:  # conflicts between mcp_servers and primitives, found offline too
+        problems += map(locate.finding, expansion_findings(spec))
     if strict_secrets:
         problems += _inline_secrets(spec, locate)
     return (None if problems else spec), problems, locate
