@@ -10,7 +10,10 @@ nothing but Admin API calls for that one object.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from kcprov.errors import KeycloakApiError
 
 from kcprov.keycloak import seg
 
@@ -71,6 +74,20 @@ class ApplyContext:
     def known_id(self, kind: str, key: str) -> str | None:
         with self._lock:
             return self._ids.get((kind, key))
+
+    def server_id(self, kind: str, key: str, export_field: str, name_field: str,
+                  lookup: Callable[[], list[dict]], missing_hint: str) -> str:
+        """The server id of an object: known from this apply, else from the export, else looked up."""
+        known = self.known_id(kind, key)
+        if known:
+            return known
+        for source in (lambda: (self.live.raw.export or {}).get(export_field, []), lookup):
+            for rep in source():
+                if rep[name_field] == key:
+                    self.remember(kind, key, rep["id"])
+                    return rep["id"]
+        label = kind.replace("_", " ")
+        raise KeycloakApiError(f"{label} '{key}' does not exist in realm '{self.realm}'.", hint=missing_hint)
 
 
 class Kind:

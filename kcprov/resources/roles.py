@@ -16,10 +16,6 @@ def builtin_realm_roles(realm: str) -> set[str]:
     return {"offline_access", "uma_authorization", f"default-roles-{realm}"}
 
 
-def role_description(role) -> str | None:
-    return getattr(role, "description", None)
-
-
 class RoleKind(Kind):
     name = "role"
     label = "realm role"
@@ -54,10 +50,8 @@ class ClientRoleKind(Kind):
     def desired(self, spec) -> dict[str, Attrs]:
         out: dict[str, Attrs] = {}
         for client in spec.clients:
-            for role in client.roles or []:
-                name = role if isinstance(role, str) else role.name
-                desc = None if isinstance(role, str) else role_description(role)
-                out[f"{client.client_id}/{name}"] = drop_none({"description": desc})
+            for role in client.roles:  # bare names arrive as ClientRole models too
+                out[f"{client.client_id}/{role.name}"] = drop_none({"description": role.description})
         return out
 
     def live(self, raw) -> dict[str, Attrs]:
@@ -89,22 +83,12 @@ class ClientRoleKind(Kind):
 
 
 def client_uuid(ctx: ApplyContext, client_id: str) -> str:
-    """The server id of a client: known from the export, from this apply, or looked up."""
-    known = ctx.known_id("client", client_id)
-    if known:
-        return known
-    for c in ctx.live.raw.export.get("clients", []) if ctx.live.raw.export else []:
-        if c["clientId"] == client_id:
-            ctx.remember("client", client_id, c["id"])
-            return c["id"]
-    found = ctx.client.get(f"{ctx.base}/clients", f"client '{client_id}'", clientId=client_id)
-    if not found:
-        from kcprov.errors import KeycloakApiError
-
-        raise KeycloakApiError(f"client '{client_id}' does not exist in realm '{ctx.realm}'.",
-                               hint="run `kcprov plan` again to see the current state")
-    ctx.remember("client", client_id, found[0]["id"])
-    return found[0]["id"]
+    """The server id of a client (looked up by clientId only when neither this apply nor the export knows it)."""
+    return ctx.server_id(
+        "client", client_id, "clients", "clientId",
+        lambda: ctx.client.get(f"{ctx.base}/clients", f"client '{client_id}'", clientId=client_id),
+        "run `kcprov plan` again to see the current state",
+    )
 
 
 def role_refs(realm_roles, client_roles: dict | None) -> list[str]:

@@ -117,21 +117,12 @@ def set_type(ctx: ApplyContext, name: str, scope_id: str, before: str | None, af
 
 
 def scope_uuid(ctx: ApplyContext, name: str) -> str:
-    known = ctx.known_id("client_scope", name)
-    if known:
-        return known
-    for s in (ctx.live.raw.export or {}).get("clientScopes", []):
-        if s["name"] == name:
-            ctx.remember("client_scope", name, s["id"])
-            return s["id"]
-    for s in ctx.client.get(f"{ctx.base}/client-scopes", f"client scope '{name}'"):
-        if s["name"] == name:
-            ctx.remember("client_scope", name, s["id"])
-            return s["id"]
-    from kcprov.errors import KeycloakApiError
-
-    raise KeycloakApiError(f"client scope '{name}' does not exist in realm '{ctx.realm}'.",
-                           hint="add it under client_scopes: or use a built-in scope name")
+    """The server id of a client scope (all scopes are listed only when neither this apply nor the export knows it)."""
+    return ctx.server_id(
+        "client_scope", name, "clientScopes", "name",
+        lambda: ctx.client.get(f"{ctx.base}/client-scopes", f"client scope '{name}'"),
+        "add it under client_scopes: or use a built-in scope name",
+    )
 
 
 class ScopeRolesKind(RoleMappingsKind):
