@@ -7,7 +7,6 @@ parametrised by its owner. The audience shortcuts expand here to Keycloak's
 
 from __future__ import annotations
 
-from kcprov.keycloak import seg
 from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, flag, prefixed, text
 from kcprov.resources.roles import RoleMappingsKind, client_uuid, live_role_refs
 
