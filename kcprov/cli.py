@@ -141,7 +141,9 @@ def apply(
     if saved is not None:
         for saved_plan, run in zip(saved["plans"], runs):
             check_saved(saved_plan, run)
-    _run_apply(client, runs, saved is not None or auto_approve, force, workers)
+    from kcprov.run import run_apply
+
+    run_apply(client, runs, out, err_console, saved is not None or auto_approve, force, workers)
     if not no_env:
         _write_env_files(client, runs)
 
@@ -179,51 +181,6 @@ def env(
 def _report_env(written) -> None:
     for path, changed in written:
         out.print(f"{'Wrote' if changed else 'Unchanged'} {path} (mode 0600)")
-
-
-def _run_apply(client, runs, approved: bool, force: bool, workers: int) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from kcprov.apply import apply_plan
-    from kcprov.plan.render import render_text
-    from kcprov.resources import KINDS
-
-    plans = [r.plan for r in runs]
-    render_text(plans, out, client.settings.url)
-    for p in plans:
-        p.raise_if_unsafe(force)
-    if all(p.empty for p in plans):
-        return
-    if not approved:
-        if not sys.stdin.isatty():
-            raise KcprovError("Refusing to apply without confirmation: standard input is not a terminal.",
-                              hint="review the plan above, then re-run with --auto-approve (or apply a saved plan)")
-        if not typer.confirm("Apply these changes?", default=False):
-            raise typer.Abort()
-    failures = 0
-    for run in runs:
-        total = len(run.plan.changes)
-        if not total:
-            continue
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      console=err_console, transient=True) as progress:
-            task = progress.add_task(f"Applying realm '{run.plan.realm}'", total=total)
-            result = apply_plan(client, run.plan, run.live, run.desired, KINDS, workers,
-                                on_done=lambda _c: progress.advance(task))
-        if result.ok:
-            p = run.plan
-            out.print(f"[green]Applied realm '{p.realm}':[/] {p.count('create')} created, "
-                      f"{p.count('update')} updated, {p.count('delete')} deleted.")
-            continue
-        failures += 1
-        out.print(f"[red]Apply of realm '{run.plan.realm}' stopped:[/] {len(result.done)} of {total} changes done.")
-        for change, exc in result.failed:
-            out.print(f"  [red]failed[/] {change.address}: {exc}")
-        for change in result.not_run:
-            out.print(f"  [dim]not run[/] {change.address}")
-        out.print("  Run `kcprov plan` to see what remains; `kcprov apply` again to finish.")
-    if failures:
-        raise typer.Exit(1)
 
 
 def _write_env_files(client, runs) -> None:
