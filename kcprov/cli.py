@@ -1,21 +1,33 @@
 """The `kcprov` command line: thin wiring from typer options to the layers.
 
 Every expected failure is a KcprovError, printed as one clear message (plus a
-hint) on stderr with exit code 1; a traceback is a bug. Exit codes of `plan
+hint) on stderr with exit code 1; a traceback is a bug. Usage errors (missing
+or extra arguments, unknown options or commands, bad option values) are
+typer's: a one-line message and the usage, exit 2. Exit codes of `plan
 --detailed-exitcode` follow Terraform: 0 in sync, 2 changes pending, 1 error.
+Ctrl-C exits 130.
+
+Options shared by several commands are declared once, as option groups
+(`kcprov.cli_options`): `RealmFileOptions` (templating and input limits) and
+`KeycloakOptions` (where Keycloak is and how to log in; each also read from
+its KCPROV_* variable, shown in --help).
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
+from kcprov import KEYCLOAK_VERSION, __version__
+from kcprov.cli_options import options
 from kcprov.dev.cli import app as dev_app
 from kcprov.errors import KcprovError
+from kcprov.fileio import MAX_INPUT_BYTES
 
 app = typer.Typer(
     name="kcprov",
@@ -29,43 +41,89 @@ app.add_typer(dev_app, name="dev")
 out = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False)
 
-# -- shared options ---------------------------------------------------------------------
-Files = Annotated[list[Path], typer.Argument(help="Realm files (YAML, Jinja2-templated).", show_default=False)]
-Vars = Annotated[Optional[list[str]], typer.Option("--var", help="Template variable k=v (repeatable).")]
-VarFiles = Annotated[Optional[list[Path]], typer.Option("--var-file", help="YAML file of template variables (repeatable).")]
-StrictSecrets = Annotated[bool, typer.Option("--strict-secrets", help="Refuse secrets written inline instead of from {{ env.X }}.")]
-Url = Annotated[Optional[str], typer.Option("--url", help="Keycloak base URL [env KCPROV_URL; default: the dev server].")]
-User = Annotated[Optional[str], typer.Option("--user", help="Admin user [env KCPROV_USER].")]
-Password = Annotated[Optional[str], typer.Option("--password", help="Admin password [env KCPROV_PASSWORD]; prefer the env var.")]
-ClientId = Annotated[Optional[str], typer.Option("--client-id", help="Service-account client [env KCPROV_CLIENT_ID].")]
-ClientSecret = Annotated[Optional[str], typer.Option("--client-secret", help="Its secret [env KCPROV_CLIENT_SECRET].")]
-AuthRealm = Annotated[Optional[str], typer.Option("--auth-realm", help="Realm to log in to [env KCPROV_AUTH_REALM; default master].")]
-CaCert = Annotated[Optional[str], typer.Option("--ca-cert", help="CA bundle to verify Keycloak's TLS certificate.")]
-Insecure = Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates (never in production).")]
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"kcprov {__version__} (dev Keycloak {KEYCLOAK_VERSION})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print kcprov's version and exit.")] = False,
+) -> None:
+    """Declarative Keycloak provisioning for MCP servers: validate, plan, apply."""
+
+
+# -- option groups ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RealmFileOptions:
+    """How realm files are read and rendered."""
+
+    var: Annotated[Optional[list[str]], typer.Option("--var", help="Template variable NAME=VALUE (repeatable).")] = None
+    var_file: Annotated[Optional[list[Path]], typer.Option("--var-file", help="YAML file of template variables (repeatable).")] = None
+    strict_secrets: Annotated[bool, typer.Option("--strict-secrets", help="Refuse secrets written inline instead of from {{ env.NAME }}.")] = False
+    max_input_size: Annotated[int, typer.Option("--max-input-size", min=1, metavar="BYTES",
+                                                help="Largest realm, var or plan file read.")] = MAX_INPUT_BYTES
+
+    def load(self, files: list[Path]):
+        from kcprov.spec import load_realms, parse_var_options
+
+        return load_realms(files, vars=parse_var_options(self.var or []), var_files=self.var_file or [],
+                           strict_secrets=self.strict_secrets)
+
+
+@dataclass(frozen=True)
+class KeycloakOptions:
+    """Where Keycloak is and how to log in (flags, else KCPROV_* variables, else the dev server)."""
+
+    url: Annotated[Optional[str], typer.Option("--url", envvar="KCPROV_URL", show_envvar=True,
+                                               help="Keycloak base URL (default: the dev server).")] = None
+    user: Annotated[Optional[str], typer.Option("--user", envvar="KCPROV_USER", help="Admin user.")] = None
+    password: Annotated[Optional[str], typer.Option("--password", envvar="KCPROV_PASSWORD",
+                                                    help="Admin password; prefer the variable (command lines are visible to other users).")] = None
+    client_id: Annotated[Optional[str], typer.Option("--client-id", envvar="KCPROV_CLIENT_ID",
+                                                     help="Log in as this client's service account instead.")] = None
+    client_secret: Annotated[Optional[str], typer.Option("--client-secret", envvar="KCPROV_CLIENT_SECRET",
+                                                         help="Its secret; prefer the variable.")] = None
+    auth_realm: Annotated[str, typer.Option("--auth-realm", envvar="KCPROV_AUTH_REALM", help="Realm to log in to.")] = "master"
+    ca_cert: Annotated[Optional[str], typer.Option("--ca-cert", envvar="KCPROV_CA_CERT",
+                                                   help="PEM CA bundle to verify Keycloak's TLS certificate.")] = None
+    insecure: Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates (never in production).")] = False
+    allow_http: Annotated[bool, typer.Option("--allow-http", envvar="KCPROV_ALLOW_HTTP",
+                                             help="Allow plain http:// to a host other than loopback.")] = False
+    timeout: Annotated[float, typer.Option("--timeout", envvar="KCPROV_TIMEOUT", min=1, metavar="SECONDS",
+                                           help="Give up on a request Keycloak has not answered in this time.")] = 30.0
+
+    def connect(self):
+        from kcprov.connection import resolve_connection
+        from kcprov.keycloak import KeycloakClient
+
+        settings = resolve_connection(self.url, self.user, self.password, self.client_id, self.client_secret,
+                                      self.auth_realm, self.ca_cert, self.insecure, self.allow_http)
+        return KeycloakClient(settings, timeout=self.timeout)
+
+
+# -- arguments and options of single commands --------------------------------------------
+Files = Annotated[list[Path], typer.Argument(metavar="FILE", help="Realm files (YAML, Jinja2-templated).", show_default=False)]
 Prune = Annotated[bool, typer.Option("--prune", help="Also delete objects this file does not manage (shown first).")]
-
-
-def _connect(url, user, password, client_id, client_secret, auth_realm, ca_cert, insecure):
-    from kcprov.connection import resolve_connection
-    from kcprov.keycloak import KeycloakClient
-
-    settings = resolve_connection(url, user, password, client_id, client_secret, auth_realm, ca_cert, insecure)
-    return KeycloakClient(settings)
-
-
-def _load(files, var, var_file, strict_secrets=False):
-    from kcprov.spec import load_realms, parse_var_options
-
-    return load_realms(files, vars=parse_var_options(var or []), var_files=var_file or [], strict_secrets=strict_secrets)
+AllowAdminRealm = Annotated[bool, typer.Option(
+    "--allow-admin-realm-changes",
+    help="Allow changes that could lock kcprov out: disabling the realm it logs in to, or its admin's roles.")]
+AllowOutside = Annotated[Optional[list[Path]], typer.Option(
+    "--allow-outside", metavar="DIR",
+    help="Allow env files under DIR although it is outside the current directory (repeatable).")]
 
 
 # -- commands ---------------------------------------------------------------------------
 @app.command()
-def validate(files: Files, var: Vars = None, var_file: VarFiles = None, strict_secrets: StrictSecrets = False) -> None:
+@options(RealmFileOptions)
+def validate(files: Files, realm_files: RealmFileOptions) -> None:
     """Check realm files offline: schema, references, duplicates (file:line errors)."""
     from kcprov.spec.commands import validate_command
 
-    raise typer.Exit(validate_command(files, var or [], var_file or [], strict_secrets))
+    raise typer.Exit(validate_command(files, realm_files.load))
 
 
 @app.command()
@@ -77,57 +135,60 @@ def schema() -> None:
 
 
 @app.command()
+@options(RealmFileOptions, KeycloakOptions)
 def plan(
     files: Files,
-    var: Vars = None,
-    var_file: VarFiles = None,
-    strict_secrets: StrictSecrets = False,
+    realm_files: RealmFileOptions,
+    keycloak: KeycloakOptions,
     prune: Prune = False,
     detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help="Exit 0 in sync, 2 changes pending, 1 error.")] = False,
-    output: Annotated[Optional[Path], typer.Option("-o", "--out", help="Save the plan (no secrets) for `kcprov apply PLAN.json`.")] = None,
+    output: Annotated[Optional[str], typer.Option("-o", "--out", metavar="FILE",
+                                                  help="Save the plan (no secrets) for `kcprov apply FILE`; - for stdout.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
-    url: Url = None, user: User = None, password: Password = None, client_id: ClientId = None,
-    client_secret: ClientSecret = None, auth_realm: AuthRealm = None, ca_cert: CaCert = None, insecure: Insecure = False,
+    allow_admin_realm_changes: AllowAdminRealm = False,
 ) -> None:
     """Show what `apply` would change in Keycloak (reads the live realms, changes nothing)."""
     from kcprov.plan.render import render_json, render_text
     from kcprov.workflow import plan_realm, save_plans
 
-    specs = _load(files, var, var_file, strict_secrets)
-    client = _connect(url, user, password, client_id, client_secret, auth_realm, ca_cert, insecure)
+    specs = realm_files.load(files)
+    client = keycloak.connect()
     runs = [plan_realm(client, spec, str(path), prune) for path, spec in zip(files, specs)]
     plans = [r.plan for r in runs]
+    shown = err_console if output == "-" else out  # stdout carries the saved plan then
     if json_output:
-        out.print(render_json(plans, client.settings.url), markup=False, soft_wrap=True)
+        shown.print(render_json(plans, client.settings.url), markup=False, soft_wrap=True)
     else:
-        render_text(plans, out, client.settings.url)
+        render_text(plans, shown, client.settings.url)
         for p in plans:
             try:
                 p.raise_if_unsafe()
             except KcprovError as exc:
-                out.print(f"[yellow]warning:[/] {exc.message} `kcprov apply` will refuse it without --force.")
+                shown.print(f"[yellow]warning:[/] {exc.message} `kcprov apply` will refuse it without --force.")
     if output:
-        save_plans(output, client.settings.url, runs, prune)
-        err_console.print(f"Saved plan to {output}. Apply it with: kcprov apply {output}")
+        save_plans(Path(output), client.settings.url, runs, prune)
+        if output != "-":
+            err_console.print(f"Saved plan to {output}. Apply it with: kcprov apply {output}", markup=False)
     if detailed_exitcode and any(not p.empty for p in plans):
         raise typer.Exit(2)
 
 
 @app.command()
+@options(RealmFileOptions, KeycloakOptions)
 def apply(
-    files: Annotated[list[Path], typer.Argument(help="Realm files, or one saved plan (plan.json).", show_default=False)],
-    var: Vars = None,
-    var_file: VarFiles = None,
-    strict_secrets: StrictSecrets = False,
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Realm files, or one saved plan (plan.json).", show_default=False)],
+    realm_files: RealmFileOptions,
+    keycloak: KeycloakOptions,
     prune: Prune = False,
     auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Apply without asking (needed when not on a terminal).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Apply even if the plan deletes more than the safety threshold.")] = False,
     no_env: Annotated[bool, typer.Option("--no-env", help="Do not write the MCP servers' env files.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Concurrent requests within a stage.")] = 8,
-    url: Url = None, user: User = None, password: Password = None, client_id: ClientId = None,
-    client_secret: ClientSecret = None, auth_realm: AuthRealm = None, ca_cert: CaCert = None, insecure: Insecure = False,
+    allow_admin_realm_changes: AllowAdminRealm = False,
+    allow_outside: AllowOutside = None,
 ) -> None:
     """Converge Keycloak to the realm files (shows the plan and asks first)."""
+    from kcprov.run import run_apply
     from kcprov.workflow import check_saved, load_saved_plan, plan_realm
 
     saved = None
@@ -135,68 +196,60 @@ def apply(
         saved = load_saved_plan(files[0])
         prune = saved.get("prune", False)
         files = [Path(p["source"]) for p in saved["plans"]]
-    specs = _load(files, var, var_file, strict_secrets)
-    client = _connect(url, user, password, client_id, client_secret, auth_realm, ca_cert, insecure)
+    specs = realm_files.load(files)
+    client = keycloak.connect()
     runs = [plan_realm(client, spec, str(path), prune) for path, spec in zip(files, specs)]
     if saved is not None:
         for saved_plan, run in zip(saved["plans"], runs):
             check_saved(saved_plan, run)
-    from kcprov.run import run_apply
-
     run_apply(client, runs, out, err_console, saved is not None or auto_approve, force, workers)
     if not no_env:
-        _write_env_files(client, runs)
+        for run in runs:
+            _write_env_files(client, run.spec, run.source, None, allow_outside)
 
 
 @app.command()
+@options(KeycloakOptions)
 def env(
-    file: Annotated[Path, typer.Argument(help="Realm file with mcp_servers.", show_default=False)],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Realm file with mcp_servers.", show_default=False)],
+    keycloak: KeycloakOptions,
     server: Annotated[Optional[list[str]], typer.Option("--server", help="Only this MCP server (repeatable).")] = None,
     stdout: Annotated[bool, typer.Option("--stdout", help="Print instead of writing (shows the secret!).")] = False,
-    var: Vars = None,
-    var_file: VarFiles = None,
-    url: Url = None, user: User = None, password: Password = None, client_id: ClientId = None,
-    client_secret: ClientSecret = None, auth_realm: AuthRealm = None, ca_cert: CaCert = None, insecure: Insecure = False,
+    var: Annotated[Optional[list[str]], typer.Option("--var", help="Template variable NAME=VALUE (repeatable).")] = None,
+    var_file: Annotated[Optional[list[Path]], typer.Option("--var-file", help="YAML file of template variables (repeatable).")] = None,
+    allow_outside: AllowOutside = None,
 ) -> None:
     """Write each MCP server's env file (mode 0600), secrets read back from Keycloak."""
-    from kcprov.envgen import render_env, write_env_files
+    from kcprov.envgen import render_env
 
-    [spec] = _load([file], var, var_file)
+    [spec] = RealmFileOptions(var=var, var_file=var_file).load([file])
     if not spec.mcp_servers:
         raise KcprovError(f"{file}: realm '{spec.realm}' has no mcp_servers, so there is no env file to write.",
                           hint="add an mcp_servers: entry with env_file:")
-    client = _connect(url, user, password, client_id, client_secret, auth_realm, ca_cert, insecure)
+    client = keycloak.connect()
     if stdout:
-        names = server or [s.name for s in spec.mcp_servers]
-        for name in names:
+        for name in server or [s.name for s in spec.mcp_servers]:
             print(render_env(client, spec, name, source=str(file)), end="")
         return
-    written = write_env_files(client, spec, only=server, source=str(file))
-    if not written:
+    if not _write_env_files(client, spec, str(file), server, allow_outside):
         raise KcprovError(f"{file}: no MCP server{' named ' + ', '.join(server) if server else ''} has an env_file.",
                           hint="set env_file: on the mcp_servers entry, or use --stdout")
-    _report_env(written)
 
 
-def _report_env(written) -> None:
-    for path, changed in written:
-        out.print(f"{'Wrote' if changed else 'Unchanged'} {path} (mode 0600)")
-
-
-def _write_env_files(client, runs) -> None:
-    """Write the env file of every MCP server that names one."""
+def _write_env_files(client, spec, source: str, only, allow_outside) -> list:
+    """Write the env file of every MCP server that names one (or of those in `only`); report each."""
     from kcprov.envgen import write_env_files
 
-    for run in runs:
-        _report_env(write_env_files(client, run.spec, source=run.source))
+    written = write_env_files(client, spec, only=only, source=source)
+    for path, changed in written:
+        out.print(f"{'Wrote' if changed else 'Unchanged'} {path} (mode 0600)", markup=False)
+    return written
 
 
 def main() -> None:
-    """Entry point: run the app, turning KcprovError into one line and exit 1."""
+    """Entry point: typer reports usage errors (exit 2) and Ctrl-C (130); KcprovError is one message, exit 1."""
     try:
-        code = app(standalone_mode=False)
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        app()
     except KcprovError as exc:
         from kcprov.spec import SpecError
 
@@ -207,19 +260,6 @@ def main() -> None:
             err_console.print("  [dim]hint:[/] ", end="")
             err_console.print(exc.hint, markup=False)
         sys.exit(1)
-    except typer.Abort:
-        err_console.print("Aborted.")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        err_console.print("Interrupted.")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code if exc.exit_code else 1)
-        raise
 
 
 if __name__ == "__main__":

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
-from kcprov.spec.loader import load_realms, parse_var_options
+from kcprov.spec.models import RealmSpec
 from kcprov.spec.problems import SpecError
 from kcprov.spec.schema import schema_json
 
 
-def validate_command(files: list[Path], vars: list[str], var_files: list[Path], strict_secrets: bool) -> int:
-    """Check realm files offline; print every problem, or one line per valid realm. Returns the exit code."""
+def validate_command(files: list[Path], load: Callable[[list[Path]], list[RealmSpec]]) -> int:
+    """Check realm files offline with `load` (the loader with the command's options); print every
+    problem, or one line per valid realm. Returns the exit code."""
     out, err = Console(highlight=False), Console(stderr=True, highlight=False)
     try:
-        specs = load_realms(files, parse_var_options(vars), var_files, strict_secrets)
+        specs = load(files)
     except SpecError as exc:
         for problem in exc.problems:
             err.print(f"[bold]{escape(problem.file)}:{problem.line}:{problem.column}:[/] [red]error:[/] {escape(problem.message)}", markup=True, soft_wrap=True)

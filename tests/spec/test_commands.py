@@ -10,6 +10,7 @@ from pathlib import Path
 
 from corpus import BAD, SECRET_VALUE
 
+from kcprov.spec import load_realms, parse_var_options
 from kcprov.spec.commands import validate_command
 
 ROOT = Path(__file__).parents[2]
@@ -17,12 +18,12 @@ MANY = ROOT / "tests/spec/bad/many_errors.yaml"
 
 
 def test_validate_ok(capsys):
-    assert validate_command([ROOT / "realms/mcp-dev.yaml"], [], [], strict_secrets=True) == 0
+    assert validate_command([ROOT / "realms/mcp-dev.yaml"], lambda files: load_realms(files, strict_secrets=True)) == 0
     assert "ok (realm mcp-dev)" in capsys.readouterr().out
 
 
 def test_validate_reports_every_problem_in_file_line_column_form(capsys):
-    assert validate_command([MANY, ROOT / "tests/spec/bad/bad_pkce.yaml"], [], [], False) == 1
+    assert validate_command([MANY, ROOT / "tests/spec/bad/bad_pkce.yaml"], load_realms) == 1
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if ": error: " in line]
     assert len(lines) == 6
@@ -34,7 +35,7 @@ def test_validate_reports_every_problem_in_file_line_column_form(capsys):
 def test_validate_with_vars(tmp_path, capsys):
     realm = tmp_path / "r.yaml"
     realm.write_text('realm: "{{ vars.name }}"\n', encoding="utf-8")
-    assert validate_command([realm], ["name=from-cli"], [], False) == 0
+    assert validate_command([realm], lambda files: load_realms(files, parse_var_options(["name=from-cli"]))) == 0
     assert "realm from-cli" in capsys.readouterr().out
 
 
