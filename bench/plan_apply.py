@@ -13,7 +13,7 @@ import argparse
 import time
 
 from kcprov.apply import apply_plan
-from kcprov.connection import resolve_connection
+from kcprov.connection import settings_from_environment
 from kcprov.keycloak import KeycloakClient
 from kcprov.resources import KINDS
 from kcprov.spec.models import RealmSpec
@@ -45,7 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10,100,1000")
     args = parser.parse_args()
-    client = KeycloakClient(resolve_connection())
+    client = KeycloakClient(settings_from_environment())
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         name = f"bench-{size}"

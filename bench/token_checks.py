@@ -193,9 +193,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help=f"keep the {REALM} realm afterwards")
     args = parser.parse_args()
 
-    from kcprov.connection import resolve_connection
+    from kcprov.connection import settings_from_environment
 
-    settings = resolve_connection()  # flags' env vars (KCPROV_URL/USER/PASSWORD) or the dev server
+    settings = settings_from_environment()  # KCPROV_URL/USER/PASSWORD or the dev server
     url = settings.url
     admin = Admin(url, settings.user, settings.password)
     print(f"Keycloak {admin.version()} at {url}, realm {REALM}")

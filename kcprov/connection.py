@@ -11,6 +11,7 @@ repr=False so they never end up in a log line or a traceback.
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -91,6 +92,14 @@ def resolve_connection(
         verify=verify,
         source=source,
     )
+
+
+def settings_from_environment() -> ConnectionSettings:
+    """The settings the CLI would use with no flags, for programs that are not the CLI (benchmarks)."""
+    env = os.environ
+    return resolve_connection(env.get("KCPROV_URL"), env.get("KCPROV_USER"), env.get("KCPROV_PASSWORD"),
+                              env.get("KCPROV_CLIENT_ID"), env.get("KCPROV_CLIENT_SECRET"),
+                              env.get("KCPROV_AUTH_REALM"), env.get("KCPROV_CA_CERT"))
 
 
 def is_loopback(host: str) -> bool:

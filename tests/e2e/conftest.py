@@ -14,6 +14,7 @@ policies get a realm of their own.
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from network import reachable
 from e2e_login import BrowserLogin, HttpLogin, login_driver
 from e2e_support import (
     ARTIFACTS,
@@ -141,7 +143,13 @@ def inspector() -> Inspector:
     if shutil.which("npm") is None:
         pytest.skip("npm is not installed: the MCP Inspector CLI (an npm package) cannot be run")
     started = time.monotonic()
-    found = install_inspector()
+    try:
+        found = install_inspector()
+    except RuntimeError as exc:
+        registry = subprocess.run(["npm", "config", "get", "registry"], capture_output=True, text=True).stdout.strip()
+        if registry and not reachable(registry):
+            pytest.skip(f"needs the network: the npm registry is unreachable, so the MCP Inspector cannot be installed ({exc})")
+        raise
     node = ".".join(map(str, _node_version(found.node)))
     SUMMARY["MCP Inspector CLI"] = f"{found.version} on Node {node} ({time.monotonic() - started:.1f}s to install/find)"
     return found
