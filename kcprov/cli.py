@@ -28,6 +28,7 @@ from kcprov.cli_options import options
 from kcprov.dev.cli import app as dev_app
 from kcprov.errors import KcprovError
 from kcprov.fileio import MAX_INPUT_BYTES
+from kcprov.terminal import printable
 
 app = typer.Typer(
     name="kcprov",
@@ -168,7 +169,7 @@ def plan(
     if output:
         save_plans(Path(output), client.settings.url, runs, prune)
         if output != "-":
-            err_console.print(f"Saved plan to {output}. Apply it with: kcprov apply {output}", markup=False)
+            err_console.print(f"Saved plan to {printable(output)}. Apply it with: kcprov apply {printable(output)}", markup=False)
     if detailed_exitcode and any(not p.empty for p in plans):
         raise typer.Exit(2)
 
@@ -242,7 +243,7 @@ def _write_env_files(client, spec, source: str, only, allow_outside) -> list:
 
     written = write_env_files(client, spec, only=only, source=source)
     for path, changed in written:
-        out.print(f"{'Wrote' if changed else 'Unchanged'} {path} (mode 0600)", markup=False)
+        out.print(f"{'Wrote' if changed else 'Unchanged'} {printable(path)} (mode 0600)", markup=False)
     return written
 
 
@@ -255,10 +256,10 @@ def main() -> None:
 
         if not isinstance(exc, SpecError):  # realm file problems carry their own "file:line: error:"
             err_console.print("[bold red]Error:[/] ", end="")
-        err_console.print(exc.message, markup=False)
+        err_console.print(printable(exc.message, keep_newlines=True), markup=False)
         if exc.hint:
             err_console.print("  [dim]hint:[/] ", end="")
-            err_console.print(exc.hint, markup=False)
+            err_console.print(printable(exc.hint, keep_newlines=True), markup=False)
         sys.exit(1)
 
 

@@ -11,6 +11,7 @@ from rich.markup import escape
 from kcprov.spec.models import RealmSpec
 from kcprov.spec.problems import SpecError
 from kcprov.spec.schema import schema_json
+from kcprov.terminal import printable
 
 
 def validate_command(files: list[Path], load: Callable[[list[Path]], list[RealmSpec]]) -> int:
@@ -21,15 +22,20 @@ def validate_command(files: list[Path], load: Callable[[list[Path]], list[RealmS
         specs = load(files)
     except SpecError as exc:
         for problem in exc.problems:
-            err.print(f"[bold]{escape(problem.file)}:{problem.line}:{problem.column}:[/] [red]error:[/] {escape(problem.message)}", markup=True, soft_wrap=True)
+            err.print(f"[bold]{shown(problem.file)}:{problem.line}:{problem.column}:[/] [red]error:[/] {shown(problem.message)}", markup=True, soft_wrap=True)
             if problem.hint:
-                err.print(f"  [dim]hint:[/] {escape(problem.hint)}", markup=True, soft_wrap=True)
+                err.print(f"  [dim]hint:[/] {shown(problem.hint)}", markup=True, soft_wrap=True)
         count = len(exc.problems)
         err.print(f"{count} problem{'s' * (count != 1)} found.")
         return 1
     for path, spec in zip(files, specs):
-        out.print(f"{escape(str(path))}: ok (realm {escape(spec.realm)})", soft_wrap=True)
+        out.print(f"{shown(path)}: ok (realm {shown(spec.realm)})", soft_wrap=True)
     return 0
+
+
+def shown(text: object) -> str:
+    """Text from a realm file as rich markup that prints exactly it: no markup, no terminal escapes."""
+    return escape(printable(text))
 
 
 def schema_command() -> None:
