@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
+import requests
 from keycloak import KeycloakOpenIDConnection
 from keycloak.exceptions import KeycloakConnectionError, KeycloakError
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_any, wait_exponential, wait_random
 
 from kcprov.connection import ConnectionSettings
 from kcprov.errors import ConnectionError_, KeycloakApiError
 
 TRANSIENT_STATUS = {429, 502, 503, 504}
+DEFAULT_TIMEOUT = 30
+DEFAULT_RETRIES = 8  # per run, all requests together
 
 HINTS = {
     401: "the admin session was refused: check the credentials (--user/--password or --client-id/--client-secret)",
@@ -29,10 +33,68 @@ HINTS = {
     404: "it no longer exists in Keycloak: run `kcprov plan` again to see the current state",
     409: "it already exists in Keycloak (perhaps made by hand or by a concurrent run): run `kcprov plan` again",
 }
+UNREACHABLE_HINT = ("check that Keycloak is up (`kcprov dev status`) and run `kcprov plan` to see what remains; "
+                    "what was done before stays done")
+
+
+class KeycloakUnreachable(KeycloakApiError):
+    """Keycloak did not answer (refused, closed the connection, timed out, or kept answering 5xx).
+
+    Unlike an HTTP error about one object, this ends the whole run: once one
+    request failed for this reason after its retries, every later request of the
+    same client fails at once with the same message (see RetryBudget).
+    """
 
 
 class _Transient(Exception):
     """A failure worth retrying: connection trouble or a 429/5xx gateway answer."""
+
+
+class _Failed(Exception):
+    """A definitive transport failure of one request (timeout, or the run already failed)."""
+
+
+class _Found(NamedTuple):
+    """A create whose answer was lost, found in Keycloak before it was retried."""
+
+    id: str
+
+
+class RetryBudget:
+    """Retries shared by every request of a run, across threads.
+
+    At most `retries` retries in total; the first request that still fails
+    `trip`s the budget, and from then on every request fails at once with
+    that error instead of retrying. So a dead Keycloak costs one backoff
+    sequence per run, not one per queued change.
+    """
+
+    def __init__(self, retries: int = DEFAULT_RETRIES):
+        self.retries = retries
+        self.used = 0
+        self.failure: KeycloakUnreachable | None = None
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Spend one retry; False when none is left or the run already failed."""
+        with self._lock:
+            if self.failure is not None or self.used >= self.retries:
+                return False
+            self.used += 1
+            return True
+
+    def trip(self, failure: KeycloakUnreachable) -> KeycloakUnreachable:
+        """Record the run's transport failure (the first one wins) and answer it."""
+        with self._lock:
+            if self.failure is None:
+                self.failure = failure
+            return self.failure
+
+    def check(self) -> None:
+        """Fail fast once the run has failed for a transport reason."""
+        failure = self.failure
+        if failure is not None:
+            raise _Failed(failure)
 
 
 def seg(value: str) -> str:
@@ -41,11 +103,20 @@ def seg(value: str) -> str:
 
 
 class KeycloakClient:
-    """An authenticated Admin API session that counts and retries its requests."""
+    """An authenticated Admin API session that counts and retries its requests.
 
-    def __init__(self, settings: ConnectionSettings, timeout: int = 30, attempts: int = 4):
+    `timeout` bounds each request (seconds until Keycloak answers); a request
+    that times out is not retried, since waiting again would multiply the
+    bound the user chose. `attempts` bounds the tries of one request, `retries`
+    the retries of the whole session (a RetryBudget).
+    """
+
+    def __init__(self, settings: ConnectionSettings, timeout: float = DEFAULT_TIMEOUT, attempts: int = 4,
+                 retries: int = DEFAULT_RETRIES):
         self.settings = settings
+        self.timeout = timeout
         self.attempts = attempts
+        self.budget = RetryBudget(retries)
         self.requests = 0
         self._lock = threading.Lock()
         service = bool(settings.client_id and settings.client_secret)
@@ -60,6 +131,7 @@ class KeycloakClient:
             verify=settings.verify,
             timeout=timeout,
             pool_maxsize=16,
+            max_retries=0,  # every retry is ours: counted, budgeted, and never a blind repeat of a create
         )
         self._login()
 
@@ -68,7 +140,12 @@ class KeycloakClient:
         try:
             self._count()
             self._conn.get_token()
-        except KeycloakConnectionError:
+        except KeycloakConnectionError as exc:
+            if _timed_out(exc):
+                raise ConnectionError_(
+                    f"Keycloak at {s.url} (URL from {s.source}) gave no answer to the login within {self.timeout:g} s.",
+                    hint="is it overloaded or still starting? retry, or raise --timeout",
+                ) from None
             raise ConnectionError_(
                 f"Cannot reach Keycloak at {s.url} (URL from {s.source}).",
                 hint="is it running? `kcprov dev status` for the dev server; check --url and TLS options (--ca-cert, --insecure)",
@@ -88,37 +165,69 @@ class KeycloakClient:
         with self._lock:
             self.requests += 1
 
-    def _send(self, method: str, path: str, what: str, body: Any = None, params: dict | None = None):
-        @retry(
+    def _request(self, method: str, path: str, body: Any, params: dict | None):
+        """One HTTP exchange; connection trouble and gateway answers become _Transient."""
+        self.budget.check()
+        self._count()
+        try:
+            if method == "GET":
+                resp = self._conn.raw_get(path, **(params or {}))
+            elif method == "POST":
+                resp = self._conn.raw_post(path, data=json.dumps(body if body is not None else {}), **(params or {}))
+            elif method == "PUT":
+                resp = self._conn.raw_put(path, data=json.dumps(body if body is not None else {}), **(params or {}))
+            else:
+                resp = self._conn.raw_delete(path, data=json.dumps(body) if body is not None else None)
+        except KeycloakConnectionError as exc:
+            if _timed_out(exc):
+                raise _Failed(self.budget.trip(KeycloakUnreachable(
+                    f"Keycloak at {self.settings.url} gave no answer within {self.timeout:g} s",
+                    hint="Keycloak is overloaded or hung: check it, then run `kcprov plan` to see what remains; "
+                         "raise --timeout if it is merely slow",
+                ))) from None
+            raise _Transient(_transport_problem(exc)) from None
+        except KeycloakError as exc:  # renewing the admin token failed
+            raise KeycloakApiError(
+                f"the admin session could not be renewed (Keycloak answered {exc.response_code}).",
+                hint=HINTS[401],
+                status=exc.response_code,
+            ) from None
+        if resp.status_code in TRANSIENT_STATUS:
+            raise _Transient(f"kept answering HTTP {resp.status_code}")
+        return resp
+
+    def _send(self, method: str, path: str, what: str, body: Any = None, params: dict | None = None,
+              find: Callable[[], str | None] | None = None):
+        """The request with bounded, budgeted retries; `find` guards a create against a lost answer.
+
+        A create whose answer was lost (connection closed, 5xx from a gateway)
+        may have been made: before it is retried, `find` looks for the object,
+        and a 409 on the retry is checked the same way. So kcprov's own object
+        is neither made twice nor reported as someone else's.
+        """
+        retrying = Retrying(
             retry=retry_if_exception_type(_Transient),
-            stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential(multiplier=0.3, max=4),
+            stop=stop_any(stop_after_attempt(self.attempts), lambda _state: not self.budget.take()),
+            wait=wait_exponential(multiplier=0.5, max=8) + wait_random(0, 0.5),
             reraise=True,
         )
-        def once():
-            self._count()
-            try:
-                if method == "GET":
-                    resp = self._conn.raw_get(path, **(params or {}))
-                elif method == "POST":
-                    resp = self._conn.raw_post(path, data=json.dumps(body if body is not None else {}), **(params or {}))
-                elif method == "PUT":
-                    resp = self._conn.raw_put(path, data=json.dumps(body if body is not None else {}), **(params or {}))
-                else:
-                    resp = self._conn.raw_delete(path, data=json.dumps(body) if body is not None else None)
-            except KeycloakConnectionError as exc:
-                raise _Transient(f"cannot reach Keycloak at {self.settings.url}") from exc
-            if resp.status_code in TRANSIENT_STATUS:
-                raise _Transient(f"HTTP {resp.status_code}")
-            return resp
-
         try:
-            resp = once()
+            for attempt in retrying:
+                with attempt:
+                    retried = attempt.retry_state.attempt_number > 1
+                    if retried and find is not None and (found := find()):
+                        return _Found(found)
+                    resp = self._request(method, path, body, params)
+                    if retried and find is not None and resp.status_code == 409 and (found := find()):
+                        return _Found(found)
         except _Transient as exc:
-            raise KeycloakApiError(
-                f"{what}: Keycloak did not answer after {self.attempts} tries ({exc}).",
-                hint="check that Keycloak is up (`kcprov dev status`) and retry; nothing further was changed",
-            ) from None
+            failure = KeycloakUnreachable(f"Keycloak at {self.settings.url} {exc}", hint=UNREACHABLE_HINT)
+            self.budget.trip(failure)
+            raise KeycloakUnreachable(f"{what}: {failure.message} ({attempt.retry_state.attempt_number} tries).",
+                                      failure.hint) from None
+        except _Failed as exc:
+            first = exc.args[0]
+            raise KeycloakUnreachable(f"{what}: {first.message}.", first.hint) from None
         if resp.status_code >= 400:
             raise KeycloakApiError(
                 f"{what}: Keycloak answered {resp.status_code}{_reason(resp)}.",
@@ -142,8 +251,16 @@ class KeycloakClient:
             raise
 
     def post(self, path: str, body: Any, what: str, **params: Any) -> str | None:
-        """POST; returns the id from the Location header of a created object, if any."""
-        resp = self._send("POST", path, what, body=body, params=params)
+        """POST; returns the id from the Location header of a created object, if any.
+
+        A create of a kind of object `created_lookup` knows is looked up before
+        any retry (see _send); other POSTs kcprov makes (role mappings, exports)
+        are idempotent in Keycloak and simply retried.
+        """
+        find = created_lookup(self, path, body, what)
+        resp = self._send("POST", path, what, body=body, params=params, find=find)
+        if isinstance(resp, _Found):
+            return resp.id
         location = resp.headers.get("Location")
         return location.rstrip("/").rsplit("/", 1)[-1] if location else None
 
@@ -201,6 +318,52 @@ class KeycloakClient:
 
     def server_info(self) -> dict:
         return self.get("/admin/serverinfo", "server info")
+
+
+def created_lookup(client: KeycloakClient, path: str, body: Any, what: str) -> Callable[[], str | None] | None:
+    """How to find the object a create POST makes, by the name it was given; None if not a known create.
+
+    Keycloak names a created object in the Location header only, so when that
+    answer is lost the object has to be found by its natural key: each
+    collection is searched the way the Admin API allows.
+    """
+    if not isinstance(body, dict):
+        return None
+    if path == "/admin/realms" and body.get("realm"):
+        name = body["realm"]
+        return lambda: name if client.get_optional(f"/admin/realms/{seg(name)}", what) else None
+    collection = path.rstrip("/").rsplit("/", 1)[-1]
+    if collection == "clients" and body.get("clientId"):
+        return lambda: _first_id(client.get(path, what, clientId=body["clientId"], search="false"), "clientId", body["clientId"])
+    if collection == "users" and body.get("username"):
+        name = body["username"].lower()  # Keycloak keeps usernames in lower case
+        return lambda: _first_id(client.get(path, what, username=name, exact="true"), "username", name)
+    if collection == "roles" and body.get("name"):
+        return lambda: (client.get_optional(f"{path}/{seg(body['name'])}", what) or {}).get("id")
+    if collection in ("client-scopes", "models") and body.get("name"):  # models: protocol mappers
+        return lambda: _first_id(client.get(path, what), "name", body["name"])
+    if collection == "components" and body.get("name") and body.get("providerType"):
+        return lambda: _first_id(client.get(path, what, name=body["name"], type=body["providerType"],
+                                            parent=body.get("parentId") or ""), "name", body["name"])
+    return None
+
+
+def _first_id(found: list[dict] | None, field: str, value: str) -> str | None:
+    return next((rep["id"] for rep in found or [] if rep.get(field) == value), None)
+
+
+def _timed_out(exc: KeycloakConnectionError) -> bool:
+    return isinstance(exc.__cause__, requests.Timeout)
+
+
+def _transport_problem(exc: KeycloakConnectionError) -> str:
+    """What went wrong on the wire, in words (python-keycloak wraps the requests error)."""
+    cause = repr(exc.__cause__)
+    if "ConnectionRefused" in cause or "NewConnectionError" in cause:
+        return "refused the connection (is it running?)"
+    if "RemoteDisconnected" in cause or "ConnectionReset" in cause or "aborted" in cause.lower():
+        return "closed the connection without an answer"
+    return f"could not be reached ({type(exc.__cause__).__name__})"
 
 
 def _refused_login(exc: KeycloakError) -> bool:

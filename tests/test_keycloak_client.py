@@ -1,13 +1,16 @@
 """The HTTP layer against the real Keycloak, through a local proxy that misbehaves on purpose.
 
-The proxy forwards to the test Keycloak but answers the first N Admin API
-requests with 503 (a restarting Keycloak behind a load balancer), so retries
-are exercised against real answers, not a mock.
+The proxy forwards to the test Keycloak but can answer Admin API requests
+with 503 (a restarting Keycloak behind a load balancer), close the connection
+without an answer (before or after forwarding the request), or answer late,
+so retries, the per-run retry budget, timeouts and lost create answers are
+exercised against real answers, not a mock.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -15,32 +18,62 @@ import pytest
 
 from kcprov.connection import ConnectionSettings
 from kcprov.errors import ConnectionError_, KeycloakApiError
-from kcprov.keycloak import KeycloakClient
+from kcprov.keycloak import KeycloakClient, KeycloakUnreachable
 
 pytestmark = pytest.mark.keycloak
 
 
 class FlakyProxy:
-    """Forwards to `upstream`; fails the next `failures` /admin requests with 503."""
+    """Forwards to `upstream`; the next /admin requests can fail in the ways set below.
+
+    failures: answer 503 without forwarding; drops: close without forwarding;
+    lost_answers: forward, then close without answering; delay: seconds to
+    wait before answering (after forwarding).
+    """
 
     def __init__(self, upstream: str):
         self.upstream = upstream
-        self.failures = 0
+        self.failures = self.drops = self.lost_answers = 0
+        self.delay = 0.0
         self.refused = 0
+        self.admin_requests = 0
+        self.token_requests = 0
+        self._lock = threading.Lock()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _take(self, name: str) -> bool:
+                with proxy._lock:
+                    if getattr(proxy, name) > 0:
+                        setattr(proxy, name, getattr(proxy, name) - 1)
+                        return True
+                    return False
+
             def _handle(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.path.startswith("/admin") and proxy.failures > 0:
-                    proxy.failures -= 1
+                admin = self.path.startswith("/admin")
+                with proxy._lock:
+                    proxy.admin_requests += admin
+                    proxy.token_requests += self.path.endswith("/protocol/openid-connect/token")
+                if admin and self._take("failures"):
                     proxy.refused += 1
                     self.send_response(503)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                if admin and self._take("drops"):
+                    self.close_connection = True
+                    return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                resp = httpx.request(self.command, proxy.upstream + self.path, headers=headers, content=body)
+                resp = httpx.request(self.command, proxy.upstream + self.path, headers=headers, content=body,
+                                     timeout=120)
+                if admin and self._take("lost_answers"):
+                    self.close_connection = True
+                    return
+                if admin and proxy.delay:
+                    time.sleep(proxy.delay)
                 self.send_response(resp.status_code)
                 for key, value in resp.headers.items():
                     if key.lower() not in ("transfer-encoding", "content-length", "connection", "content-encoding"):
@@ -55,6 +88,7 @@ class FlakyProxy:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -69,8 +103,9 @@ def proxy(keycloak):
     p.close()
 
 
-def client_via(proxy: FlakyProxy, keycloak) -> KeycloakClient:
-    return KeycloakClient(ConnectionSettings(url=proxy.url, user=keycloak.user, password=keycloak.password), attempts=4)
+def client_via(proxy: FlakyProxy, keycloak, **options) -> KeycloakClient:
+    return KeycloakClient(ConnectionSettings(url=proxy.url, user=keycloak.user, password=keycloak.password),
+                          **{"attempts": 4, **options})
 
 
 def test_transient_errors_are_retried_and_counted(proxy, keycloak, realm):
@@ -81,16 +116,85 @@ def test_transient_errors_are_retried_and_counted(proxy, keycloak, realm):
     assert export["realm"] == realm
     assert proxy.refused == 2
     assert client.requests - before == 3  # every try is counted
+    assert client.budget.used == 2
 
 
-def test_persistent_errors_become_one_clear_error(proxy, keycloak, realm):
+def test_persistent_errors_become_one_clear_error_and_end_the_run(proxy, keycloak, realm):
     client = client_via(proxy, keycloak)
     proxy.failures = 100
-    with pytest.raises(KeycloakApiError) as raised:
+    with pytest.raises(KeycloakUnreachable) as raised:
         client.realm_export(realm)
     message = str(raised.value)
-    assert f"realm '{realm}'" in message and "did not answer after 4 tries" in message
+    assert f"realm '{realm}'" in message and "kept answering HTTP 503 (4 tries)" in message
     assert keycloak.password not in message
+    # the run has failed: the next request fails at once with the same reason, without a request
+    sent = proxy.admin_requests
+    with pytest.raises(KeycloakUnreachable, match="kept answering HTTP 503") as again:
+        client.get(f"/admin/realms/{realm}/roles", "realm roles")
+    assert again.value.message.startswith("realm roles: ")
+    assert proxy.admin_requests == sent
+
+
+def test_the_retry_budget_is_shared_by_all_requests_of_a_run(proxy, keycloak, realm):
+    client = client_via(proxy, keycloak, retries=5)
+    proxy.failures = 3
+    client.realm_export(realm)  # 3 retries spent
+    proxy.failures = 100
+    with pytest.raises(KeycloakUnreachable, match=r"\(3 tries\)"):  # 2 retries left: 3 tries
+        client.realm_export(realm)
+    assert client.budget.used == 5 and proxy.refused == 6
+
+
+def test_a_request_without_an_answer_says_it_timed_out_and_is_not_retried(proxy, keycloak, realm):
+    client = client_via(proxy, keycloak, timeout=1)
+    proxy.delay = 3
+    sent = proxy.admin_requests
+    started = time.monotonic()
+    with pytest.raises(KeycloakUnreachable) as raised:
+        client.get(f"/admin/realms/{realm}", f"realm '{realm}'")
+    assert time.monotonic() - started < 5  # loosely: one timeout, no retries
+    assert raised.value.message == f"realm '{realm}': Keycloak at {proxy.url} gave no answer within 1 s."
+    assert "--timeout" in raised.value.hint
+    assert proxy.admin_requests - sent == 1
+
+
+def test_a_connection_closed_without_an_answer_is_retried(proxy, keycloak, realm):
+    client = client_via(proxy, keycloak)
+    proxy.drops = 2
+    assert client.get(f"/admin/realms/{realm}", "realm")["realm"] == realm
+    assert client.budget.used == 2
+
+
+def test_a_create_whose_answer_was_lost_is_found_not_repeated(proxy, keycloak, realm):
+    """The role is made, the answer lost: the retry finds kcprov's own role instead of a 409."""
+    client = client_via(proxy, keycloak)
+    proxy.lost_answers = 1
+    role_id = client.post(f"/admin/realms/{realm}/roles", {"name": "made-once"}, "realm role 'made-once'")
+    role = keycloak.admin(realm).get_realm_role("made-once")
+    assert role_id == role["id"]
+    proxy.lost_answers = 1
+    client_uuid = client.post(f"/admin/realms/{realm}/clients", {"clientId": "made-once", "protocol": "openid-connect"},
+                              "client 'made-once'")
+    assert [c["id"] for c in keycloak.admin(realm).get_clients() if c["clientId"] == "made-once"] == [client_uuid]
+
+
+def test_an_expired_admin_token_is_renewed_mid_run(proxy, keycloak, realm):
+    """A service account of a realm whose tokens live 3 s: requests after expiry log in again and succeed."""
+    admin = keycloak.admin(realm)
+    admin.update_realm(realm, {"accessTokenLifespan": 3})
+    uuid = admin.create_client({"clientId": "provisioner", "publicClient": False, "serviceAccountsEnabled": True,
+                                "standardFlowEnabled": False, "secret": "provisioner-secret-123"})
+    management = admin.get_client_id("realm-management")
+    roles = [admin.get_client_role(management, r) for r in ("manage-realm", "manage-clients", "view-realm")]
+    admin.assign_client_role(admin.get_client_service_account_user(uuid)["id"], management, roles)
+    client = KeycloakClient(ConnectionSettings(url=proxy.url, auth_realm=realm, client_id="provisioner",
+                                               client_secret="provisioner-secret-123"))
+    assert proxy.token_requests == 1
+    client.post(f"/admin/realms/{realm}/roles", {"name": "before-expiry"}, "realm role 'before-expiry'")
+    time.sleep(4)
+    client.post(f"/admin/realms/{realm}/roles", {"name": "after-expiry"}, "realm role 'after-expiry'")
+    assert client.get(f"/admin/realms/{realm}/roles/after-expiry", "realm role 'after-expiry'")["name"] == "after-expiry"
+    assert proxy.token_requests == 2
 
 
 def test_http_errors_name_the_resource_and_what_to_do(keycloak, realm):
