@@ -1,9 +1,11 @@
 """Turn realm files into validated RealmSpecs, or into every problem they have.
 
-Pipeline per file: render with Jinja2 (`template`) → parse YAML with positions
-(`yamldoc`) → validate with the pydantic models → check references (`checks`)
-→ optionally refuse inline secrets. Each stage's failures become Problems at a
-source line; all files are processed before raising, so one run shows all.
+Pipeline per file: read at most `max_input_size` bytes of a regular file
+(`fileio.read_input`) → decode and check the text (`yamldoc.decode`) → render
+with Jinja2 (`template`) → parse YAML 1.2 with positions (`yamldoc.parse`) →
+validate with the pydantic models → check references (`checks`) → optionally
+refuse inline secrets. Each stage's failures become Problems at a source line;
+all files are processed before raising, so one run shows all.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from typing import Any, get_args
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from kcprov.errors import KcprovError
+from kcprov.fileio import MAX_INPUT_BYTES, InputFileError, read_input
 from kcprov.spec.checks import Finding, check_realm
 from kcprov.spec.expand import expansion_findings
 from kcprov.spec.models import RealmSpec
 from kcprov.spec.problems import Problem, SpecError, display_path
 from kcprov.spec.template import Rendered, TemplateProblem, render
-from kcprov.spec.yamldoc import Document, Path as YamlPath, Position, YamlIssue, parse
+from kcprov.spec.yamldoc import Document, Path as YamlPath, Position, YamlIssue, decode, parse
 
 
 def load_realm(
@@ -29,9 +32,10 @@ def load_realm(
     vars: Mapping[str, Any] | None = None,
     var_files: Sequence[Path] = (),
     strict_secrets: bool = False,
+    max_input_size: int = MAX_INPUT_BYTES,
 ) -> RealmSpec:
     """Load one realm file; raise SpecError listing every problem."""
-    return load_realms([path], vars, var_files, strict_secrets)[0]
+    return load_realms([path], vars, var_files, strict_secrets, max_input_size)[0]
 
 
 def load_realms(
@@ -39,22 +43,24 @@ def load_realms(
     vars: Mapping[str, Any] | None = None,
     var_files: Sequence[Path] = (),
     strict_secrets: bool = False,
+    max_input_size: int = MAX_INPUT_BYTES,
 ) -> list[RealmSpec]:
     """Load realm files in order; raise SpecError listing the problems of all files.
 
     Template variables: the var files merged in order, then `vars`; later wins.
+    A realm or var file over `max_input_size` bytes is a problem, not read.
     """
     variables: dict[str, Any] = {}
     problems: list[Problem] = []
     for var_file in var_files:
-        values, found = _read_var_file(var_file)
+        values, found = _read_var_file(Path(var_file), max_input_size)
         variables.update(values)
         problems += found
     variables.update(vars or {})
     specs: list[RealmSpec] = []
     first_file: dict[str, str] = {}
     for path in paths:
-        spec, found, locate = _load_file(Path(path), variables, strict_secrets)
+        spec, found, locate = _load_file(Path(path), variables, strict_secrets, max_input_size)
         problems += found
         if spec is None:
             continue
@@ -106,19 +112,27 @@ class _Locator:
         return self(finding.path, message, finding.hint)
 
 
-def _load_file(path: Path, variables: Mapping[str, Any], strict_secrets: bool):
+def _read_text(path: Path, limit: int, what: str) -> str:
+    """The checked text of an input file; InputFileError or YamlIssue (a source position) if unfit."""
+    return decode(read_input(path, limit, what))
+
+
+def _unreadable(file: str, path: Path, exc: InputFileError) -> Problem:
+    """A problem at line 1; the message without read_input's own "PATH: " prefix (the problem names the file)."""
+    return Problem(file, 1, 1, exc.message.removeprefix(f"{path}: ").rstrip("."), exc.hint)
+
+
+def _load_file(path: Path, variables: Mapping[str, Any], strict_secrets: bool, limit: int):
     """(spec or None, problems, locator) for one realm file."""
     file = display_path(path)
     locate = _Locator(file)
     try:
-        source = path.read_text(encoding="utf-8")
+        source = _read_text(path, limit, "file")
         rendered = render(source, variables)
         locate.rendered = rendered
         document = parse(rendered.text)
-    except OSError as exc:
-        return None, [Problem(file, 1, 1, f"cannot read the file: {exc.strerror}")], locate
-    except UnicodeDecodeError:
-        return None, [Problem(file, 1, 1, "the file is not UTF-8 text")], locate
+    except InputFileError as exc:
+        return None, [_unreadable(file, path, exc)], locate
     except TemplateProblem as exc:
         return None, [Problem(file, exc.line, 1, exc.message, exc.hint)], locate
     except YamlIssue as exc:
@@ -142,14 +156,12 @@ def _load_file(path: Path, variables: Mapping[str, Any], strict_secrets: bool):
     return (None if problems else spec), problems, locate
 
 
-def _read_var_file(path: Path) -> tuple[dict[str, Any], list[Problem]]:
+def _read_var_file(path: Path, limit: int) -> tuple[dict[str, Any], list[Problem]]:
     locate = _Locator(display_path(path))
     try:
-        document = parse(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        return {}, [Problem(locate.file, 1, 1, f"cannot read the var file: {exc.strerror}")]
-    except UnicodeDecodeError:
-        return {}, [Problem(locate.file, 1, 1, "the var file is not UTF-8 text")]
+        document = parse(_read_text(path, limit, "var file"))
+    except InputFileError as exc:
+        return {}, [_unreadable(locate.file, path, exc)]
     except YamlIssue as exc:
         return {}, [locate.at(exc.position, exc.message, exc.hint)]
     problems = [locate.at(issue.position, issue.message, issue.hint) for issue in document.issues]
@@ -163,7 +175,8 @@ def _read_var_file(path: Path) -> tuple[dict[str, Any], list[Problem]]:
 # ---------------------------------------------------------------- pydantic errors
 
 _SENSITIVE = ("secret", "password")
-_SHOW_INPUT = ("literal_error", "enum", "bool_parsing", "int_parsing", "int_from_float", "float_parsing")
+_SHOW_INPUT = ("literal_error", "enum", "bool_type", "bool_parsing", "int_parsing", "int_from_float", "float_parsing")
+_YAML11_BOOLEANS = {"on", "off", "yes", "no", "y", "n"}
 _SHAPES = {
     "model_type": ("a mapping", "write 'key: value' lines indented under it, or {key: value}"),
     "dict_type": ("a mapping", "write 'key: value' lines indented under it, or {key: value}"),
@@ -200,13 +213,22 @@ def _explain(error: Any) -> tuple[YamlPath, str, str | None]:
     if kind in _SHAPES:
         shape, hint = _SHAPES[kind]
         return loc, f"{_dotted(loc)}: expected {shape}", hint
-    message = f"{_dotted(loc)}: {error['msg'][0].lower()}{error['msg'][1:]}"
-    hint = "write true or false" if kind == "bool_parsing" else None
     value = error.get("input")
+    if kind == "string_type" and isinstance(value, bool):
+        written = "true" if value else "false"
+        return loc, f"{_dotted(loc)}: expected text, not the boolean {written}", f'quote it if it is text: "{written}"'
+    message = f"{_dotted(loc)}: {error['msg'][0].lower()}{error['msg'][1:]}"
+    hint = _bool_hint(value) if kind in ("bool_type", "bool_parsing") else None
     sensitive = any(word in str(part).lower() for part in loc for word in _SENSITIVE)
     if kind in _SHOW_INPUT and not sensitive and isinstance(value, (str, int, float)) and len(repr(value)) <= 40:
         message += f" (got {value!r})"
     return loc, message, hint
+
+
+def _bool_hint(value: Any) -> str:
+    if isinstance(value, str) and value.lower() in _YAML11_BOOLEANS:
+        return f"write true or false: YAML 1.2 reads {value} as text, not as a boolean"
+    return "write true or false"
 
 
 def _dotted(loc: Iterable[Any]) -> str:

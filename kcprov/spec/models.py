@@ -5,11 +5,34 @@ by this file" and must never show as a change; only collections of sub-resources
 (roles, scopes, clients, users, mappers, ...) default to empty lists. Checks that
 need more than one object (references, duplicates) live in `kcprov.spec.checks`,
 so these models stay usable on their own.
+
+Input rules (a realm file is untrusted; names end up in Admin API URLs, tokens,
+env files and terminals):
+- Ids are ASCII, so a look-alike letter (Cyrillic 'а' U+0430 in 'clіent') or an
+  invisible one cannot pass for another id: client_id, role names and MCP
+  server names are letters, digits and `. _ - : @`, starting with a letter or
+  digit, without '..'. Realm names are stricter (letters, digits, `. _ -`):
+  Keycloak puts them in every URL path and refuses RFC 3986 reserved
+  characters in them (its ReservedCharValidator). Scope names are OAuth scope
+  tokens (RFC 6749) without `/ ? # %` or '..'.
+- Usernames and display names are free text (any script), but without
+  characters Keycloak's username-prohibited-characters validator refuses
+  (usernames only), and without invisible format characters (zero-width,
+  bidi: Unicode category Cf). Control characters never get this far: the YAML
+  reader refuses them everywhere (`yamldoc`).
+- Booleans are strict: only true and false. YAML 1.2 reads `on`, `yes`, `off`,
+  `no` as text, and pydantic would otherwise turn that text back into a bool.
+  A boolean where text is expected (`name: true`) is an error: quote it.
+- Numbers written for text keep their spelling (`client_id: 0777` is "0777",
+  `display_name: 1.10` is "1.10"): yamldoc's SourceInt/SourceFloat have the
+  source text as str(), which coerce_numbers_to_str and Keycloak attribute
+  strings use.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -20,11 +43,14 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    Strict,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from kcprov.spec.yamldoc import describe
 
 
 def spec_error(message: str, *, hint: str | None = None, at: str | None = None) -> PydanticCustomError:
@@ -100,20 +126,83 @@ StrMap = dict[str, KcString]
 MultiStrMap = dict[str, KcStrings]
 """Client-policy configuration and user attributes: strings or lists of strings."""
 
-_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+Flag = Annotated[bool, Strict()]
+"""A boolean written as true or false; text such as 'on' or 'yes' is an error, not converted."""
+
+_MAX_NAME = 255  # Keycloak's column size for realm names, client ids, role names and usernames
 
 
-def _check_scope_name(value: str) -> str:
-    """OAuth scope tokens (RFC 6749 §3.3) cannot hold spaces, quotes or backslashes."""
-    if not _SCOPE_TOKEN.match(value):
-        raise spec_error(
-            f"scope name {value!r} is not a valid OAuth scope token",
-            hint="use printable ASCII without spaces, quotes or backslashes, e.g. mcp:tools",
-        )
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 40 else value[:37] + "...")
+
+
+def _invisible(value: str) -> str | None:
+    """The first zero-width or bidi character (Unicode category Cf), described; None if there is none."""
+    char = next((c for c in value if unicodedata.category(c) == "Cf"), None)
+    return f"contains {describe(char)}, an invisible character" if char else None
+
+
+def _name_problem(value: str, allowed: re.Pattern[str], starts_alnum: bool) -> str | None:
+    """Why `value` breaks a name rule, None if it keeps it; never echoes an odd character raw."""
+    if value != value.strip():
+        return "has leading or trailing whitespace"
+    if len(value) > _MAX_NAME:
+        return f"is longer than {_MAX_NAME} characters"
+    invisible = _invisible(value)
+    if invisible:
+        return invisible
+    for char in value:
+        if not allowed.fullmatch(char):
+            if not char.isascii():
+                return f"contains {describe(char)}, which is not ASCII (a look-alike of an ASCII letter?)"
+            return f"contains {'a space' if char == ' ' else repr(char)}"
+    if starts_alnum and not value[:1].isalnum():
+        return "must start with a letter or digit"
+    if ".." in value:
+        return "contains '..'"
+    return None
+
+
+def _name_rule(kind: str, allowed: str, hint: str, starts_alnum: bool = True) -> AfterValidator:
+    """The validator of one kind of name; `allowed` is a regex matching one allowed character."""
+    pattern = re.compile(allowed)
+
+    def check(value: str) -> str:
+        problem = _name_problem(value, pattern, starts_alnum)
+        if problem:
+            raise spec_error(f"{kind} {_shown(value)} {problem}", hint=hint)
+        return value
+
+    return AfterValidator(check)
+
+
+def _visible(value: str) -> str:
+    problem = _invisible(value)
+    if problem:
+        raise spec_error(f"the text {problem}", hint="remove it: it hides what the text really says")
     return value
 
 
-ScopeName = Annotated[str, Field(min_length=1), AfterValidator(_check_scope_name)]
+_ID = r"[A-Za-z0-9._:@-]"
+_ID_HINT = "use ASCII letters, digits and . _ - : @, starting with a letter or digit, e.g. mcp-server"
+RealmName = Annotated[str, Field(min_length=1), _name_rule(
+    "realm name", r"[A-Za-z0-9._-]",
+    "use ASCII letters, digits and . _ -, starting with a letter or digit (Keycloak puts it in URLs), e.g. mcp-dev",
+)]
+ClientId = Annotated[str, Field(min_length=1), _name_rule("client_id", _ID, _ID_HINT)]
+RoleName = Annotated[str, Field(min_length=1), _name_rule("role name", _ID, _ID_HINT)]
+ServerName = Annotated[str, Field(min_length=1), _name_rule("MCP server name", _ID, _ID_HINT)]
+ScopeName = Annotated[str, Field(min_length=1), _name_rule(
+    "scope name", r"""[!$&-.0->@-\[\]-~]""",  # RFC 6749 scope-token characters but / ? # %
+    "use printable ASCII without spaces, double quotes, backslashes or / ? # %, e.g. mcp:tools", starts_alnum=False,
+)]
+Username = Annotated[str, Field(min_length=1), _name_rule(
+    "username", r"""[^<>&"'\s$%!#?§,;:*~/\\|^=\[\]{}()`]""",  # Keycloak's username-prohibited-characters
+    "Keycloak refuses spaces and <>&\"'$%!#?§,;:*~/\\|^=[]{}()` in usernames, e.g. alice@example.com",
+    starts_alnum=False,
+)]
+Label = Annotated[str, AfterValidator(_visible)]
+"""Free text shown to people (display names, first and last names): any character but invisible ones."""
 OAuthScope = Annotated[str, Field(min_length=1)]
 Name = Annotated[str, Field(min_length=1)]
 
@@ -148,23 +237,23 @@ class RealmSettings(Spec):
     client_session_idle_timeout: Duration | None = Field(None, description="Client session idle timeout (0 = use the SSO session value).")
     client_session_max_lifespan: Duration | None = Field(None, description="Client session maximum lifespan (0 = use the SSO session value).")
     offline_session_idle_timeout: Duration | None = Field(None, description="Offline session idle timeout.")
-    offline_session_max_lifespan_enabled: bool | None = Field(None, description="Limit offline sessions to offline_session_max_lifespan.")
+    offline_session_max_lifespan_enabled: Flag | None = Field(None, description="Limit offline sessions to offline_session_max_lifespan.")
     offline_session_max_lifespan: Duration | None = Field(None, description="Offline session maximum lifespan.")
     oauth2_device_code_lifespan: Duration | None = Field(None, description="Device authorization grant: lifespan of the device code.")
     oauth2_device_polling_interval: Duration | None = Field(None, description="Device authorization grant: minimum polling interval.")
-    revoke_refresh_token: bool | None = Field(None, description="Refresh token rotation: a refresh token can be used only refresh_token_max_reuse+1 times. MCP requires rotation for public clients.")
+    revoke_refresh_token: Flag | None = Field(None, description="Refresh token rotation: a refresh token can be used only refresh_token_max_reuse+1 times. MCP requires rotation for public clients.")
     refresh_token_max_reuse: int | None = Field(None, ge=0, description="How many times a refresh token may be reused when revoke_refresh_token is on (0 = single use).")
     ssl_required: Literal["none", "external", "all"] | None = Field(None, description="Require HTTPS: none, external (all but private addresses), or all.")
-    registration_allowed: bool | None = Field(None, description="Users may self-register on the login page.")
-    registration_email_as_username: bool | None = Field(None, description="Use the email as username on self-registration.")
-    login_with_email_allowed: bool | None = Field(None, description="Users may log in with their email.")
-    duplicate_emails_allowed: bool | None = Field(None, description="Several users may share an email.")
-    verify_email: bool | None = Field(None, description="Users must verify their email after first login.")
-    reset_password_allowed: bool | None = Field(None, description="Show a 'forgot password' link on the login page.")
-    edit_username_allowed: bool | None = Field(None, description="Users may change their username.")
-    remember_me: bool | None = Field(None, description="Show a 'remember me' checkbox on the login page.")
-    brute_force_protected: bool | None = Field(None, description="Temporarily lock accounts after repeated login failures.")
-    permanent_lockout: bool | None = Field(None, description="Lock accounts permanently instead of temporarily on brute force.")
+    registration_allowed: Flag | None = Field(None, description="Users may self-register on the login page.")
+    registration_email_as_username: Flag | None = Field(None, description="Use the email as username on self-registration.")
+    login_with_email_allowed: Flag | None = Field(None, description="Users may log in with their email.")
+    duplicate_emails_allowed: Flag | None = Field(None, description="Several users may share an email.")
+    verify_email: Flag | None = Field(None, description="Users must verify their email after first login.")
+    reset_password_allowed: Flag | None = Field(None, description="Show a 'forgot password' link on the login page.")
+    edit_username_allowed: Flag | None = Field(None, description="Users may change their username.")
+    remember_me: Flag | None = Field(None, description="Show a 'remember me' checkbox on the login page.")
+    brute_force_protected: Flag | None = Field(None, description="Temporarily lock accounts after repeated login failures.")
+    permanent_lockout: Flag | None = Field(None, description="Lock accounts permanently instead of temporarily on brute force.")
     failure_factor: int | None = Field(None, ge=1, description="Login failures before brute-force lockout.")
     password_policy: str | None = Field(None, description="Keycloak password policy string, e.g. 'length(12) and notUsername'.")
     default_signature_algorithm: str | None = Field(None, description="Default token signature algorithm, e.g. RS256 or ES256.")
@@ -172,10 +261,10 @@ class RealmSettings(Spec):
     account_theme: str | None = Field(None, description="Theme of the account console.")
     admin_theme: str | None = Field(None, description="Theme of the admin console.")
     email_theme: str | None = Field(None, description="Theme of emails.")
-    internationalization_enabled: bool | None = Field(None, description="Enable localisation of the login pages.")
+    internationalization_enabled: Flag | None = Field(None, description="Enable localisation of the login pages.")
     supported_locales: list[str] | None = Field(None, description="Locales offered when internationalization is enabled.")
     default_locale: str | None = Field(None, description="Default locale.")
-    organizations_enabled: bool | None = Field(None, description="Enable the Organizations feature for this realm.")
+    organizations_enabled: Flag | None = Field(None, description="Enable the Organizations feature for this realm.")
     attributes: StrMap | None = Field(None, description="Raw RealmRepresentation attributes for anything not modelled; only the keys given are managed.")
 
 
@@ -185,14 +274,14 @@ class RealmSettings(Spec):
 class RealmRole(Spec):
     """A realm role."""
 
-    name: Name = Field(description="Role name, unique in the realm.")
+    name: RoleName = Field(description="Role name, unique in the realm.")
     description: str | None = Field(None, description="What holding the role allows.")
 
 
 class ClientRole(Spec):
     """A role owned by a client."""
 
-    name: Name = Field(description="Role name, unique within the client.")
+    name: RoleName = Field(description="Role name, unique within the client.")
     description: str | None = Field(None, description="What holding the role allows.")
 
 
@@ -213,9 +302,9 @@ class ProtocolMapper(Spec):
     client_audience: str | None = Field(None, description="Shortcut: an Audience mapper adding this client's client_id to tokens. Must name a client in the file.")
     protocol_mapper: str | None = Field(None, description="Generic form: the mapper type id, e.g. oidc-usermodel-realm-role-mapper.")
     config: StrMap | None = Field(None, description="Generic form: the mapper configuration as Keycloak stores it.")
-    access_token: bool | None = Field(None, description="Shortcuts only: add to the access token (Keycloak default: true).")
-    id_token: bool | None = Field(None, description="Shortcuts only: add to the ID token (Keycloak default: false).")
-    introspection: bool | None = Field(None, description="Shortcuts only: add to the introspection response (Keycloak default: true).")
+    access_token: Flag | None = Field(None, description="Shortcuts only: add to the access token (Keycloak default: true).")
+    id_token: Flag | None = Field(None, description="Shortcuts only: add to the ID token (Keycloak default: false).")
+    introspection: Flag | None = Field(None, description="Shortcuts only: add to the introspection response (Keycloak default: true).")
 
     @model_validator(mode="after")
     def _one_kind(self) -> ProtocolMapper:
@@ -252,13 +341,13 @@ class ClientScope(Spec):
     description: str | None = Field(None, description="Description shown in the admin console.")
     type: Literal["default", "optional", "none"] | None = Field(None, description="Realm default client scope: default (added to new clients as default), optional, or none.")
     protocol: Literal["openid-connect", "saml"] | None = Field(None, description="Protocol; Keycloak default: openid-connect.")
-    include_in_token_scope: bool | None = Field(None, description="List the scope in the access token's `scope` claim.")
-    display_on_consent_screen: bool | None = Field(None, description="Show the scope on the consent screen.")
+    include_in_token_scope: Flag | None = Field(None, description="List the scope in the access token's `scope` claim.")
+    display_on_consent_screen: Flag | None = Field(None, description="Show the scope on the consent screen.")
     consent_screen_text: str | None = Field(None, description="Text shown on the consent screen.")
     gui_order: int | None = Field(None, description="Order on the consent screen.")
     attributes: StrMap | None = Field(None, description="Raw ClientScopeRepresentation attributes; only the keys given are managed.")
     mappers: list[ProtocolMapper] = Field(default_factory=list, description="Protocol mappers of this scope.")
-    scope_roles: dict[str, list[Name]] | None = Field(None, description="Roles a token may carry when this scope is granted (the scope's role scope mappings): client_id -> client roles; the key `realm` holds realm roles. Needed for DCR clients, which Keycloak registers with full scope disabled. Keycloak then grants the scope only to users (and service accounts) holding one of these roles.")
+    scope_roles: dict[ClientId, list[RoleName]] | None = Field(None, description="Roles a token may carry when this scope is granted (the scope's role scope mappings): client_id -> client roles; the key `realm` holds realm roles. Needed for DCR clients, which Keycloak registers with full scope disabled. Keycloak then grants the scope only to users (and service accounts) holding one of these roles.")
 
 
 # ---------------------------------------------------------------- client registration (DCR)
@@ -268,10 +357,10 @@ class RegistrationPolicy(Spec):
     """Client registration policies of one kind (anonymous or authenticated DCR)."""
 
     trusted_hosts: list[str] | None = Field(None, description="'Trusted Hosts' policy: hosts or IPs allowed to register clients.")
-    host_sending_request_must_match: bool | None = Field(None, description="'Trusted Hosts': the registering host must be trusted.")
-    client_uris_must_match: bool | None = Field(None, description="'Trusted Hosts': redirect and other client URIs must use a trusted host.")
+    host_sending_request_must_match: Flag | None = Field(None, description="'Trusted Hosts': the registering host must be trusted.")
+    client_uris_must_match: Flag | None = Field(None, description="'Trusted Hosts': redirect and other client URIs must use a trusted host.")
     allowed_client_scopes: list[OAuthScope] | None = Field(None, description="'Allowed Client Scopes' policy: scopes a registered client may ask for.")
-    allow_default_scopes: bool | None = Field(None, description="'Allowed Client Scopes': also allow the realm's default scopes.")
+    allow_default_scopes: Flag | None = Field(None, description="'Allowed Client Scopes': also allow the realm's default scopes.")
     max_clients: int | None = Field(None, ge=1, description="'Max Clients Limit' policy: maximum number of clients in the realm.")
     allowed_web_origins: list[str] | None = Field(None, description="'Allowed Registration Web Origins' policy: browser origins that may register (MCP Inspector needs this).")
 
@@ -313,7 +402,7 @@ class ClientPolicy(Spec):
 
     name: Name = Field(description="Policy name, unique in the realm.")
     description: str | None = Field(None, description="What the policy is for.")
-    enabled: bool | None = Field(None, description="Whether the policy is active.")
+    enabled: Flag | None = Field(None, description="Whether the policy is active.")
     conditions: list[Condition] = Field(default_factory=list, description="Conditions; all must match.")
     profiles: list[Name] = Field(default_factory=list, description="Profiles to apply: names from client_policies.profiles or Keycloak global profiles (e.g. fapi-2-security-profile).")
 
@@ -331,20 +420,20 @@ class ClientPolicies(Spec):
 class Client(Spec):
     """An OIDC client."""
 
-    client_id: Name = Field(description="The client_id, unique in the realm.")
-    name: str | None = Field(None, description="Display name.")
+    client_id: ClientId = Field(description="The client_id, unique in the realm.")
+    name: Label | None = Field(None, description="Display name.")
     description: str | None = Field(None, description="Description shown in the admin console.")
-    enabled: bool | None = Field(None, description="Whether the client can be used.")
-    confidential: bool | None = Field(None, description="Confidential client (client authentication on); Keycloak generates a secret unless `secret` is given. false = public client.")
+    enabled: Flag | None = Field(None, description="Whether the client can be used.")
+    confidential: Flag | None = Field(None, description="Confidential client (client authentication on); Keycloak generates a secret unless `secret` is given. false = public client.")
     secret: SecretStr | None = Field(None, description="Client secret of a confidential client; use {{ env.NAME }}, never a literal. Never printed.")
-    service_account: bool | None = Field(None, description="Enable the client credentials grant (service account).")
-    standard_flow: bool | None = Field(None, description="Enable the authorization code flow.")
-    implicit_flow: bool | None = Field(None, description="Enable the implicit flow (discouraged; removed in OAuth 2.1).")
-    direct_access_grants: bool | None = Field(None, description="Enable the resource owner password grant (discouraged; removed in OAuth 2.1).")
-    device_authorization_grant: bool | None = Field(None, description="Enable the OAuth 2.0 device authorization grant.")
-    consent_required: bool | None = Field(None, description="Users must consent to the scopes the client asks for.")
-    front_channel_logout: bool | None = Field(None, description="Use front-channel logout.")
-    full_scope_allowed: bool | None = Field(None, description="Put all of the user's roles in tokens (Keycloak default: true).")
+    service_account: Flag | None = Field(None, description="Enable the client credentials grant (service account).")
+    standard_flow: Flag | None = Field(None, description="Enable the authorization code flow.")
+    implicit_flow: Flag | None = Field(None, description="Enable the implicit flow (discouraged; removed in OAuth 2.1).")
+    direct_access_grants: Flag | None = Field(None, description="Enable the resource owner password grant (discouraged; removed in OAuth 2.1).")
+    device_authorization_grant: Flag | None = Field(None, description="Enable the OAuth 2.0 device authorization grant.")
+    consent_required: Flag | None = Field(None, description="Users must consent to the scopes the client asks for.")
+    front_channel_logout: Flag | None = Field(None, description="Use front-channel logout.")
+    full_scope_allowed: Flag | None = Field(None, description="Put all of the user's roles in tokens (Keycloak default: true).")
     pkce: Literal["S256", "plain"] | None = Field(None, description="Require PKCE with this method (attribute pkce.code.challenge.method). MCP requires S256.")
     root_url: str | None = Field(None, description="Root URL prepended to relative URLs.")
     base_url: str | None = Field(None, description="Home URL of the client.")
@@ -355,7 +444,7 @@ class Client(Spec):
     default_scopes: list[OAuthScope] | None = Field(None, description="Client scopes always in this client's tokens: names from client_scopes or Keycloak built-ins.")
     optional_scopes: list[OAuthScope] | None = Field(None, description="Client scopes this client may request: names from client_scopes or Keycloak built-ins.")
     roles: list[Annotated[ClientRole, BeforeValidator(_role_from_string, json_schema_input_type=str | ClientRole)]] = Field(default_factory=list, description="Client roles: names, or {name, description} objects.")
-    service_account_roles: dict[str, list[Name]] | None = Field(None, description="Roles of the service account: client_id -> client roles; the key `realm` holds realm roles. Needs service_account: true.")
+    service_account_roles: dict[ClientId, list[RoleName]] | None = Field(None, description="Roles of the service account: client_id -> client roles; the key `realm` holds realm roles. Needs service_account: true.")
     mappers: list[ProtocolMapper] = Field(default_factory=list, description="Protocol mappers of this client.")
     attributes: StrMap | None = Field(None, description="Raw ClientRepresentation attributes; only the keys given are managed.")
 
@@ -381,15 +470,15 @@ class Client(Spec):
 class User(Spec):
     """A user, typically for development realms."""
 
-    username: Name = Field(description="Username, unique in the realm.")
+    username: Username = Field(description="Username, unique in the realm.")
     password: SecretStr | None = Field(None, description="Password; use {{ env.NAME | default('...') }}, never a literal. Never printed.")
     email: str | None = Field(None, description="Email address.")
-    first_name: str | None = Field(None, description="First name.")
-    last_name: str | None = Field(None, description="Last name.")
-    enabled: bool | None = Field(None, description="Whether the user can log in.")
-    email_verified: bool | None = Field(None, description="Whether the email counts as verified.")
-    realm_roles: list[Name] | None = Field(None, description="Realm roles granted: names from roles, or offline_access, uma_authorization, default-roles-<realm>.")
-    client_roles: dict[str, list[Name]] | None = Field(None, description="Client roles granted: client_id -> role names.")
+    first_name: Label | None = Field(None, description="First name.")
+    last_name: Label | None = Field(None, description="Last name.")
+    enabled: Flag | None = Field(None, description="Whether the user can log in.")
+    email_verified: Flag | None = Field(None, description="Whether the email counts as verified.")
+    realm_roles: list[RoleName] | None = Field(None, description="Realm roles granted: names from roles, or offline_access, uma_authorization, default-roles-<realm>.")
+    client_roles: dict[ClientId, list[RoleName]] | None = Field(None, description="Client roles granted: client_id -> role names.")
     attributes: MultiStrMap | None = Field(None, description="User attributes; only the keys given are managed.")
 
 
@@ -400,10 +489,10 @@ class McpCimd(Spec):
     """Client ID Metadata Documents (Keycloak feature `cimd`) for this server's clients."""
 
     trusted_domains: list[str] | None = Field(None, description="Domains whose metadata documents are accepted as client_id.")
-    allow_http: bool | None = Field(None, description="Accept http:// client_id URLs (development only).")
-    restrict_same_domain: bool | None = Field(None, description="Redirect URIs must be on the client_id's domain.")
-    only_confidential: bool | None = Field(None, description="Accept only confidential clients.")
-    accept_public_client_with_confidential_grant_types: bool | None = Field(None, description="Accept public clients whose document lists confidential-only grant types (Claude Desktop needs this).")
+    allow_http: Flag | None = Field(None, description="Accept http:// client_id URLs (development only).")
+    restrict_same_domain: Flag | None = Field(None, description="Redirect URIs must be on the client_id's domain.")
+    only_confidential: Flag | None = Field(None, description="Accept only confidential clients.")
+    accept_public_client_with_confidential_grant_types: Flag | None = Field(None, description="Accept public clients whose document lists confidential-only grant types (Claude Desktop needs this).")
     required_properties: list[str] | None = Field(None, description="Properties the metadata document must contain.")
 
 
@@ -437,15 +526,15 @@ class McpServer(Spec):
     values, so the expansion step applies no defaults of its own.
     """
 
-    name: Name = Field(description="Server name, unique in the realm; used to name generated objects.")
+    name: ServerName = Field(description="Server name, unique in the realm; used to name generated objects.")
     url: str = Field(description="Canonical resource URI (RFC 8707), the `resource` clients send: absolute http(s), no fragment.")
     extra_audiences: list[str] | None = Field(None, description="More audiences to put in this server's tokens, e.g. the server's origin.")
     scopes: dict[ScopeName, str] = Field(min_length=1, description="Scope name -> consent text, in order; the first is the base scope.")
     tool_scopes: dict[Name, ScopeName] | None = Field(None, description="Tool name -> the scope it requires (a key of scopes).")
-    admin_role: Name | None = Field(None, description="Realm role the admin tools also require; must be in roles.")
+    admin_role: RoleName | None = Field(None, description="Realm role the admin tools also require; must be in roles.")
     admin_tools: list[Name] | None = Field(None, description="Tools that require admin_role. Default: tools whose scope name contains 'admin'.")
     token_validation: Literal["jwt", "introspection"] = Field("jwt", description="How the server validates tokens: jwt (local, default) or introspection.")
-    introspection_client: Name | None = Field(None, description="Confidential client the server uses for introspection. Default: '<name>-introspector' when token_validation is introspection.")
+    introspection_client: ClientId | None = Field(None, description="Confidential client the server uses for introspection. Default: '<name>-introspector' when token_validation is introspection.")
     audience_binding: Literal["mapper", "resource-indicators"] = Field("mapper", description="How tokens get the server's audience: mapper (audience mapper per scope, default) or resource-indicators (Keycloak feature).")
     access_token_lifespan: Duration | None = Field(None, description="Access token lifespan for this server's clients.")
     clients: list[McpClientEntry] = Field(default_factory=list, description="How clients reach this server: dcr, cimd, preset or client entries.")
@@ -516,9 +605,9 @@ class RealmSpec(Spec):
             return {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
         return data
 
-    realm: Name = Field(description="Realm name.")
-    display_name: str | None = Field(None, description="Name shown on the login page.")
-    enabled: bool | None = Field(None, description="Whether the realm accepts logins.")
+    realm: RealmName = Field(description="Realm name.")
+    display_name: Label | None = Field(None, description="Name shown on the login page.")
+    enabled: Flag | None = Field(None, description="Whether the realm accepts logins.")
     settings: RealmSettings | None = Field(None, description="Realm options (tokens, sessions, login, themes).")
     roles: list[RealmRole] = Field(default_factory=list, description="Realm roles.")
     client_scopes: list[ClientScope] = Field(default_factory=list, description="Client scopes, e.g. one per MCP permission.")

@@ -67,7 +67,8 @@ def test_bad_var_file_is_a_problem_with_its_own_location(tmp_path):
 def test_missing_file_is_a_problem_not_a_traceback(tmp_path):
     with pytest.raises(SpecError) as caught:
         load_realm(tmp_path / "nope.yaml")
-    assert problems(caught) == [("nope.yaml", 1, "cannot read the file: No such file or directory")]
+    assert problems(caught) == [("nope.yaml", 1, "cannot read the file: no such file or directory")]
+    assert caught.value.problems[0].hint.startswith("check the path")
 
 
 def test_problems_of_all_files_are_collected(tmp_path):
