@@ -1,26 +1,34 @@
 """Executing a Plan: stage by stage, concurrently within a stage, stopping at the first failure.
 
 Changes of one stage do not depend on each other (the stage order is the
-dependency order), so they run on a bounded thread pool. After a failure no
-new change starts; the result says what was done and what was not, and the
-next plan shows exactly the rest. The ownership record (which objects kcprov
-created or adopted) is written last, for whatever was done.
+dependency order), so they run on a bounded thread pool. After a failure, or
+when the caller sets `stop` (Ctrl-C), no queued change starts; the changes in
+flight finish or fail; the result says what was done, what failed and what
+did not run, and the next plan shows exactly the rest.
+
+Ownership (which objects kcprov created or adopted) is recorded twice: once
+before the first change inside the realm, for everything the plan will
+create (a record of an object that does not exist yet is harmless: plans
+only consult it for objects that exist), so a run that dies with Keycloak
+leaves no unmanaged orphans; and once at the end, for what was done.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import groupby
 
 from kcprov.errors import KcprovError
-from kcprov.keycloak import KeycloakClient
+from kcprov.keycloak import KeycloakClient, KeycloakUnreachable
 from kcprov.plan.changes import Change, Plan
 from kcprov.resources.base import ApplyContext, Kind
 from kcprov.state import OWNERSHIP_ATTRIBUTE, LiveState, encode_ownership
 
 DEFAULT_WORKERS = 8
+NOT_STARTED = object()  # a queued change skipped because the run is stopping
 
 
 @dataclass
@@ -31,7 +39,7 @@ class ApplyResult:
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.not_run
 
 
 def apply_plan(
@@ -42,42 +50,91 @@ def apply_plan(
     kinds: Sequence[Kind],
     workers: int = DEFAULT_WORKERS,
     on_done: Callable[[Change], None] | None = None,
+    stop: threading.Event | None = None,
+    before_changes: Callable[[], None] | None = None,
 ) -> ApplyResult:
-    """Run every change of the plan; never raises for a Keycloak error, reports it instead."""
+    """Run every change of the plan; never raises for a Keycloak error, reports it instead.
+
+    `before_changes` runs once the realm exists, before anything inside it
+    changes (the realm lock of a realm this run creates); if it raises a
+    KcprovError nothing further is done.
+    """
+    stop = stop or threading.Event()
+    failed = threading.Event()  # set by the first failure, in whichever worker it happens
     by_name = {k.name: k for k in kinds}
     ctx = ApplyContext(client, plan.realm, live, {k: dict(v) for k, v in desired.items()})
     result = ApplyResult()
+    recorded = _recorded(live)
+    prepared = False
     batches = [list(batch) for _, batch in groupby(plan.changes, key=lambda c: c.sort_key()[:2])]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for index, batch in enumerate(batches):
-            futures = [(c, pool.submit(_run, by_name[c.kind], ctx, c)) for c in batch]
+            if not prepared and _realm_exists(plan, result) and not _creates_realm(batch):
+                prepared = True
+                try:
+                    if before_changes:
+                        before_changes()
+                    recorded = _write_ownership(ctx, recorded, _ownership(live, desired, by_name, ApplyResult()))
+                except KcprovError as exc:
+                    result.failed.append((_realm_change(ctx), exc))
+                    failed.set()
+            if stop.is_set() or failed.is_set():
+                result.not_run.extend(c for later in batches[index:] for c in later)
+                break
+            futures = [(c, pool.submit(_run, by_name[c.kind], ctx, c, stop, failed)) for c in batch]
             for change, future in futures:
-                error = future.result()
-                if error is None:
+                outcome = future.result()
+                if outcome is NOT_STARTED:
+                    result.not_run.append(change)
+                elif outcome is None:
                     result.done.append(change)
                     if on_done:
                         on_done(change)
                 else:
-                    result.failed.append((change, error))
-            if result.failed:
-                result.not_run = [c for later in batches[index + 1:] for c in later]
-                break
-    if plan.realm_exists or any(c.kind == "realm" and c.action == "create" for c in result.done):
-        _record_ownership(ctx, plan, live, desired, by_name, result)
+                    result.failed.append((change, outcome))
+    if _realm_exists(plan, result):
+        try:
+            _write_ownership(ctx, recorded, _ownership(live, desired, by_name, result))
+        except KcprovError as exc:
+            result.failed.append((_realm_change(ctx), exc))
     return result
 
 
-def _run(kind: Kind, ctx: ApplyContext, change: Change) -> KcprovError | None:
+def _run(kind: Kind, ctx: ApplyContext, change: Change, stop: threading.Event, failed: threading.Event):
+    """One change, unless the run is stopping; a failure stops the run for every other worker."""
+    if stop.is_set() or failed.is_set():
+        return NOT_STARTED
     try:
         getattr(kind, change.action)(ctx, change)
     except KcprovError as exc:
+        failed.set()
         return exc
     return None
 
 
-def _record_ownership(ctx, plan, live, desired, by_name, result: ApplyResult) -> None:
-    """Own what the file declares and now exists; forget what was deleted."""
-    unfinished = [c for c, _ in result.failed] + result.not_run
+def _realm_exists(plan: Plan, result: ApplyResult) -> bool:
+    return plan.realm_exists or any(c.kind == "realm" and c.action == "create" for c in result.done)
+
+
+def _creates_realm(batch: list[Change]) -> bool:
+    return any(c.kind == "realm" and c.action == "create" for c in batch)
+
+
+def _realm_change(ctx: ApplyContext) -> Change:
+    return Change("update", "realm", ctx.realm, 0)
+
+
+def _recorded(live: LiveState) -> str | None:
+    return ((live.raw.export or {}).get("attributes") or {}).get(OWNERSHIP_ATTRIBUTE)
+
+
+def _ownership(live, desired, by_name, result: ApplyResult) -> dict[str, set[str]]:
+    """Own what the file declares and may exist after `result`; forget what was deleted.
+
+    A create that failed for a transport reason may have been made (its answer
+    was lost): it stays owned, so it can never turn up as an unmanaged orphan.
+    """
+    unfinished = [c for c, exc in result.failed if not isinstance(exc, KeycloakUnreachable)] + result.not_run
     failed_creates = {(c.kind, c.key) for c in unfinished if c.action == "create"}
     deleted = {(c.kind, c.key) for c in result.done if c.action == "delete"}
     record = {k: set(v) for k, v in live.owned.items()}
@@ -89,13 +146,15 @@ def _record_ownership(ctx, plan, live, desired, by_name, result: ApplyResult) ->
                 record.setdefault(kind_name, set()).add(key)
     for kind_name, key in deleted:
         record.get(kind_name, set()).discard(key)
+    return record
+
+
+def _write_ownership(ctx: ApplyContext, current: str | None, record: dict[str, set[str]]) -> str | None:
+    """Store the record in the realm attribute unless it is already there; answers what is stored."""
     encoded = encode_ownership(record)
-    current = ((live.raw.export or {}).get("attributes") or {}).get(OWNERSHIP_ATTRIBUTE)
     if encoded != current:
         what = f"ownership record of realm '{ctx.realm}'"
-        try:
-            # Keycloak replaces the whole attribute map on update: send it back with ours changed.
-            attributes = ctx.client.get(ctx.base, what).get("attributes") or {}
-            ctx.client.put(ctx.base, {"attributes": {**attributes, OWNERSHIP_ATTRIBUTE: encoded}}, what)
-        except KcprovError as exc:
-            result.failed.append((Change("update", "realm", ctx.realm, 0), exc))
+        # Keycloak replaces the whole attribute map on update: send it back with ours changed.
+        attributes = ctx.client.get(ctx.base, what).get("attributes") or {}
+        ctx.client.put(ctx.base, {"attributes": {**attributes, OWNERSHIP_ATTRIBUTE: encoded}}, what)
+    return encoded
