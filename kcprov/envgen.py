@@ -7,6 +7,14 @@ nothing is). `write_env_files` writes the file of every server that names an
 that content untouched, so a rerun is a byte-identical no-op and a secret
 rotated in Keycloak shows up on the next run.
 
+An env_file comes from the realm file, which is untrusted input: where it may
+point is the "realm-file" path policy of `kcprov.fileio` (under the working
+directory, or a directory allowed with --allow-outside). `check_env_targets`
+checks every target without writing, so `kcprov apply` can refuse a bad one
+before it changes Keycloak. Names that reach the file (realm, server, source
+path) are shown with control characters escaped in the header comment, and
+a value python-dotenv would not read back as written is refused.
+
 The keys are the contract with the reference server (examples/mcp-server,
 `config.KNOWN_KEYS`). Nothing here prints the secret; only the text returned
 by `render_env` holds it.
@@ -22,9 +30,10 @@ from urllib.parse import quote, urlsplit
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from kcprov.errors import KcprovError
-from kcprov.fileio import write_private
+from kcprov.fileio import OutputFileError, resolve_output, write_output
 from kcprov.keycloak import KeycloakClient, seg
 from kcprov.spec.models import McpServer, RealmSpec
+from kcprov.terminal import printable
 
 TEMPLATE = "mcp-server.env.j2"
 ENV_KEYS = (
@@ -36,28 +45,38 @@ ENV_KEYS = (
 """Every key the file has, exactly (the reference server's contract)."""
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_./:,=@+%\-]*$")
+_EXPANDED = re.compile(r"\$\{[^}]*\}")
+"""What python-dotenv expands in any quotes (the reference server reads with interpolation on)."""
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+"""Characters python-dotenv unescapes in a double-quoted value, and how each is written."""
 
 
 def dotenv_value(value: object) -> str:
-    """A value as a .env line holds it: bare when safe, else quoted so python-dotenv reads it back."""
+    """A value as a .env line holds it: bare when safe, else double-quoted so python-dotenv reads it back.
+
+    Raises ValueError (without the value: it may be a secret) for what no
+    quoting keeps: ``${NAME}``, which python-dotenv expands even in quotes, and
+    control characters other than newline, CR and tab, which it has no escape
+    for and which would reach the terminal of whoever shows the file.
+    """
     text = str(value)
     if _PLAIN.match(text):
         return text
-    if "'" not in text and "\n" not in text:
-        return f"'{text}'"  # single quotes: literal, no interpolation
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+    if _EXPANDED.search(text):
+        raise ValueError("holds ${...}, which python-dotenv would expand")
+    quoted = "".join(_ESCAPES.get(ch, ch) for ch in text)
+    if not quoted.isprintable():
+        raise ValueError("holds a control character")
+    return f'"{quoted}"'
 
 
 def _environment() -> Environment:
-    env = Environment(
+    return Environment(
         loader=PackageLoader("kcprov", "templates"),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters["dotenv"] = dotenv_value
-    return env
 
 
 def _host_port(url: str) -> tuple[str, int]:
@@ -136,9 +155,51 @@ def render_env(client: KeycloakClient, spec: RealmSpec, server: McpServer | str,
     if server.token_validation == "introspection":
         secret = read_client_secret(client, spec.realm, server.introspection_client or "")
     values = env_values(spec, server, client.settings.url, secret)
+    quoted = {}
+    for key, value in values.items():
+        try:
+            quoted[key] = dotenv_value(value)
+        except ValueError as exc:
+            raise KcprovError(f"MCP server '{printable(server.name)}': the value of {key} {exc}; "
+                              "it cannot be written to an env file.",
+                              hint="change it in the realm file (or, for OAUTH_CLIENT_SECRET, in Keycloak)") from None
     template = _environment().get_template(TEMPLATE)
-    return template.render(env=values, source=source or f"the realm file of '{spec.realm}'",
-                           realm=spec.realm, server=server.name)
+    return template.render(env=quoted, holds_secret=bool(secret),
+                           source=printable(source or f"the realm file of '{spec.realm}'"),
+                           realm=printable(spec.realm), server=printable(server.name))
+
+
+def _selected(spec: RealmSpec, only: str | Iterable[str] | None) -> list[McpServer]:
+    """The servers with an env_file, of those in `only` (every server when None); KcprovError for an unknown name."""
+    wanted = {only} if isinstance(only, str) else (set(only) if only is not None else None)
+    for name in sorted(wanted or ()):
+        find_server(spec, name)
+    return [s for s in spec.mcp_servers if s.env_file is not None and (wanted is None or s.name in wanted)]
+
+
+def _what(server: McpServer) -> str:
+    return f"env_file of MCP server '{printable(server.name)}'"
+
+
+def check_env_targets(
+    spec: RealmSpec, allow_outside: Iterable[str | Path] = (), only: str | Iterable[str] | None = None
+) -> None:
+    """Refuse, in one OutputFileError listing each, every env_file the path policy would not write.
+
+    Writes nothing and asks Keycloak nothing: `kcprov apply` calls it before
+    the first change, so a bad env_file never leaves a half-applied realm.
+    """
+    allowed = tuple(allow_outside)
+    errors = []
+    for server in _selected(spec, only):
+        try:
+            resolve_output(server.env_file or "", origin="realm-file", allow_outside=allowed, what=_what(server))
+        except OutputFileError as exc:
+            errors.append(exc)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise OutputFileError("\n".join(map(str, errors)))
 
 
 def write_env_files(
@@ -146,20 +207,20 @@ def write_env_files(
     spec: RealmSpec,
     only: str | Iterable[str] | None = None,
     source: str | None = None,
+    allow_outside: Iterable[str | Path] = (),
 ) -> list[tuple[Path, bool]]:
     """Write the env file of each MCP server that names one (or of the servers in `only`).
 
-    Returns (path, changed) per file; changed is False when the file already held
-    exactly that content. Paths are relative to the working directory.
+    Every target is checked (`check_env_targets`) before the first is written.
+    Returns (path, changed) per file, the path as the realm file gives it
+    (relative to the working directory); changed is False when the file
+    already held exactly that content.
     """
-    wanted = {only} if isinstance(only, str) else (set(only) if only is not None else None)
-    if wanted is not None:
-        for name in sorted(wanted):
-            find_server(spec, name)
+    allowed = tuple(allow_outside)
+    check_env_targets(spec, allowed, only)
     written: list[tuple[Path, bool]] = []
-    for server in spec.mcp_servers:
-        if server.env_file is None or (wanted is not None and server.name not in wanted):
-            continue
-        path = Path(server.env_file)
-        written.append((path, write_private(path, render_env(client, spec, server, source))))
+    for server in _selected(spec, only):
+        path = Path(server.env_file or "")
+        text = render_env(client, spec, server, source)
+        written.append((path, write_output(path, text, origin="realm-file", allow_outside=allowed, what=_what(server))))
     return written

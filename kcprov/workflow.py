@@ -9,9 +9,10 @@ changes differ from what was reviewed.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from kcprov.errors import KcprovError
 from kcprov.keycloak import KeycloakClient
@@ -60,24 +61,51 @@ def plan_realm(client: KeycloakClient, spec: RealmSpec, source: str, prune: bool
     return RealmRun(spec, source, desired, groups, live, plan)
 
 
-def save_plans(path: Path, url: str, runs: list[RealmRun], prune: bool) -> None:
-    """Write a saved plan: reviewable JSON, no secret values (they show as `(sensitive)`)."""
-    from kcprov.fileio import write_private
+def save_plans(output: str | os.PathLike[str] | TextIO, url: str, runs: list[RealmRun], prune: bool) -> None:
+    """Write a saved plan: reviewable JSON, no secret values (they show as `(sensitive)`).
+
+    `output` is a text stream, ``"-"`` for standard output, or the operator's
+    `-o PATH` (written by the path policy of `kcprov.fileio`: a regular file,
+    in a directory that exists, atomically, mode 0600). A file named "-" is
+    ``./-``.
+    """
+    from kcprov.fileio import write_output
 
     doc = {"format": PLAN_FORMAT, "keycloak_url": url, "prune": prune,
            "plans": [r.plan.to_json() for r in runs]}
-    write_private(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    text = json.dumps(doc, indent=2, sort_keys=False) + "\n"
+    if hasattr(output, "write"):
+        stream = output
+    elif os.fspath(output) == "-":
+        stream = sys.stdout
+    else:
+        write_output(output, text, origin="command-line", what="plan file")
+        return
+    stream.write(text)
+    stream.flush()
 
 
-def load_saved_plan(path: Path) -> dict:
+def load_saved_plan(path: str | os.PathLike[str]) -> dict:
+    """A saved plan's document, checked for the fields apply reads; KcprovError for anything else.
+
+    The file is read through `read_input` (regular files only, size-capped):
+    a saved plan may come from anyone who could write it.
+    """
+    from kcprov.fileio import read_input
+
+    hint = "create one with `kcprov plan FILE -o plan.json`"
+    raw = read_input(path, what="saved plan")
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise KcprovError(f"{path}: not a readable saved plan ({exc.__class__.__name__}).",
-                          hint="create one with `kcprov plan FILE -o plan.json`") from None
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise KcprovError(f"{path}: not a readable saved plan ({exc.__class__.__name__}).", hint=hint) from None
     if not isinstance(doc, dict) or doc.get("format") != PLAN_FORMAT:
-        raise KcprovError(f"{path}: not a kcprov saved plan (format {PLAN_FORMAT} expected).",
-                          hint="create one with `kcprov plan FILE -o plan.json`")
+        raise KcprovError(f"{path}: not a kcprov saved plan (format {PLAN_FORMAT} expected).", hint=hint)
+    plans = doc.get("plans")
+    fields = ("source", "state_fingerprint", "content_digest")
+    if (not isinstance(doc.get("prune", False), bool) or not isinstance(plans, list) or not plans
+            or not all(isinstance(p, dict) and all(isinstance(p.get(f), str) for f in fields) for p in plans)):
+        raise KcprovError(f"{path}: a damaged saved plan (each plan needs {', '.join(fields)}).", hint=hint)
     return doc
 
 

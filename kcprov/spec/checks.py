@@ -11,6 +11,7 @@ import difflib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from kcprov.fileio import name_problem
 from kcprov.spec.models import Client, McpClientEntry, ProtocolMapper, RealmSpec
 from kcprov.spec.yamldoc import Path
 
@@ -73,6 +74,7 @@ def check_realm(spec: RealmSpec) -> list[Finding]:
         *_client_references(spec),
         *_profile_references(spec),
         *_mcp_servers(spec),
+        *_env_files(spec),
     ]
 
 
@@ -298,3 +300,17 @@ def _mcp_client_entries(server: int, entries: list[McpClientEntry]) -> Iterator[
             kind = f"preset {entry.preset}" if entry.preset else ("dcr" if entry.dcr else "cimd")
             kinds.append((("mcp_servers", server, "clients", j), kind))
     yield from _unique(kinds, "clients entry")
+
+
+def _env_files(spec: RealmSpec) -> Iterator[Finding]:
+    """An env_file no working directory or --allow-outside can make right.
+
+    Where it may point (under the working directory, or a directory allowed
+    with --allow-outside, symlinks followed) depends on where and how kcprov
+    runs, so that is checked where it writes: `kcprov.envgen.check_env_targets`,
+    before apply changes anything.
+    """
+    for i, server in enumerate(spec.mcp_servers):
+        problem = name_problem(server.env_file) if server.env_file is not None else None
+        if problem:
+            yield Finding(("mcp_servers", i, "env_file"), f"env_file {server.env_file!r} {problem[0]}", problem[1])
