@@ -52,6 +52,47 @@ def test_creates_follow_dependency_order_and_deletes_reverse_it():
     assert order.index(("delete", "user")) > order.index(("create", "user"))
 
 
+def test_a_create_lists_the_defaults_it_sets_and_they_are_not_compared_later():
+    desired = {"client": {"app": {"optional_scopes": ["phone"]}}}
+    raw = RawRealm("r", {"defaultDefaultClientScopes": ["basic", "roles"], "defaultOptionalClientScopes": ["phone"]})
+    state = LiveState(realm="r", exists=True, objects={"client": {}}, owned={}, raw=raw)
+    [create] = compute_plan("r", desired, state, KINDS).changes
+    diffs = {d.field: d for d in create.diffs}
+    assert not diffs["optional_scopes"].default and diffs["optional_scopes"].after == ["phone"]
+    assert diffs["default_scopes"].default and diffs["default_scopes"].after == ["basic", "roles"]
+    assert (diffs["direct_access_grants"].after, diffs["implicit_flow"].after, diffs["confidential"].after) == (
+        False, False, False)
+    assert diffs["pkce"].after == "S256"
+    assert plan_of(desired, {"client": {"app": {"optional_scopes": ["phone"], "direct_access_grants": True}}}).empty
+
+
+def test_defaulted_client_scope_lists_follow_the_files_scope_types_and_new_realms():
+    desired = {"client_scope": {"mine": {"type": "default"}, "basic": {"type": "none"}}, "client": {"app": {}}}
+    plan = plan_of(desired, {}, exists=False)
+    [client] = [c for c in plan.changes if c.kind == "client"]
+    after = {d.field: d.after for d in client.diffs}
+    assert after["default_scopes"] == ["acr", "email", "mine", "profile", "roles", "web-origins"]
+    assert "phone" in after["optional_scopes"]
+
+
+def test_a_secret_or_service_account_makes_a_created_client_confidential():
+    for attrs in ({"secret": Secret("s3cr3t")}, {"service_account": True}):
+        [create] = plan_of({"client": {"c": attrs}}, {"client": {}}).changes
+        assert {d.field: d.after for d in create.diffs}["confidential"] is True
+
+
+def test_defaults_are_marked_in_text_json_and_digest(capsys):
+    from rich.console import Console
+
+    plan = plan_of({"user": {"u": {}}}, {"user": {}})
+    render_text([plan], Console(force_terminal=False, width=120))
+    assert "+ enabled = true (default)" in capsys.readouterr().out
+    [diff] = plan.to_json()["changes"][0]["diffs"]
+    assert diff == {"field": "enabled", "before": None, "after": True, "sensitive": False, "default": True}
+    written = plan_of({"user": {"u": {"enabled": True}}}, {"user": {}})
+    assert written.content_digest() != plan.content_digest()
+
+
 def test_unowned_objects_are_unmanaged_unless_pruned_and_builtins_never_listed():
     objects = {"client": {"by-hand": {}, "admin-cli": {}}, "role": {"offline_access": {}, "manual": {}}}
     plan = plan_of({}, objects)
@@ -59,6 +100,27 @@ def test_unowned_objects_are_unmanaged_unless_pruned_and_builtins_never_listed()
     assert plan.unmanaged == [("client", "by-hand"), ("role", "manual")]
     pruned = plan_of({}, objects, prune=True)
     assert sorted(c.address for c in pruned.changes) == ["client.by-hand", "role.manual"]
+
+
+def test_prune_never_offers_keycloaks_own_objects_nor_their_children():
+    master = {
+        "role": {n: {} for n in ("offline_access", "uma_authorization", "default-roles-master", "admin", "create-realm")},
+        "client": {n: {} for n in ("account", "admin-cli", "broker", "master-realm", "security-admin-console",
+                                    "t-other-realm", "account-console")},
+        "client_role": {"master-realm/manage-users": {}, "t-other-realm/view-users": {}, "account/manage-account": {}},
+        "client_mapper": {"security-admin-console/locale": {}},
+        "client_scope": {n: {} for n in ("profile", "email", "roles", "web-origins", "acr", "basic", "address", "phone",
+                                          "offline_access", "microprofile-jwt", "organization", "service_account",
+                                          "role_list", "saml_organization")},
+        "scope_mapper": {"roles/realm roles": {}},
+    }
+    desired = {"client": {"account": {}, "master-realm": {}, "security-admin-console": {}}, "client_scope": {"roles": {}}}
+    plan = compute_plan("master", desired, live(master), KINDS, prune=True)
+    assert plan.empty and plan.unmanaged == []
+    realm = {"client": {"realm-management": {}, "r-realm": {}}, "client_role": {"realm-management/view-users": {}},
+             "role": {"admin": {}}}
+    plan = compute_plan("r", {"client": {"realm-management": {}}}, live(realm), KINDS, prune=True)
+    assert [c.address for c in plan.changes] == ["role.admin"]  # only master's `admin` is Keycloak's
 
 
 def test_children_of_unmanaged_parents_are_not_listed_and_go_with_deleted_parents():
@@ -78,7 +140,7 @@ def test_write_only_password_is_set_on_create_but_never_compared():
     desired = {"user": {"alice": {"password": Secret("pw"), "email": "a@x"}}}
     assert plan_of(desired, {"user": {"alice": {"email": "a@x"}}}).empty
     created = plan_of(desired, {"user": {}})
-    assert {d.field for d in created.changes[0].diffs} == {"password", "email"}
+    assert {d.field for d in created.changes[0].diffs if not d.default} == {"password", "email"}
 
 
 def test_secret_change_detected_without_showing_values(capsys):

@@ -69,11 +69,17 @@ def public(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class FieldDiff:
-    """One attribute's before/after; `before` is None for a create."""
+    """One attribute's before/after; `before` is None for a create.
+
+    `default` marks a value the file leaves out that kcprov sets on create (a safe
+    value, or what Keycloak would fill in anyway): shown so the reviewer sees what
+    the object will hold, and managed no further once the object exists.
+    """
 
     field: str
     before: Any
     after: Any
+    default: bool = False
 
     @property
     def sensitive(self) -> bool:
@@ -81,7 +87,7 @@ class FieldDiff:
 
     def to_json(self) -> dict:
         return {"field": self.field, "before": public(self.before), "after": public(self.after),
-                "sensitive": self.sensitive}
+                "sensitive": self.sensitive, "default": self.default}
 
 
 @dataclass(frozen=True)
@@ -157,7 +163,7 @@ class Plan:
         Secret values stay out of it (not even hashed: a dev password is short
         enough to brute-force); they are resolved again at apply time anyway.
         """
-        doc = [[c.action, c.kind, c.key, [[d.field, public(d.before), public(d.after)] for d in c.diffs]]
+        doc = [[c.action, c.kind, c.key, [[d.field, public(d.before), public(d.after), d.default] for d in c.diffs]]
                for c in self.changes]
         return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -2,7 +2,9 @@
 
 Both sides arrive normalised into the same flat shape per kind (see
 kcprov.resources): {key: {field: value}}. Only fields the realm file writes
-are compared, so Keycloak's own defaults never show as changes.
+are compared, so Keycloak's own defaults never show as changes. A create also
+lists the kind's `create_defaults` (marked `default`): what the new object will
+hold for the fields the file leaves out.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ def compute_plan(
 ) -> Plan:
     """Diff every kind; deletes only what kcprov owns (or everything unmanaged with prune)."""
     groups = groups or {}
+    by_name = {k.name: k for k in kinds}
     changes: list[Change] = []
     unmanaged: list[tuple[str, str]] = []
     deleted: set[tuple[str, str]] = set()
@@ -37,7 +40,9 @@ def compute_plan(
         for key, attrs in want.items():
             group = groups.get((kind.name, key))
             if key not in have:
-                diffs = tuple(FieldDiff(f, None, v) for f, v in attrs.items())
+                defaults = kind.create_defaults(key, attrs, desired, live)
+                diffs = tuple(FieldDiff(f, None, v) for f, v in attrs.items()) + tuple(
+                    FieldDiff(f, None, v, default=True) for f, v in defaults.items() if f not in attrs)
                 changes.append(Change("create", kind.name, key, kind.stage, diffs, group))
                 continue
             current = have[key]
@@ -58,11 +63,12 @@ def compute_plan(
                     continue
                 if parent[1] not in desired.get(parent[0], {}):
                     continue  # a child of an object kcprov does not manage
-            if key in owned or (prune and not kind.is_builtin(key, realm)):
+            builtin = is_builtin(kind, key, realm, by_name)
+            if key in owned or (prune and not builtin):
                 deleted.add((kind.name, key))
                 before = tuple(FieldDiff(f, v, None) for f, v in sorted(have[key].items()))
                 changes.append(Change("delete", kind.name, key, kind.stage, before, groups.get((kind.name, key))))
-            elif not kind.is_builtin(key, realm):
+            elif not builtin:
                 unmanaged.append((kind.name, key))
     return Plan(
         realm=realm,
@@ -74,3 +80,15 @@ def compute_plan(
         warnings=list(live.warnings),
         source=source,
     )
+
+
+def is_builtin(kind: Kind, key: str, realm: str, by_name: Mapping[str, Kind]) -> bool:
+    """Built into the realm, or a child of something that is (the roles of `realm-management`,
+    the mappers of `profile`): never listed as unmanaged, never pruned."""
+    while True:
+        if kind.is_builtin(key, realm):
+            return True
+        parent = kind.parent(key)
+        if parent is None or parent[0] not in by_name:
+            return False
+        kind, key = by_name[parent[0]], parent[1]

@@ -31,7 +31,8 @@ def _diff_line(change: Change, d: FieldDiff, width: int) -> str:
     sign, colour = SIGNS[change.action]
     name = escape(d.field.ljust(width))
     if change.action == "create":
-        return f"      [{colour}]{sign}[/] {name} = {escape(show(d.after))}"
+        marker = " [dim](default)[/]" if d.default else ""
+        return f"      [{colour}]{sign}[/] {name} = {escape(show(d.after))}{marker}"
     if change.action == "delete":
         return f"      [{colour}]{sign}[/] {name} = {escape(show(d.before))}"
     if d.sensitive:

@@ -2,7 +2,10 @@
 
 A kind turns the realm file into flat desired objects ({key: {field: value}})
 and the live realm into the same shape; the engine diffs the two without
-knowing any kind. Writing happens through `create/update/delete`, which get
+knowing any kind. A create also carries `create_defaults`: the values a kind
+sets for fields the file leaves out, so what the plan shows is what Keycloak
+will hold (Keycloak's own create defaults are not always safe, and differ by
+endpoint). Writing happens through `create/update/delete`, which get
 an ApplyContext (the Keycloak client and the ids known so far) and must do
 nothing but Admin API calls for that one object.
 """
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from kcprov.state import LiveState, RawRealm
 
 Attrs = dict[str, Any]
+Objects = dict[str, dict[str, Attrs]]  # kind -> key -> flat fields
 
 
 def flag(value: Any) -> bool | None:
@@ -104,6 +108,15 @@ class Kind:
 
     def live(self, raw: RawRealm) -> dict[str, Attrs]:
         raise NotImplementedError
+
+    def create_defaults(self, key: str, attrs: Attrs, desired: Objects, live: LiveState) -> Attrs:
+        """Values for fields `attrs` leaves out, set when the object is created and shown as `(default)`.
+
+        Pure (no request): `desired` is every kind's desired objects, `live` the realm as read.
+        Only fields missing from `attrs` count; the object is created with them and they are
+        not managed afterwards (the file does not write them).
+        """
+        return {}
 
     def parent(self, key: str) -> tuple[str, str] | None:
         """The (kind, key) this object belongs to, if it is a child (mappers, client roles)."""

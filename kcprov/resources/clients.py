@@ -3,14 +3,41 @@
 A client's `secret` is compared only when the file sets one, read from the
 client-secret endpoint (the export masks it) and carried as a Secret so it is
 never shown. A confidential client without `secret:` gets one from Keycloak.
+
+Creating a client, kcprov writes every security-relevant field, the ones the
+file leaves out included (shown in the plan as `(default)`), because Keycloak's
+Admin API defaults are neither safe nor stable: an OpenID Connect client posted
+without them is public with the password grant on, and a body carrying only
+`optionalClientScopes` gets no default scopes at all (no `basic`: no `sub` in
+tokens; no `roles`: no role claims). The values (OAuth 2.1 and Keycloak's
+console as the yardstick):
+
+- `default_scopes`/`optional_scopes`: the realm's default/optional client scope
+  lists, as an import or the console would give (`realm_scope_types`).
+- `direct_access_grants: false`, `implicit_flow: false`: both grants are removed
+  in OAuth 2.1.
+- `standard_flow: true` with `pkce: S256` (OAuth 2.1 requires PKCE for the code
+  flow; a redirect URI is still needed before anyone can log in).
+- `confidential`: true when the file sets a `secret` or `service_account: true`
+  (both need client authentication), else false (a public client holds no secret
+  to leak; MCP clients are public and use PKCE). `service_account: false`.
+- `device_authorization_grant: false`, `consent_required: false`,
+  `front_channel_logout: false`: Keycloak's own values, written so the plan
+  shows them.
+- `full_scope_allowed: true`: Keycloak's default, kept because `false` silently
+  drops every role claim not scope-mapped (an MCP server's `admin_role` check
+  would then refuse everyone); shown, so a reviewer can ask for `false`.
+
+Like every default, these are set once: later plans compare only what the file
+writes, so a field changed by hand is left alone.
 """
 
 from __future__ import annotations
 
 from kcprov.plan.changes import Secret
 from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, flag, prefixed, text
-from kcprov.resources.roles import RoleMappingsKind, client_uuid, live_role_refs
-from kcprov.resources.scopes import scope_uuid
+from kcprov.resources.roles import ADMIN_REALM, RoleMappingsKind, client_uuid, live_role_refs
+from kcprov.resources.scopes import realm_scope_types, scope_uuid
 
 BUILTIN_CLIENTS = {"account", "account-console", "admin-cli", "broker", "realm-management", "security-admin-console"}
 # spec field -> ClientRepresentation field (booleans)
@@ -52,6 +79,20 @@ def attribute_field(field: str, raw: str | None):
 SETS = {"redirect_uris": "redirectUris", "web_origins": "webOrigins"}
 SCOPE_SETS = {"default_scopes": "defaultClientScopes", "optional_scopes": "optionalClientScopes"}
 SCOPE_ENDPOINTS = {"default_scopes": "default-client-scopes", "optional_scopes": "optional-client-scopes"}
+SCOPE_TYPES = {"default_scopes": "default", "optional_scopes": "optional"}  # the realm list each one defaults to
+
+
+# fields left out of the file, as a create sets them (see the module docstring)
+CREATE_DEFAULTS = {
+    "standard_flow": True,
+    "implicit_flow": False,
+    "direct_access_grants": False,
+    "service_account": False,
+    "device_authorization_grant": False,
+    "consent_required": False,
+    "front_channel_logout": False,
+    "full_scope_allowed": True,
+}
 
 
 def sorted_or_none(values) -> list | None:
@@ -91,18 +132,27 @@ class ClientKind(Kind):
         return out
 
     def is_builtin(self, key: str, realm: str) -> bool:
-        return key in BUILTIN_CLIENTS or key == f"{realm}-realm"
+        # master holds one `<realm>-realm` client per realm (its admin roles for that realm)
+        return key in BUILTIN_CLIENTS or key == f"{realm}-realm" or (realm == ADMIN_REALM and key.endswith("-realm"))
+
+    def create_defaults(self, key, attrs, desired, live) -> Attrs:
+        defaults: Attrs = {**CREATE_DEFAULTS,
+                           "confidential": "secret" in attrs or attrs.get("service_account") is True}
+        if attrs.get("standard_flow", CREATE_DEFAULTS["standard_flow"]):
+            defaults["pkce"] = "S256"
+        scope_types = realm_scope_types(desired, live)
+        defaults.update({field: scope_types[t] for field, t in SCOPE_TYPES.items()})
+        return defaults
 
     def create(self, ctx: ApplyContext, change) -> None:
         after = {d.field: d.after for d in change.diffs}
         body = {"clientId": change.key, "protocol": "openid-connect", **representation(after)}
         uuid = ctx.client.post(f"{ctx.base}/clients", body, f"client '{change.key}'")
         ctx.remember(self.name, change.key, uuid)
-        # Keycloak gives a new client the realm's default scopes; converge to the file's lists.
+        # Keycloak keeps what it likes of the scope lists in a create body; converge to the plan's.
         created = ctx.client.get(f"{ctx.base}/clients/{uuid}", f"client '{change.key}'")
         for field, rep_field in SCOPE_SETS.items():
-            if field in after:
-                set_scopes(ctx, change.key, uuid, field, created.get(rep_field) or [], after[field])
+            set_scopes(ctx, change.key, uuid, field, created.get(rep_field) or [], after[field])
 
     def update(self, ctx: ApplyContext, change) -> None:
         uuid = client_uuid(ctx, change.key)
@@ -164,6 +214,9 @@ class ServiceAccountRolesKind(RoleMappingsKind):
 
     def owners(self, spec):
         return [(c.client_id, c.service_account_roles) for c in spec.clients]
+
+    def parent(self, key: str) -> tuple[str, str]:
+        return ("client", key)
 
     def live(self, raw) -> dict[str, Attrs]:
         return {

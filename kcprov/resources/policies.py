@@ -4,7 +4,9 @@ Keycloak stores all profiles as one realm-wide document and all policies as
 another. kcprov changes only the entries the file names and keeps the others,
 with a read-modify-write per change under a lock. Executors and conditions
 flatten to their ordered types plus one field per configuration key, so
-defaults Keycloak adds to a configuration never show as changes.
+defaults Keycloak adds to a configuration never show as changes. A policy the
+file does not say is disabled is created enabled (it enforces something),
+shown as `enabled = true (default)`.
 """
 
 from __future__ import annotations
@@ -59,9 +61,10 @@ class _DocumentKind(Kind):
             ctx.client.put(path, {**doc, self.document: entries}, what)
 
     def create(self, ctx: ApplyContext, change) -> None:
-        self._write(ctx, change.key, ctx.desired[self.name][change.key])
+        self._write(ctx, change.key, {d.field: d.after for d in change.diffs})
 
-    update = create
+    def update(self, ctx: ApplyContext, change) -> None:
+        self._write(ctx, change.key, ctx.desired[self.name][change.key])
 
     def delete(self, ctx: ApplyContext, change) -> None:
         self._write(ctx, change.key, None)
@@ -117,6 +120,9 @@ class ClientPolicyKind(_DocumentKind):
                         **flatten_steps("conditions", [(c["condition"], c.get("configuration")) for c in p.get("conditions") or []])}
             for p in policies
         }
+
+    def create_defaults(self, key, attrs, desired, live) -> Attrs:
+        return {"enabled": True}
 
     def entry(self, key: str, attrs: Attrs) -> dict:
         return {"name": key, "enabled": attrs.get("enabled", True),

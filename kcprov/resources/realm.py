@@ -3,6 +3,9 @@
 Settings use snake_case names of RealmRepresentation fields (access_token_lifespan
 -> accessTokenLifespan); `settings.attributes` passes raw realm attributes through.
 The realm is never deleted by kcprov: a missing file must not erase a realm.
+A realm kcprov creates is enabled, requires HTTPS for non-private addresses and
+has self-registration off unless the file says otherwise: Keycloak's own values,
+written on create so the plan shows them.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, prefixed, text
 
 RAW_ATTRIBUTES = "attributes"
+CREATE_DEFAULTS = {"enabled": True, "settings.ssl_required": "external", "settings.registration_allowed": False}
 
 
 def camel(name: str) -> str:
@@ -40,8 +44,11 @@ class RealmKind(Kind):
         attrs.update(prefixed("attributes", rep.get("attributes")))
         return {raw.name: attrs}
 
+    def create_defaults(self, key, attrs, desired, live) -> Attrs:
+        return dict(CREATE_DEFAULTS)
+
     def create(self, ctx: ApplyContext, change) -> None:
-        body = {"realm": ctx.realm, "enabled": True, **representation(change)}
+        body = {"realm": ctx.realm, **representation(change)}
         ctx.client.post("/admin/realms", body, f"realm '{ctx.realm}'")
 
     def update(self, ctx: ApplyContext, change) -> None:

@@ -12,8 +12,14 @@ from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none
 REALM = "realm"
 
 
+ADMIN_REALM = "master"  # Keycloak's administration realm: its `admin` role rules every realm
+
+
 def builtin_realm_roles(realm: str) -> set[str]:
-    return {"offline_access", "uma_authorization", f"default-roles-{realm}"}
+    roles = {"offline_access", "uma_authorization", f"default-roles-{realm}"}
+    if realm == ADMIN_REALM:
+        roles |= {"admin", "create-realm"}
+    return roles
 
 
 class RoleKind(Kind):

@@ -7,8 +7,13 @@ parametrised by its owner. The audience shortcuts expand here to Keycloak's
 
 from __future__ import annotations
 
-from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, flag, prefixed, text
+from typing import TYPE_CHECKING
+
+from kcprov.resources.base import ApplyContext, Attrs, Kind, Objects, drop_none, flag, prefixed, text
 from kcprov.resources.roles import RoleMappingsKind, client_uuid, live_role_refs
+
+if TYPE_CHECKING:
+    from kcprov.state import LiveState
 
 OIDC = "openid-connect"
 AUDIENCE_MAPPER = "oidc-audience-mapper"
@@ -23,6 +28,35 @@ SCOPE_ATTRIBUTES = {
     "gui_order": "gui.order",
 }
 TYPE_LISTS = {"default": "default-default-client-scopes", "optional": "default-optional-client-scopes"}
+# partial-export field of each realm list
+TYPE_EXPORT = {"default": "defaultDefaultClientScopes", "optional": "defaultOptionalClientScopes"}
+# what Keycloak 26 puts in the lists of a realm it creates (checked on 26.7.3)
+NEW_REALM_TYPES = {
+    "default": ("acr", "basic", "email", "profile", "roles", "web-origins"),
+    "optional": ("address", "microprofile-jwt", "offline_access", "organization", "phone"),
+}
+# a new scope is in neither realm list and listed in the token's `scope` and on the consent screen
+CREATE_DEFAULTS = {"protocol": OIDC, "type": "none", "include_in_token_scope": True, "display_on_consent_screen": True}
+
+
+def realm_scope_types(desired: Objects, live: LiveState) -> dict[str, list[str]]:
+    """The realm's default and optional client scope lists as they will be once the scopes are applied.
+
+    Scopes are applied before clients (stage order), so a client created in the same apply
+    gets these: the live lists (from the partial export; Keycloak's new-realm lists when the
+    realm is created too), with the file's `type:` moves applied.
+    """
+    export = live.raw.export
+    lists = {t: set(export.get(f) or []) if export is not None else set(NEW_REALM_TYPES[t])
+             for t, f in TYPE_EXPORT.items()}
+    for name, attrs in desired.get("client_scope", {}).items():
+        if "type" in attrs or name not in live.objects.get("client_scope", {}):
+            scope_type = attrs.get("type", CREATE_DEFAULTS["type"])
+            for t, names in lists.items():
+                names.discard(name)
+                if t == scope_type:
+                    names.add(name)
+    return {t: sorted(names) for t, names in lists.items()}
 
 
 class ClientScopeKind(Kind):
@@ -57,6 +91,9 @@ class ClientScopeKind(Kind):
 
     def is_builtin(self, key: str, realm: str) -> bool:
         return key in BUILTIN_SCOPES
+
+    def create_defaults(self, key, attrs, desired, live) -> Attrs:
+        return dict(CREATE_DEFAULTS)
 
     def create(self, ctx: ApplyContext, change) -> None:
         body = {"name": change.key, "protocol": OIDC, **representation(change)}
@@ -139,6 +176,9 @@ class ScopeRolesKind(RoleMappingsKind):
     def owners(self, spec):
         return [(s.name, s.scope_roles) for s in spec.client_scopes]
 
+    def parent(self, key: str) -> tuple[str, str]:
+        return ("client_scope", key)
+
     def live(self, raw) -> dict[str, Attrs]:
         export = raw.export
         realm_roles: dict[str, list[str]] = {s["name"]: [] for s in export.get("clientScopes", [])}
@@ -195,9 +235,6 @@ class MapperKind(Kind):
 
     def parent(self, key: str) -> tuple[str, str]:
         return (self.owner, key.split("/", 1)[0])
-
-    def is_builtin(self, key: str, realm: str) -> bool:
-        return key.split("/", 1)[0] in BUILTIN_SCOPES if self.owner == "client_scope" else False
 
     def _base(self, ctx: ApplyContext, owner: str) -> str:
         if self.owner == "client_scope":

@@ -1,7 +1,9 @@
 """Users for development realms, with their realm and client role mappings.
 
 The password is write-only: set when kcprov creates the user, never read
-back or compared (Keycloak cannot return it), never shown.
+back or compared (Keycloak cannot return it), never shown. A user the file
+does not say is disabled is created enabled (Keycloak's Admin API would create
+it disabled), shown as `enabled = true (default)`.
 """
 
 from __future__ import annotations
@@ -52,9 +54,12 @@ class UserKind(Kind):
     def _mappings(self, ctx: ApplyContext, username: str) -> str:
         return f"{self._path(ctx, username)}/role-mappings"
 
+    def create_defaults(self, key, attrs, desired, live) -> Attrs:
+        return {"enabled": True}
+
     def create(self, ctx: ApplyContext, change) -> None:
         after = {d.field: d.after for d in change.diffs}
-        body = {"username": change.key, "enabled": True, **representation(after)}
+        body = {"username": change.key, **representation(after)}
         if "password" in after:
             body["credentials"] = [{"type": "password", "value": after["password"].reveal(), "temporary": False}]
         user_id = ctx.client.post(f"{ctx.base}/users", body, f"user '{change.key}'")
