@@ -7,7 +7,11 @@ nothing about tools. This module adds the rest:
   scope the token lacks is answered ``403`` with an RFC 6750 §3.1
   ``insufficient_scope`` challenge, so MCP clients can step up (re-authorize
   with more scopes) and retry. It also adds ``scope="<base scope>"`` to the
-  SDK's own 401/403 challenges, which lack it.
+  SDK's own 401/403 challenges, which lack it. Since it reads every
+  authenticated body anyway, it also refuses what should not reach the SDK: a
+  second ``Authorization`` header (400), a body that is not declared JSON (415)
+  or is not a JSON-RPC message (400, a short message instead of the SDK's
+  pydantic report, which names the SDK's internal types).
 * ``AdminRoleGuard`` (MCP layer): admin tools also need a Keycloak realm role.
   A role is not a scope, so re-authorizing cannot fix a missing one; the call
   fails as a tool error (``isError``) that names the role, instead of an HTTP
@@ -28,9 +32,12 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from mcp_types import CallToolResult, TextContent
+from mcp_types.jsonrpc import jsonrpc_message_adapter
+from pydantic import ValidationError
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from token_verifier import realm_roles
+from token_verifier import printable, realm_roles
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +71,6 @@ def bearer_challenge(*, error: str, description: str, scope: Iterable[str], reso
     return "Bearer " + ", ".join(f'{k}="{_quoted(v)}"' for k, v in params.items() if v)
 
 
-def _printable(value: str, limit: int = 64) -> str:
-    """Client-supplied text made safe for a header or a log line."""
-    cleaned = "".join(c if " " <= c <= "~" else "?" for c in value[:limit])
-    return cleaned + ("..." if len(value) > limit else "")
-
-
 def _quoted(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
@@ -85,8 +86,8 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def called_tools(body: bytes) -> list[str]:
-    """Names of the tools a JSON-RPC POST body calls (a single message or a batch).
+def parse_body(body: bytes) -> Any:
+    """The JSON of a POST body.
 
     Raises ``MalformedRequest`` for anything that is not plain JSON: if this
     parser and the SDK's could read the same bytes differently (duplicate keys,
@@ -94,9 +95,13 @@ def called_tools(body: bytes) -> list[str]:
     reaches the SDK.
     """
     try:
-        payload = json.loads(body, object_pairs_hook=_reject_duplicate_keys)
+        return json.loads(body, object_pairs_hook=_reject_duplicate_keys)
     except (ValueError, RecursionError) as exc:
         raise MalformedRequest(str(exc) if isinstance(exc, MalformedRequest) else "body is not valid JSON") from None
+
+
+def called_tools(payload: Any) -> list[str]:
+    """Names of the tools a parsed JSON-RPC body calls (a single message or a batch)."""
     messages = payload if isinstance(payload, list) else [payload]
     names = []
     for message in messages:
@@ -107,6 +112,20 @@ def called_tools(body: bytes) -> list[str]:
                 raise MalformedRequest("tools/call without a tool name")
             names.append(name)
     return names
+
+
+def is_jsonrpc_message(payload: Any) -> bool:
+    """Whether the SDK will accept ``payload`` as one JSON-RPC message (checked with the SDK's own adapter)."""
+    try:
+        jsonrpc_message_adapter.validate_python(payload, by_name=False)
+    except ValidationError:
+        return False
+    return True
+
+
+def is_json(content_type: str | None) -> bool:
+    """``application/json``, parameters (``; charset=utf-8``) aside."""
+    return (content_type or "").split(";", 1)[0].strip().lower() == "application/json"
 
 
 class ToolScopeMiddleware:
@@ -139,9 +158,20 @@ class ToolScopeMiddleware:
             await self.app(scope, receive, send)
             return
         send = self._add_scope_to_challenges(send)
+        headers = Headers(scope=scope)
+        if len(headers.getlist("authorization")) > 1:
+            # The SDK reads the first header; a proxy in front may have checked the last.
+            # RFC 6750 §3.1: more than one way of passing a token is an invalid_request.
+            await self._invalid_request(send, "send exactly one Authorization header")
+            return
         user = scope.get("user")
         if scope["method"] != "POST" or not isinstance(user, AuthenticatedUser):
             await self.app(scope, receive, send)
+            return
+        if not is_json(headers.get("content-type")):
+            # The SDK's transport check answers 400; RFC 9110 §15.5.16 says 415.
+            body = {"error": "unsupported_media_type", "error_description": "Content-Type must be application/json"}
+            await _send_json(send, 415, body)
             return
 
         body = await self._read_body(receive)
@@ -149,16 +179,19 @@ class ToolScopeMiddleware:
             await _send_json(send, 413, {"error": "request_too_large", "error_description": "Request body too large"})
             return
         try:
-            tools = called_tools(body)
+            payload = parse_body(body)
+            tools = called_tools(payload)
         except MalformedRequest as exc:
-            error = {"code": -32700, "message": f"Parse error: {exc}"}
-            await _send_json(send, 400, {"jsonrpc": "2.0", "id": None, "error": error})
+            await _send_jsonrpc_error(send, -32700, f"Parse error: {exc}")
             return
         if tools:
             missing = self.policy.missing(user.scopes, tools)
             if missing:
                 await self._insufficient_scope(send, tools, missing)
                 return
+        if not is_jsonrpc_message(payload):
+            await _send_jsonrpc_error(send, -32600, "Invalid Request: the body is not a JSON-RPC 2.0 message")
+            return
         await self.app(scope, _replay(body, receive), send)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
@@ -178,7 +211,7 @@ class ToolScopeMiddleware:
 
     async def _insufficient_scope(self, send: Send, tools: list[str], missing: tuple[str, ...]) -> None:
         required = self.policy.required(tools)
-        names = ", ".join(_printable(t) for t in tools)
+        names = ", ".join(printable(t) for t in tools)
         description = f"Tool {names} requires scope {' '.join(required)}; missing {' '.join(missing)}"
         logger.info("403 insufficient_scope: %s", description)
         challenge = bearer_challenge(
@@ -189,6 +222,16 @@ class ToolScopeMiddleware:
         )
         body = {"error": "insufficient_scope", "error_description": description}
         await _send_json(send, 403, body, [(b"www-authenticate", challenge.encode())])
+
+    async def _invalid_request(self, send: Send, description: str) -> None:
+        challenge = bearer_challenge(
+            error="invalid_request",
+            description=description,
+            scope=self.policy.required(),
+            resource_metadata=self.resource_metadata_url,
+        )
+        body = {"error": "invalid_request", "error_description": description}
+        await _send_json(send, 400, body, [(b"www-authenticate", challenge.encode())])
 
     def _add_scope_to_challenges(self, send: Send) -> Send:
         """The SDK's 401/403 challenges carry ``resource_metadata`` but no ``scope`` (MCP: SHOULD)."""
@@ -229,6 +272,11 @@ async def _send_json(send: Send, status: int, body: dict[str, Any], extra: list[
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})
+
+
+async def _send_jsonrpc_error(send: Send, code: int, message: str) -> None:
+    """HTTP 400 with a JSON-RPC error (``id`` null: the request's id could not be trusted)."""
+    await _send_json(send, 400, {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}})
 
 
 class AdminRoleGuard:

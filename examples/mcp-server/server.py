@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ from mcp.server.auth.provider import TokenVerifier  # noqa: E402
 from mcp.server.auth.routes import create_protected_resource_routes  # noqa: E402
 from mcp.server.auth.settings import AuthSettings  # noqa: E402
 from mcp.server.mcpserver import MCPServer  # noqa: E402
-from pydantic import BaseModel  # noqa: E402
+from mcp.server.mcpserver.exceptions import ToolError  # noqa: E402
+from pydantic import BaseModel, FiniteFloat  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 from starlette.middleware.authentication import AuthenticationMiddleware  # noqa: E402
@@ -49,6 +51,19 @@ class Calculation(BaseModel):
     a: float
     b: float
     result: float
+
+
+def calculation(operation: str, a: float, b: float, result: float) -> Calculation:
+    """The structured result, or a tool error when ``result`` overflowed.
+
+    JSON has no infinity: ``multiply(1e200, 1e200)`` would reach the client as
+    ``"result": null``, against the output schema, so it is refused with a
+    ``ToolError`` (a message for the model; any other exception counts as a crash
+    and logs a traceback). The arguments are ``FiniteFloat`` for the same reason.
+    """
+    if not math.isfinite(result):
+        raise ToolError(f"the result of {operation} is too large for a JSON number")
+    return Calculation(operation=operation, a=a, b=b, result=result)
 
 
 class ResetResult(BaseModel):
@@ -90,15 +105,15 @@ def build_mcp_server(config: ServerConfig, verifier: TokenVerifier) -> MCPServer
         log_level=config.log_level,  # type: ignore[arg-type]
     )
 
-    def add(a: float, b: float) -> Calculation:
+    def add(a: FiniteFloat, b: FiniteFloat) -> Calculation:
         """Add two numbers and return their sum."""
         counter.count()
-        return Calculation(operation="add", a=a, b=b, result=a + b)
+        return calculation("add", a, b, a + b)
 
-    def multiply(a: float, b: float) -> Calculation:
+    def multiply(a: FiniteFloat, b: FiniteFloat) -> Calculation:
         """Multiply two numbers and return their product."""
         counter.count()
-        return Calculation(operation="multiply", a=a, b=b, result=a * b)
+        return calculation("multiply", a, b, a * b)
 
     def reset() -> ResetResult:
         """Admin: reset the call counter; returns how many calls it cleared."""

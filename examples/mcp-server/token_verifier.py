@@ -13,6 +13,10 @@ configured issuer exactly, ``aud`` contains one of the accepted audiences,
 (30 s leeway for clock skew). A verifier returns ``None`` for any token it does
 not accept; the SDK then answers 401. The token itself is never logged and
 never sent anywhere but to the authorization server's introspection endpoint.
+The reason for a refusal is logged, cut short and reduced to printable ASCII:
+a JWT header is read before its signature is checked, so its ``kid`` or
+``alg`` is whatever the client chose, and echoed verbatim it could flood the
+log or, with a newline, forge log lines.
 """
 
 from __future__ import annotations
@@ -37,10 +41,22 @@ ALLOWED_ALGORITHMS = frozenset(
 )
 #: Seconds of clock skew tolerated on ``nbf`` and ``iat``.
 LEEWAY_SECONDS = 30
+#: Characters of a refusal reason that reach the log.
+REASON_LIMIT = 160
 
 
 class TokenRejected(Exception):
     """Why a token was refused. The message is safe to log: it never contains the token."""
+
+
+def printable(value: str, limit: int = 64) -> str:
+    """Client-supplied text made safe for a header or a log line: printable ASCII, at most ``limit`` characters."""
+    cleaned = "".join(c if " " <= c <= "~" else "?" for c in value[:limit])
+    return cleaned + ("..." if len(value) > limit else "")
+
+
+def _log_rejection(reason: str, level: int = logging.INFO) -> None:
+    logger.log(level, "bearer token rejected: %s", printable(reason, REASON_LIMIT))
 
 
 def check_claims(
@@ -151,19 +167,19 @@ class JwtTokenVerifier(TokenVerifier):
             claims, audience = await self._verify(token)
             return access_token_from_claims(token, claims, audience)
         except TokenRejected as exc:
-            logger.info("bearer token rejected: %s", exc)
+            _log_rejection(str(exc))
         except jwt.PyJWKClientConnectionError as exc:
-            logger.warning("bearer token rejected: JWKS unreachable (%s)", exc)
+            _log_rejection(f"JWKS unreachable ({exc})", logging.WARNING)
         except jwt.PyJWTError as exc:
-            logger.info("bearer token rejected: %s", type(exc).__name__ + (f": {exc}" if str(exc) else ""))
+            _log_rejection(type(exc).__name__ + (f": {exc}" if str(exc) else ""))
         except Exception as exc:  # fail closed; the message of an unexpected error is not logged
-            logger.warning("bearer token rejected: unexpected %s", type(exc).__name__)
+            _log_rejection(f"unexpected {type(exc).__name__}", logging.WARNING)
         return None
 
     async def _verify(self, token: str) -> tuple[dict[str, Any], str]:
         header = jwt.get_unverified_header(token)
         alg = header.get("alg")
-        if alg not in ALLOWED_ALGORITHMS:
+        if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
             raise TokenRejected(f"algorithm {alg!r} is not allowed")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
@@ -232,11 +248,11 @@ class IntrospectionTokenVerifier(TokenVerifier):
             audience = check_claims(claims, issuer=self.issuer, audiences=self.audiences, leeway=self.leeway)
             return access_token_from_claims(token, claims, audience)
         except TokenRejected as exc:
-            logger.info("bearer token rejected: %s", exc)
+            _log_rejection(str(exc))
         except httpx.HTTPError as exc:
-            logger.warning("bearer token rejected: introspection request failed (%s)", type(exc).__name__)
+            _log_rejection(f"introspection request failed ({type(exc).__name__})", logging.WARNING)
         except Exception as exc:  # fail closed; the message of an unexpected error is not logged
-            logger.warning("bearer token rejected: unexpected %s", type(exc).__name__)
+            _log_rejection(f"unexpected {type(exc).__name__}", logging.WARNING)
         return None
 
     async def _introspect(self, token: str) -> dict[str, Any]:
