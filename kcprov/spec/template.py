@@ -1,5 +1,9 @@
 """Render a realm file with Jinja2 and remember where each output line came from.
 
+A realm file is untrusted input (a pull request controls it), so it renders in
+the sandbox of `kcprov.spec.sandbox`; every refusal, syntax error or failure
+becomes a TemplateProblem at the source line that caused it, never a traceback.
+
 Templates may add lines (`{% for %}`) or drop them (`{% if false %}`), which
 would make YAML errors point at the wrong place. Before rendering, every newline
 of literal text gets an invisible marker holding its source line number; after
@@ -15,13 +19,17 @@ import itertools
 import os
 import re
 import traceback
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import jinja2
 
+from kcprov.spec.sandbox import FILTER_NAMES, Names, Refused, Sandbox, is_kcprov_setting, values_read
+
+_OPENERS = ("{{", "{%", "{#")
 _TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
+_CLOSERS = {"{{": "}}", "{%": "%}", "{#": "#}"}
 _OPEN, _CLOSE = "\ue000", "\ue001"  # Unicode private-use characters: never in a realm file
 _MARKER = re.compile(f"{_OPEN}(\\d+){_CLOSE}")
 _TEMPLATE_NAME = "<template>"  # the file name Jinja gives frames of a template made from a string
@@ -50,65 +58,91 @@ class TemplateProblem(Exception):
         self.line, self.message, self.hint = line, message, hint
 
 
-class Namespace(dict):
-    """`env` or `vars` in templates; its label lets an undefined name be reported as env.NAME."""
-
-    def __init__(self, label: str, values: Mapping[str, Any]):
-        super().__init__(values)
-        self.label = label
-
-
 _HINTS = {
     "env": "set {name} in the environment, or give a fallback: {{{{ env.{name} | default('...') }}}}",
     "vars": "pass --var {name}=... or --var-file FILE.yaml, or give a fallback: {{{{ vars.{name} | default('...') }}}}",
 }
 
 
-class _Undefined(jinja2.StrictUndefined):
-    """StrictUndefined whose message says `env.NAME` instead of "'dict object' has no attribute"."""
+def render(source: str, variables: Mapping[str, Any], hidden_env: Collection[str] = ()) -> Rendered:
+    """Render `source` in the sandbox with `env` (the process environment) and `vars` in scope.
 
-    @property
-    def _undefined_message(self) -> str:
-        owner = self._undefined_obj
-        if isinstance(owner, Namespace):
-            return f"undefined variable {owner.label}.{self._undefined_name}"
-        return super()._undefined_message
-
-
-_ENVIRONMENT = jinja2.Environment(
-    undefined=_Undefined, keep_trailing_newline=True, autoescape=False
-)
-
-
-def render(source: str, variables: Mapping[str, Any]) -> Rendered:
-    """Render `source` with `env` (the process environment) and `vars` in scope.
-
-    Raises TemplateProblem naming the source line of a syntax error, an
-    undefined variable or any other failure inside the template.
+    `env` never shows KCPROV_* variables nor the names in `hidden_env` (where
+    the caller reads its own credentials from). Raises TemplateProblem naming
+    the source line of a syntax error, a refusal, an undefined variable or any
+    other failure inside the template.
     """
     source = source.replace("\r\n", "\n")
-    if not _TAG.search(source):  # nothing to render: skip compiling a template
+    if not any(opener in source for opener in _OPENERS):  # nothing to render: skip compiling a template
         lines = source.split("\n")
         return Rendered(source, lines, list(range(1, len(lines) + 1)))
-    context = {"env": Namespace("env", os.environ), "vars": Namespace("vars", variables)}
+    env = Names("env", os.environ, lambda name: is_kcprov_setting(name) or name in hidden_env)
+    sandbox = Sandbox()
     try:
-        output = _ENVIRONMENT.from_string(_mark_newlines(source)).render(context)
+        template = sandbox.compile_source(_mark_newlines(source))
+        output = template.render(env=env, vars=Names("vars", variables))
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateProblem(exc.lineno, f"template syntax error: {exc.message}") from None
+        raise _syntax_problem(source, exc) from None
     except Exception as exc:  # anything a template expression raises is the file's problem
-        raise _runtime_problem(exc) from None
+        raise _without_values(_runtime_problem(exc), env) from None
     return _unmark(output, source)
+
+
+def _syntax_problem(source: str, exc: jinja2.TemplateSyntaxError) -> TemplateProblem:
+    """Jinja's error, or the unclosed tag behind it (Jinja reports the line where it gave up)."""
+    unclosed = _unclosed_tag(source)
+    if unclosed and unclosed[0] <= (exc.lineno or 1):
+        line, opener = unclosed
+        return TemplateProblem(
+            line, f"template syntax error: '{opener}' is never closed", f"end it with '{_CLOSERS[opener]}' on this line"
+        )
+    message = exc.message or "invalid template"
+    return _unknown_filter(exc.lineno or 1, message) or TemplateProblem(exc.lineno or 1, f"template syntax error: {message}")
+
+
+def _unknown_filter(line: int, message: str) -> TemplateProblem | None:
+    """Jinja names an unknown filter when compiling, or when running a branch it could not check."""
+    unknown = re.match(r"No filter named '([^']*)'", message)
+    if unknown:
+        return TemplateProblem(line, f"unknown filter '{unknown[1]}'", f"filters in realm files: {', '.join(FILTER_NAMES)}")
+    return None
+
+
+def _unclosed_tag(source: str) -> tuple[int, str] | None:
+    """(line, opener) of the first `{{`, `{%` or `{#` that no closer ends, if any."""
+    opener = re.compile(r"\{[{%#]")
+    pos = 0
+    while found := opener.search(source, pos):
+        tag = _TAG.match(source, found.start())
+        if not tag:
+            return source.count("\n", 0, found.start()) + 1, found.group()
+        pos = tag.end()
+    return None
 
 
 def _runtime_problem(exc: Exception) -> TemplateProblem:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == _TEMPLATE_NAME]
     line = frames[-1].lineno if frames and frames[-1].lineno else 1
+    if isinstance(exc, Refused):
+        return TemplateProblem(exc.line or line, exc.message, exc.hint)
     if isinstance(exc, jinja2.UndefinedError):
         match = re.fullmatch(r"undefined variable (env|vars)\.(.+)", str(exc))
         if match:
             return TemplateProblem(line, str(exc), _HINTS[match[1]].format(name=match[2]))
         return TemplateProblem(line, str(exc), "templates see only env.NAME and vars.NAME")
-    return TemplateProblem(line, f"template error: {type(exc).__name__}: {exc}")
+    if isinstance(exc, RecursionError):
+        return TemplateProblem(line, "the template nests too deeply", "nest fewer expressions or calls inside each other")
+    return _unknown_filter(line, str(exc)) or TemplateProblem(line, f"template error: {type(exc).__name__}: {exc}")
+
+
+def _without_values(problem: TemplateProblem, env: Names) -> TemplateProblem:
+    """The problem with every environment value the template read replaced by its name: values may be secrets."""
+    message, hint = problem.message, problem.hint
+    for name, value in values_read(env).items():
+        if isinstance(value, str) and len(value) >= 4:
+            message = message.replace(value, f"<env.{name}>")
+            hint = hint and hint.replace(value, f"<env.{name}>")
+    return TemplateProblem(problem.line, message, hint)
 
 
 def _mark_newlines(source: str) -> str:
