@@ -22,11 +22,11 @@ def problems(exc: pytest.ExceptionInfo[SpecError]) -> list[tuple[str, int, str]]
 
 
 def test_env_and_vars_are_rendered(tmp_path, monkeypatch):
-    monkeypatch.setenv("KCPROV_TEST_SECRET", "s3cr3t")
+    monkeypatch.setenv("REALM_TEST_SECRET", "s3cr3t")
     path = write(
         tmp_path,
         "r.yaml",
-        'realm: "{{ vars.name }}"\nclients:\n  - {client_id: api, confidential: true, secret: "{{ env.KCPROV_TEST_SECRET }}"}\n',
+        'realm: "{{ vars.name }}"\nclients:\n  - {client_id: api, confidential: true, secret: "{{ env.REALM_TEST_SECRET }}"}\n',
     )
     spec = load_realm(path, {"name": "demo"})
     assert spec.realm == "demo"
@@ -101,7 +101,7 @@ def test_strict_secrets_accepts_expressions(tmp_path):
     path = write(
         tmp_path,
         "r.yaml",
-        "realm: r\nusers:\n  - username: a\n    password: \"{{ env.KCPROV_TEST_PW | default('dev') }}\"\n",
+        "realm: r\nusers:\n  - username: a\n    password: \"{{ env.REALM_TEST_PW | default('dev') }}\"\n",
     )
     assert load_realm(path, strict_secrets=True).users[0].password.get_secret_value() == "dev"
 
