@@ -1,28 +1,41 @@
-"""Running an apply for a person or a CI job: show, confirm, apply with progress, report.
+"""Running an apply for a person or a CI job: show, confirm, lock, apply with progress, report.
 
 The engine (`kcprov.apply`) never prints; this is where a run meets the
 terminal: the plan is shown, a terminal user confirms (CI must pass
---auto-approve or a saved plan), progress goes to stderr, and the outcome is
-a short summary.
+--auto-approve or a saved plan), the realm is locked, progress goes to
+stderr, and the outcome is a summary of a few lines whatever the size of the
+realm (the next `kcprov plan` lists the rest). Ctrl-C stops starting changes,
+lets those in flight finish, records ownership and reports, then exits 130;
+a second Ctrl-C aborts at once.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from kcprov.errors import KcprovError
+from kcprov.keycloak import KeycloakUnreachable
+
+SHOWN = 3  # errors (and changes not run) listed in the summary of a stopped apply
+EXIT_INTERRUPTED = 130
 
 
-def run_apply(client, runs, out: Console, err_console: Console, approved: bool, force: bool, workers: int) -> None:
-    """Show the plans, ask (on a terminal), apply realm by realm, report; exit 1 if any realm failed."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+def run_apply(client, runs, out: Console, err_console: Console, approved: bool, force: bool, workers: int,
+              lock_timeout: float = 0.0) -> None:
+    """Show the plans, ask (on a terminal), apply realm by realm, report.
 
-    from kcprov.apply import apply_plan
+    Exits 1 if any realm failed, 130 if interrupted. `lock_timeout` is how
+    long to wait for another apply of the same realm (0: refuse at once).
+    """
     from kcprov.plan.render import render_text
-    from kcprov.resources import KINDS
 
     plans = [r.plan for r in runs]
     render_text(plans, out, client.settings.url)
@@ -37,26 +50,102 @@ def run_apply(client, runs, out: Console, err_console: Console, approved: bool, 
         if not typer.confirm("Apply these changes?", default=False):
             raise typer.Abort()
     failures = 0
-    for run in runs:
-        total = len(run.plan.changes)
-        if not total:
-            continue
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      console=err_console, transient=True) as progress:
-            task = progress.add_task(f"Applying realm '{run.plan.realm}'", total=total)
-            result = apply_plan(client, run.plan, run.live, run.desired, KINDS, workers,
-                                on_done=lambda _c: progress.advance(task))
-        if result.ok:
-            p = run.plan
-            out.print(f"[green]Applied realm '{p.realm}':[/] {p.count('create')} created, "
-                      f"{p.count('update')} updated, {p.count('delete')} deleted.")
-            continue
-        failures += 1
-        out.print(f"[red]Apply of realm '{run.plan.realm}' stopped:[/] {len(result.done)} of {total} changes done.")
-        for change, exc in result.failed:
-            out.print(f"  [red]failed[/] {change.address}: {exc}")
-        for change in result.not_run:
-            out.print(f"  [dim]not run[/] {change.address}")
-        out.print("  Run `kcprov plan` to see what remains; `kcprov apply` again to finish.")
+    with interruptible(err_console) as stop:
+        for run in runs:
+            if run.plan.changes and not apply_realm(client, run, out, err_console, workers, lock_timeout, stop):
+                failures += 1
+    if stop.is_set():
+        raise typer.Exit(EXIT_INTERRUPTED)
     if failures:
         raise typer.Exit(1)
+
+
+def apply_realm(client, run, out: Console, err_console: Console, workers: int, lock_timeout: float,
+                stop: threading.Event) -> bool:
+    """Apply one realm under its lock and print the outcome; True if it converged."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from kcprov.apply import apply_plan
+    from kcprov.lock import RealmLock
+    from kcprov.resources import KINDS
+
+    plan = run.plan
+    lock = RealmLock(client, plan.realm)
+
+    def take_lock() -> None:
+        lock.acquire(lock_timeout)
+        if plan.realm_exists:
+            ensure_unchanged(client, run)
+
+    try:
+        if plan.realm_exists:  # else the lock is taken once apply_plan has created the realm
+            take_lock()
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      console=err_console, transient=True) as progress:
+            task = progress.add_task(f"Applying realm '{plan.realm}'", total=len(plan.changes))
+            result = apply_plan(client, plan, run.live, run.desired, KINDS, workers,
+                                on_done=lambda _c: progress.advance(task), stop=stop,
+                                before_changes=None if plan.realm_exists else take_lock)
+    finally:
+        lock.release()
+    if result.ok:
+        out.print(f"[green]Applied realm '{plan.realm}':[/] {plan.count('create')} created, "
+                  f"{plan.count('update')} updated, {plan.count('delete')} deleted.")
+        return True
+    report_stopped(out, plan, result, interrupted=stop.is_set() and not result.failed)
+    return False
+
+
+def ensure_unchanged(client, run) -> None:
+    """Under the lock, refuse a plan made before another apply changed the realm."""
+    from kcprov.resources import KINDS
+    from kcprov.state import read_state
+
+    if read_state(client, run.plan.realm, run.desired, KINDS).fingerprint != run.plan.state_fingerprint:
+        raise KcprovError(f"realm '{run.plan.realm}' changed since it was planned (another apply just finished?).",
+                          hint="run `kcprov apply` again: it plans against the realm as it is now")
+
+
+def report_stopped(out: Console, plan, result, interrupted: bool) -> None:
+    """A few lines whatever the number of changes: counts, the first errors, where to look for the rest."""
+    unreachable = any(isinstance(exc, KeycloakUnreachable) for _, exc in result.failed)
+    why = "interrupted (Ctrl-C)" if interrupted else "Keycloak could not be reached" if unreachable else "a change failed"
+    out.print(f"[red]Apply of realm '{escape(plan.realm)}' stopped:[/] {why}.")
+    out.print(f"  {len(result.done)} of {len(plan.changes)} changes done, {len(result.failed)} failed, "
+              f"{len(result.not_run)} not run.")
+    for change, exc in result.failed[:SHOWN]:
+        out.print(f"  [red]failed[/] {escape(change.address)}: {escape(exc.message)}")
+    more(out, len(result.failed), "failed")
+    hints = list(dict.fromkeys(exc.hint for _, exc in result.failed if exc.hint))
+    if hints:
+        out.print(f"  hint: {escape(hints[0])}")
+    for change in result.not_run[:SHOWN]:
+        out.print(f"  [dim]not run[/] {escape(change.address)}")
+    more(out, len(result.not_run), "not run")
+    out.print("  Run `kcprov plan` to see what remains; `kcprov apply` again to finish.")
+
+
+def more(out: Console, count: int, what: str) -> None:
+    if count > SHOWN:
+        out.print(f"  ... and {count - SHOWN} more {what}")
+
+
+@contextmanager
+def interruptible(err_console: Console) -> Iterator[threading.Event]:
+    """An event set by the first Ctrl-C (the run winds down); the second one aborts as usual."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def on_sigint(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        err_console.print("Interrupted: finishing the changes in flight, then stopping (Ctrl-C again to abort).")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
