@@ -154,14 +154,12 @@ def _hint(exc: OSError) -> str | None:
     }.get(exc.errno)
 
 
-
-
 # ---------------------------------------------------------------- writing
 
 Origin = Literal["realm-file", "command-line"]
 """Who chose a path to write: a realm file (untrusted) or the operator's command line."""
 
-SPECIAL_ROOTS = (Path("/dev"), Path("/proc"), Path("/sys"))
+_SPECIAL_ROOTS = (Path("/dev"), Path("/proc"), Path("/sys"))
 """Device and process filesystems: their names are handles, not files to keep."""
 
 
@@ -211,7 +209,7 @@ def resolve_output(
         )
     _check_target(name, what, origin)
     for place in (Path(os.path.abspath(name)), real):
-        if any(place.is_relative_to(root) for root in SPECIAL_ROOTS):
+        if any(place.is_relative_to(root) for root in _SPECIAL_ROOTS):
             raise OutputFileError(f"{name}: the {what} would be on {place}, a device or process filesystem, "
                                   "not a file kcprov can keep.", hint=_special_hint(origin))
     _check_directory(name, real, what, creatable=origin == "realm-file" and real.is_relative_to(tree))
@@ -250,8 +248,11 @@ def write_private(path: str | os.PathLike[str], content: str | bytes) -> bool:
     target = Path(path)
     data = content.encode() if isinstance(content, str) else content
     if _holds(target, data):
-        if stat.S_IMODE(target.stat().st_mode) != 0o600:
-            os.chmod(target, 0o600)
+        try:
+            if stat.S_IMODE(target.stat().st_mode) != 0o600:
+                os.chmod(target, 0o600)
+        except OSError as exc:
+            raise OutputFileError(f"cannot make {target} private (mode 0600): {_reason(exc)}.", hint=_hint(exc)) from None
         return False
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")

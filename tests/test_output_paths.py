@@ -204,6 +204,14 @@ def test_a_symlink_to_a_regular_file_stays_a_symlink(work):
     assert write_output("to-file", "new\n", origin="command-line") is False
 
 
+def test_an_unchanged_file_is_left_alone_but_made_private(work):
+    (work / "file.txt").chmod(0o644)
+    mtime = (work / "file.txt").stat().st_mtime_ns
+    assert write_output("file.txt", "old\n", origin="realm-file") is False
+    assert stat.S_IMODE((work / "file.txt").stat().st_mode) == 0o600
+    assert (work / "file.txt").stat().st_mtime_ns == mtime
+
+
 def test_a_failed_write_leaves_the_target_and_no_temp_file(work):
     """The process's file size limit (ulimit -f) makes the write fail half way: a real EFBIG."""
     code = textwrap.dedent("""
