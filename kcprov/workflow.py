@@ -44,9 +44,12 @@ def desired_objects(spec: RealmSpec) -> tuple[dict[str, dict[str, dict]], dict[t
     return {kind.name: kind.desired(expanded) for kind in KINDS}, groups
 
 
-def plan_realm(client: KeycloakClient, spec: RealmSpec, source: str, prune: bool = False) -> RealmRun:
-    """Plan one realm; refuses (SetupError) an MCP setup this Keycloak cannot serve."""
+def plan_realm(client: KeycloakClient, spec: RealmSpec, source: str, prune: bool = False,
+               allow_admin_realm_changes: bool = False) -> RealmRun:
+    """Plan one realm; refuses (SetupError) an MCP setup this Keycloak cannot serve, and
+    (AdminRealmChange) a plan that could lock kcprov's own login out, unless allowed."""
     from kcprov.checks import raise_for_errors, warnings
+    from kcprov.plan.admin_realm import refuse_admin_realm_lockout
 
     if spec.mcp_servers:
         server_info = client.server_info()
@@ -58,6 +61,11 @@ def plan_realm(client: KeycloakClient, spec: RealmSpec, source: str, prune: bool
     live = read_state(client, spec.realm, desired, KINDS)
     live.warnings.extend(notes)
     plan = compute_plan(spec.realm, desired, live, KINDS, prune=prune, groups=groups, source=source)
+    login = client.settings
+    service = bool(login.client_id and login.client_secret)
+    refuse_admin_realm_lockout(plan, login.auth_realm,
+                               f"service-account-{login.client_id}" if service else login.user,
+                               login.client_id if service else None, KINDS, allow=allow_admin_realm_changes)
     return RealmRun(spec, source, desired, groups, live, plan)
 
 
