@@ -214,12 +214,12 @@ def _explain(error: Any) -> tuple[YamlPath, str, str | None]:
         shape, hint = _SHAPES[kind]
         return loc, f"{_dotted(loc)}: expected {shape}", hint
     value = error.get("input")
-    if kind == "string_type" and isinstance(value, bool):
+    sensitive = any(word in str(part).lower() for part in loc for word in _SENSITIVE)
+    if kind == "string_type" and isinstance(value, bool) and not sensitive:
         written = "true" if value else "false"
         return loc, f"{_dotted(loc)}: expected text, not the boolean {written}", f'quote it if it is text: "{written}"'
     message = f"{_dotted(loc)}: {error['msg'][0].lower()}{error['msg'][1:]}"
     hint = _bool_hint(value) if kind in ("bool_type", "bool_parsing") else None
-    sensitive = any(word in str(part).lower() for part in loc for word in _SENSITIVE)
     if kind in _SHOW_INPUT and not sensitive and isinstance(value, (str, int, float)) and len(repr(value)) <= 40:
         message += f" (got {value!r})"
     return loc, message, hint

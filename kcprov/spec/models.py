@@ -44,6 +44,7 @@ from pydantic import (
     Field,
     SecretStr,
     Strict,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -154,7 +155,7 @@ def _name_problem(value: str, allowed: re.Pattern[str], starts_alnum: bool) -> s
     for char in value:
         if not allowed.fullmatch(char):
             if not char.isascii():
-                return f"contains {describe(char)}, which is not ASCII (a look-alike of an ASCII letter?)"
+                return f"contains {describe(char)}, which is not ASCII"
             return f"contains {'a space' if char == ' ' else repr(char)}"
     if starts_alnum and not value[:1].isalnum():
         return "must start with a letter or digit"
@@ -176,10 +177,10 @@ def _name_rule(kind: str, allowed: str, hint: str, starts_alnum: bool = True) ->
     return AfterValidator(check)
 
 
-def _visible(value: str) -> str:
+def _visible(value: str, info: ValidationInfo) -> str:
     problem = _invisible(value)
     if problem:
-        raise spec_error(f"the text {problem}", hint="remove it: it hides what the text really says")
+        raise spec_error(f"{info.field_name} {problem}", hint="remove it: it hides what the text really says")
     return value
 
 

@@ -364,7 +364,7 @@ def _merged(node: MappingNode) -> list[tuple[Any, Any]]:
         for source in reversed(sources):
             mapping = _target(source)
             if not isinstance(mapping, MappingNode):
-                raise YamlIssue(_position(source), "'<<' merges mappings only",
+                raise YamlIssue(_position(key), "'<<' merges mappings only",
                                 "write <<: *anchor where the anchor names a mapping, or <<: [*a, *b]")
             merged += _merged(mapping)
     return merged + own

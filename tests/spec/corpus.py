@@ -1,10 +1,18 @@
-"""The realm-file corpus (bad/ and good/) and the expectation headers of its files."""
+"""The realm-file corpus (bad/ and good/) and the expectation headers of its files.
+
+A header is the file's leading `#` lines. Files whose bytes are not UTF-8
+(UTF-16, UTF-32) keep their header in a sidecar `NAME.yaml.expect`; other
+files are read as bytes (a NUL, a Latin-1 byte or CR line ends do not hide
+the header).
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from kcprov.fileio import MAX_INPUT_BYTES
 
 HERE = Path(__file__).parent
 BAD = sorted((HERE / "bad").glob("*.yaml"))
@@ -26,21 +34,31 @@ class Header:
     expects: list[Expectation]
     strict_secrets: bool
     vars: dict[str, str]
+    max_input_size: int = MAX_INPUT_BYTES
+
+
+def header_text(path: Path) -> str:
+    sidecar = path.with_name(path.name + ".expect")
+    if sidecar.exists():
+        return sidecar.read_text(encoding="utf-8")
+    return path.read_bytes().decode("utf-8-sig", errors="replace")
 
 
 def read_header(path: Path) -> Header:
-    """`# expect: LINE: text`, `# hint: text` (for the expect above), `# options: strict-secrets`, `# var: k=v`."""
-    expects: list[Expectation] = []
-    strict, variables = False, {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    """`# expect: LINE: text`, `# hint: text` (for the expect above), `# options: strict-secrets`,
+    `# options: max-input-size=BYTES`, `# var: k=v`."""
+    header = Header([], False, {})
+    for line in header_text(path).splitlines():
         if not line.startswith("#"):
             break
         if m := re.match(r"# expect: (\d+): (.+)$", line):
-            expects.append(Expectation(int(m[1]), m[2]))
+            header.expects.append(Expectation(int(m[1]), m[2]))
         elif m := re.match(r"# hint: (.+)$", line):
-            expects[-1].hints.append(m[1])
+            header.expects[-1].hints.append(m[1])
         elif line.strip() == "# options: strict-secrets":
-            strict = True
+            header.strict_secrets = True
+        elif m := re.match(r"# options: max-input-size=(\d+)$", line):
+            header.max_input_size = int(m[1])
         elif m := re.match(r"# var: ([^=]+)=(.*)$", line):
-            variables[m[1]] = m[2]
-    return Header(expects, strict, variables)
+            header.vars[m[1]] = m[2]
+    return header

@@ -11,7 +11,7 @@ from kcprov.spec import SpecError, load_realm
 
 
 def test_corpus_is_large_enough():
-    assert len(BAD) >= 40 and len(GOOD) >= 3
+    assert len(BAD) >= 125 and len(GOOD) >= 3
 
 
 @pytest.mark.parametrize("path", BAD, ids=lambda p: p.stem)
@@ -19,7 +19,7 @@ def test_bad_file(path: Path):
     header = read_header(path)
     assert header.expects, f"{path.name} declares no '# expect:' line"
     with pytest.raises(SpecError) as caught:
-        load_realm(path, header.vars, strict_secrets=header.strict_secrets)
+        load_realm(path, header.vars, strict_secrets=header.strict_secrets, max_input_size=header.max_input_size)
     problems = caught.value.problems
     got = [(p.line, p.message, p.hint) for p in problems]
     assert len(problems) == len(header.expects), got
@@ -35,7 +35,7 @@ def test_bad_file(path: Path):
 def test_no_secret_value_in_any_message(path: Path):
     header = read_header(path)
     with pytest.raises(SpecError) as caught:
-        load_realm(path, header.vars, strict_secrets=header.strict_secrets)
+        load_realm(path, header.vars, strict_secrets=header.strict_secrets, max_input_size=header.max_input_size)
     assert SECRET_VALUE not in str(caught.value)
 
 
