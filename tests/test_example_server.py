@@ -529,6 +529,68 @@ def test_duplicate_json_keys_cannot_smuggle_a_tool_name(running: RunningServer) 
     assert response.status_code == 400
 
 
+# --------------------------------------------------------------------------- hostile requests (see test_server_fuzz.py)
+
+
+def test_two_authorization_headers_are_an_invalid_request(running: RunningServer) -> None:
+    """The SDK reads the first header, a proxy may check the last: RFC 6750 §3.1 calls it invalid_request."""
+    token = running.minter.token()
+    for second in (token, "not-a-token"):
+        headers = [*MCP_HEADERS.items(), ("authorization", f"Bearer {token}"), ("authorization", f"Bearer {second}")]
+        response = httpx.post(running.url, headers=headers, content=json.dumps(INITIALIZE), timeout=10)
+        assert response.status_code == 400
+        assert parse_challenge(response.headers["www-authenticate"])["error"] == "invalid_request"
+
+
+def test_body_not_declared_json_is_415(running: RunningServer) -> None:
+    headers = {**MCP_HEADERS, "content-type": "text/plain", "authorization": f"Bearer {running.minter.token()}"}
+    response = httpx.post(running.url, headers=headers, content=json.dumps(INITIALIZE), timeout=10)
+    assert response.status_code == 415
+
+
+def test_body_that_is_no_json_rpc_message_gets_a_short_400(running: RunningServer) -> None:
+    """Not the SDK's pydantic report, which names the SDK's internal types."""
+    for body in (None, [INITIALIZE], {"jsonrpc": "1.0", "id": 1, "method": "initialize"}):
+        response = post(running.url, running.minter.token(), body)
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == -32600
+        assert "JSONRPC" not in response.text and "pydantic" not in response.text
+
+
+def test_overflowing_arithmetic_is_a_tool_error(running: RunningServer) -> None:
+    """JSON has no infinity: the answer is a tool error, never ``"result": null``."""
+
+    async def scenario() -> None:
+        async with mcp_session(running.url, running.minter.token()) as session:
+            product = await session.call_tool("multiply", {"a": 1e200, "b": 1e200})
+            assert product.is_error and "too large" in product.content[0].text
+            infinite = await session.call_tool("add", {"a": float("inf"), "b": 1})
+            assert infinite.is_error
+
+    anyio.run(scenario)
+
+
+def test_a_hostile_kid_reaches_the_log_short_and_on_one_line(
+    signing_key: SigningKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    jwks = JwksServer([signing_key])
+    try:
+        resource = "http://127.0.0.1:1/mcp"
+        verifier = verifier_mod.JwtTokenVerifier(issuer=ISSUER, jwks_url=jwks.url, audiences=[resource])
+        minter = Minter(signing_key, resource)
+        kid = "x\n2026-12-02 INFO token_verifier: token accepted " + "k" * 10_000
+        with caplog.at_level("INFO", logger="token_verifier"):
+            assert anyio.run(verifier.verify_token, minter.token(headers={"kid": kid})) is None
+            header = b64url(json.dumps({"alg": ["RS256"], "kid": signing_key.kid}).encode())
+            not_a_string = f"{header}.{b64url(json.dumps(minter.claims()).encode())}.c2ln"
+            assert anyio.run(verifier.verify_token, not_a_string) is None
+        messages = [record.getMessage() for record in caplog.records]
+        assert all("\n" not in m and len(m) < 250 for m in messages), messages
+        assert "unexpected" not in messages[-1]  # an alg that is not a string is refused as such
+    finally:
+        jwks.close()
+
+
 # --------------------------------------------------------------------------- JWKS refresh
 
 

@@ -376,8 +376,11 @@ def hs256(fuzz: Fuzz, secret: bytes) -> str:
 
 
 def segments(header: Any, payload: Any, signature: str = "c2ln") -> str:
-    """A JWT-shaped string from raw (possibly hostile) header and payload values."""
-    encode = lambda value: value if isinstance(value, str) else b64url(json.dumps(value).encode())  # noqa: E731
+    """A JWT-shaped string from raw (possibly hostile) header and payload values; a str is taken as encoded."""
+
+    def encode(value: Any) -> str:
+        return value if isinstance(value, str) else b64url(json.dumps(value).encode())
+
     return f"{encode(header)}.{encode(payload)}.{signature}"
 
 
@@ -456,6 +459,10 @@ def hostile_tokens(fuzz: Fuzz) -> dict[str, str]:
 def test_hostile_tokens_are_401_and_no_key_url_is_fetched(fuzz: Fuzz) -> None:
     answers = {case: fuzz.send(token=token).status_code for case, token in hostile_tokens(fuzz).items()}
     assert {case: status for case, status in answers.items() if status != 401} == {}
+    # A valid token naming key URLs is accepted: the URLs are ignored, not fetched.
+    for location in ("jku", "x5u"):
+        token = fuzz.sign(fuzz.claims(), **{location: f"{fuzz.listener.url.split('/realms/')[0]}/{location}"})
+        assert fuzz.send(token=token).status_code == 200, location
     assert fuzz.send(token=fuzz.valid_token).status_code == 200  # the valid token still works, after all that
     assert fuzz.listener.fetches == 0
     fuzz.assert_no_token_logged()
@@ -484,7 +491,7 @@ def test_authorization_header_shapes(fuzz: Fuzz) -> None:
         ("two headers, valid first", [*headers, ("authorization", f"Bearer {valid}"), ("authorization", "Bearer x")],
          {400}),
         ("two headers, valid last", [*headers, ("authorization", "Bearer x"), ("authorization", f"Bearer {valid}")],
-         {400, 401}),
+         {400}),
         ("two valid headers", [*headers, ("authorization", f"Bearer {valid}"), ("authorization", f"Bearer {valid}")],
          {400}),
     ]
@@ -514,7 +521,7 @@ FIELD_BYTES = st.binary(min_size=1, max_size=300).map(
 )
 
 
-@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+@settings(max_examples=100, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(
     credential=st.one_of(
@@ -635,7 +642,7 @@ JSON_VALUES = st.recursive(
     max_leaves=12,
 )
 
-BODY_SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None,
+BODY_SETTINGS = settings(max_examples=100, deadline=None, derandomize=True, database=None,
                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
@@ -661,7 +668,8 @@ def session(fuzz: Fuzz) -> str:
 @given(
     method=st.sampled_from(["tools/call", "tools/list", "resources/read", "prompts/get", "no/such/method", "",
                             "initialize", "notifications/cancelled", "completion/complete", "logging/setLevel"]),
-    name=st.sampled_from(["add", "multiply", "reset", "no-such-tool", "", "../../etc/passwd", "a" * 5000]) | JSON_VALUES,
+    name=st.sampled_from(["add", "multiply", "reset", "no-such-tool", "", "../../etc/passwd", "a" * 5000])
+    | JSON_VALUES,
     arguments=st.fixed_dictionaries({}, optional={"a": JSON_VALUES, "b": JSON_VALUES, "c": JSON_VALUES})
     | JSON_VALUES,
 )

@@ -136,6 +136,9 @@ class ToolScopeMiddleware:
     straight through to the SDK, which answers 401. For an authenticated POST it
     buffers the body, checks every ``tools/call`` in it against the tool's
     scopes, and either answers 403 or replays the body to the SDK unchanged.
+    Before that, any request with two ``Authorization`` headers is refused (400),
+    and so is an authenticated POST not declared JSON (415), not parseable as
+    JSON, or not a JSON-RPC message (400).
     """
 
     def __init__(
