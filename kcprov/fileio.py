@@ -202,8 +202,9 @@ def resolve_output(
     real = Path(os.path.realpath(name))
     tree = Path.cwd().resolve()
     if origin == "realm-file" and not _inside(real, tree, allow_outside):
+        where = "is" if name == str(real) else f"resolves to {real},"
         raise OutputFileError(
-            f"{name}: the {what} resolves to {real}, outside the working directory {tree}.",
+            f"{name}: the {what} {where} outside the working directory {tree}.",
             hint="env files are written under the current directory: use a relative path that stays inside it, "
                  "or pass --allow-outside DIR to allow a directory outside it",
         )
