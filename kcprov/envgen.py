@@ -211,16 +211,14 @@ def write_env_files(
 ) -> list[tuple[Path, bool]]:
     """Write the env file of each MCP server that names one (or of the servers in `only`).
 
-    Every target is checked (`check_env_targets`) before the first is written.
-    Returns (path, changed) per file, the path as the realm file gives it
+    Every target is checked (`check_env_targets`) and every text rendered
+    before the first file is written, so a bad target or a missing secret
+    writes none. Returns (path, changed) per file, the path as the realm file gives it
     (relative to the working directory); changed is False when the file
     already held exactly that content.
     """
     allowed = tuple(allow_outside)
     check_env_targets(spec, allowed, only)
-    written: list[tuple[Path, bool]] = []
-    for server in _selected(spec, only):
-        path = Path(server.env_file or "")
-        text = render_env(client, spec, server, source)
-        written.append((path, write_output(path, text, origin="realm-file", allow_outside=allowed, what=_what(server))))
-    return written
+    texts = [(server, server.env_file or "", render_env(client, spec, server, source)) for server in _selected(spec, only)]
+    return [(Path(name), write_output(name, text, origin="realm-file", allow_outside=allowed, what=_what(server)))
+            for server, name, text in texts]

@@ -19,11 +19,12 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from kcprov.envgen import check_env_targets
+from kcprov.envgen import check_env_targets, write_env_files
 from kcprov.errors import KcprovError
 from kcprov.fileio import OutputFileError, resolve_output, write_output, write_private
 from kcprov.spec import load_realm
@@ -365,6 +366,16 @@ def test_check_env_targets_lists_every_bad_target_and_writes_nothing(work):
     check_env_targets(spec("../outside/x.env"), allow_outside=[work.parent / "outside"])
     check_env_targets(spec("ok.env", "dir"), only="srv0")
     assert listing(work.parent) == before
+
+
+def test_write_env_files_writes_none_when_one_target_is_bad(work):
+    jwt_only = SimpleNamespace(settings=SimpleNamespace(url="http://localhost:8080"))  # jwt mode asks Keycloak nothing
+    before = listing(work.parent)
+    with pytest.raises(OutputFileError, match="srv1' is a directory"):
+        write_env_files(jwt_only, spec("new/ok.env", "dir"))
+    assert listing(work.parent) == before
+    assert write_env_files(jwt_only, spec("new/ok.env", "to-outside/x.env"), allow_outside=[work.parent / "outside"]) == [
+        (Path("new/ok.env"), True), (Path("to-outside/x.env"), True)]
 
 
 def cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
