@@ -233,6 +233,45 @@ def test_a_failed_write_leaves_the_target_and_no_temp_file(work):
     assert not list(work.glob(".file.txt.*"))
 
 
+FULL_AND_READ_ONLY = """
+import json, os, subprocess, sys
+from kcprov.fileio import write_private, OutputFileError
+disk = sys.argv[1]
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "kcprov-test", disk], check=True)
+target = os.path.join(disk, "x.env")
+write_private(target, "old\\n")
+seen = {}
+for case in ("full", "read-only"):
+    if case == "read-only":
+        subprocess.run(["mount", "-o", "remount,ro", disk], check=True)
+    try:
+        write_private(target, "new" * 100_000)
+    except OutputFileError as exc:
+        seen[case] = {"error": str(exc), "target": open(target).read(), "files": sorted(os.listdir(disk))}
+print(json.dumps(seen))
+"""
+
+
+def test_a_full_or_read_only_filesystem_is_one_clear_error(tmp_path):
+    """A real 64 KiB tmpfs in a private mount namespace (unshare -rm): ENOSPC, then EROFS after remount ro."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    try:
+        done = subprocess.run(["unshare", "-rm", sys.executable, "-c", FULL_AND_READ_ONLY, str(disk)],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT)
+    except FileNotFoundError:
+        pytest.skip("no unshare(1) here")
+    if done.returncode and ("mount" in done.stderr or "unshare" in done.stderr):
+        pytest.skip(f"cannot mount a private tmpfs here: {done.stderr.strip().splitlines()[-1]}")
+    seen = json.loads(done.stdout)
+    assert seen["full"]["error"].startswith(f"cannot write {disk}/x.env: no space left on device; the file is unchanged.")
+    assert "hint: free space on that filesystem" in seen["full"]["error"]
+    assert seen["read-only"]["error"].startswith(f"cannot write {disk}/x.env: read-only file system;")
+    for case in seen.values():
+        assert case["target"] == "old\n"
+        assert case["files"] == ["x.env"]
+
+
 WRITER = """
 import sys
 from kcprov.fileio import write_private
