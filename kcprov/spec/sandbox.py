@@ -230,7 +230,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
             return len(str(value))  # StrictUndefined: raises the undefined-variable error
         if isinstance(value, Names):
             value._refuse_listing()
-        what = "a function or macro (call it)" if callable(value) else f"a {type(value).__name__}"
+        what = "a macro (call it: name())" if isinstance(value, Macro) else f"a {type(value).__name__}"
         raise Refused(f"{what} cannot be turned into text", "print text, numbers, true/false, lists or mappings")
 
     def text(self, value: Any) -> str:

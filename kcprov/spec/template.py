@@ -27,9 +27,9 @@ import jinja2
 
 from kcprov.spec.sandbox import FILTER_NAMES, Names, Refused, Sandbox, is_kcprov_setting, values_read
 
-_OPENERS = ("{{", "{%", "{#")
-_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 _CLOSERS = {"{{": "}}", "{%": "%}", "{#": "#}"}
+_OPENER = re.compile(r"\{[{%#]")
+_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 _OPEN, _CLOSE = "\ue000", "\ue001"  # Unicode private-use characters: never in a realm file
 _MARKER = re.compile(f"{_OPEN}(\\d+){_CLOSE}")
 _TEMPLATE_NAME = "<template>"  # the file name Jinja gives frames of a template made from a string
@@ -73,7 +73,7 @@ def render(source: str, variables: Mapping[str, Any], hidden_env: Collection[str
     other failure inside the template.
     """
     source = source.replace("\r\n", "\n")
-    if not any(opener in source for opener in _OPENERS):  # nothing to render: skip compiling a template
+    if not any(opener in source for opener in _CLOSERS):  # nothing to render: skip compiling a template
         lines = source.split("\n")
         return Rendered(source, lines, list(range(1, len(lines) + 1)))
     env = Names("env", os.environ, lambda name: is_kcprov_setting(name) or name in hidden_env)
@@ -94,7 +94,7 @@ def _syntax_problem(source: str, exc: jinja2.TemplateSyntaxError) -> TemplatePro
     if unclosed and unclosed[0] <= (exc.lineno or 1):
         line, opener = unclosed
         return TemplateProblem(
-            line, f"template syntax error: '{opener}' is never closed", f"end it with '{_CLOSERS[opener]}' on this line"
+            line, f"template syntax error: '{opener}' is never closed", f"end it with '{_CLOSERS[opener]}'"
         )
     message = exc.message or "invalid template"
     return _unknown_filter(exc.lineno or 1, message) or TemplateProblem(exc.lineno or 1, f"template syntax error: {message}")
@@ -110,9 +110,8 @@ def _unknown_filter(line: int, message: str) -> TemplateProblem | None:
 
 def _unclosed_tag(source: str) -> tuple[int, str] | None:
     """(line, opener) of the first `{{`, `{%` or `{#` that no closer ends, if any."""
-    opener = re.compile(r"\{[{%#]")
     pos = 0
-    while found := opener.search(source, pos):
+    while found := _OPENER.search(source, pos):
         tag = _TAG.match(source, found.start())
         if not tag:
             return source.count("\n", 0, found.start()) + 1, found.group()
@@ -130,8 +129,8 @@ def _runtime_problem(exc: Exception) -> TemplateProblem:
         if match:
             return TemplateProblem(line, str(exc), _HINTS[match[1]].format(name=match[2]))
         return TemplateProblem(line, str(exc), "templates see only env.NAME and vars.NAME")
-    if isinstance(exc, RecursionError):
-        return TemplateProblem(line, "the template nests too deeply", "nest fewer expressions or calls inside each other")
+    if isinstance(exc, RecursionError | SyntaxError):  # Python's limits on nesting, met by Jinja's parser or compiled code
+        return TemplateProblem(line, "the template nests too deeply", "nest fewer expressions, blocks or calls inside each other")
     return _unknown_filter(line, str(exc)) or TemplateProblem(line, f"template error: {type(exc).__name__}: {exc}")
 
 
