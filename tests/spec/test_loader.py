@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,121 @@ def test_markers_do_not_change_whitespace_control():
     source = "a:{%- if true -%}\n\n  b\n{%- endif %}\nc: {{ 1 -}}\n  \nd\n"
     plain = jinja2.Environment(keep_trailing_newline=True).from_string(source).render()
     assert render(source, {}).text == plain
+
+
+# ---------------------------------------------------------------- hostile input (issue 10)
+
+
+def test_text_fields_keep_numbers_as_written_and_number_fields_get_numbers(tmp_path):
+    path = write(
+        tmp_path,
+        "r.yaml",
+        "realm: r\ndisplay_name: 1.10\nsettings:\n  failure_factor: 0777\n  access_token_lifespan: 300\n"
+        "  attributes: {a: 0x1F, b: 1e3, c: 1_000}\nclients: [{client_id: 0777, name: 007}]\n",
+    )
+    spec = load_realm(path)
+    assert (spec.display_name, spec.clients[0].client_id, spec.clients[0].name) == ("1.10", "0777", "007")
+    assert spec.settings.attributes == {"a": "0x1F", "b": "1e3", "c": "1_000"}
+    assert type(spec.settings.failure_factor) is int and spec.settings.failure_factor == 777  # YAML 1.2: decimal
+    assert type(spec.settings.access_token_lifespan) is int and spec.settings.access_token_lifespan == 300
+
+
+def test_yaml_1_2_words_and_dates_stay_text(tmp_path):
+    path = write(tmp_path, "r.yaml", "realm: r\ndisplay_name: 2026-12-01\nsettings:\n  attributes: {on: yes, off: no}\n")
+    spec = load_realm(path)
+    assert spec.display_name == "2026-12-01"
+    assert spec.settings.attributes == {"on": "yes", "off": "no"}
+
+
+def test_var_file_numbers_render_as_written(tmp_path):
+    var_file = write(tmp_path, "v.yaml", "id: 0777\n")
+    realm = write(tmp_path, "r.yaml", "realm: r\nclients: [{client_id: \"{{ vars.id }}\"}]\n")
+    assert load_realm(realm, var_files=[var_file]).clients[0].client_id == "0777"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "!!python/object/apply:os.system ['touch {marker}']",
+        "!!python/object/new:subprocess.Popen [['touch', '{marker}']]",
+        "!!python/name:os.system",
+        "!!python/module:os",
+    ],
+)
+def test_python_tags_are_errors_and_never_run(tmp_path, value):
+    marker = tmp_path / "pwned"
+    path = write(tmp_path, "r.yaml", f"realm: r\ndisplay_name: {value.format(marker=marker)}\n")
+    with pytest.raises(SpecError) as caught:
+        load_realm(path)
+    [(_, line, message)] = problems(caught)
+    assert line == 2 and message.startswith("unsupported YAML tag !!python/")
+    assert not marker.exists()
+
+
+def test_a_file_just_under_the_cap_loads_and_over_a_small_cap_is_one_problem(tmp_path):
+    roles = "".join(f"  - {{name: role-{i:04d}, description: {'d' * 60}}}\n" for i in range(200))
+    notes = "".join(f"      {'n' * 94}\n" for _ in range(21_000))
+    path = write(tmp_path, "big.yaml", f"realm: big\nroles:\n{roles}  - name: notes\n    description: |\n{notes}")
+    assert 2_000_000 < path.stat().st_size < 10 * 1024 * 1024
+    assert len(load_realm(path).roles) == 201
+    with pytest.raises(SpecError) as caught:
+        load_realm(path, max_input_size=1_000_000)
+    [problem] = caught.value.problems
+    assert (problem.line, problem.column) == (1, 1) and "over the 1,000,000-byte limit" in problem.message
+    assert "--max-input-size" in problem.hint
+
+
+def test_a_one_megabyte_alias_bomb_fails_fast_at_the_alias(tmp_path):
+    lines = ["realm: r", "x-0: &a0 [" + ", ".join(["lol"] * 10) + "]"]
+    lines += [f"x-{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    lines += [f"x-pad-{i}: [" + ", ".join(["*a8"] * 100) + "]" for i in range(2_000)]
+    path = write(tmp_path, "bomb.yaml", "\n".join(lines) + "\n")
+    assert path.stat().st_size > 1_000_000
+    start = time.perf_counter()
+    with pytest.raises(SpecError) as caught:
+        load_realm(path)
+    assert time.perf_counter() - start < 5  # the issue: "in well under a second"; loose for a busy machine
+    [(_, line, message)] = problems(caught)
+    assert (line, message) == (6, "aliases expand to more than 100,000 values")  # x-4: 111,110 values
+
+
+@pytest.mark.parametrize("opening, closing", [("[", "]"), ("{a: ", "}")])
+def test_ten_thousand_levels_of_nesting_are_a_problem_not_a_recursion_error(tmp_path, opening, closing):
+    path = write(tmp_path, "deep.yaml", "realm: r\nx-deep: " + opening * 10_000 + "1" + closing * 10_000 + "\n")
+    with pytest.raises(SpecError) as caught:
+        load_realm(path)
+    assert problems(caught) == [("deep.yaml", 2, "lists and mappings nested deeper than 64 levels")]
+
+
+def test_a_fifo_is_a_problem_not_a_hang(tmp_path):
+    fifo = tmp_path / "realm.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(SpecError) as caught:
+        load_realm(fifo, var_files=[fifo])
+    assert [(name, line) for name, line, _ in problems(caught)] == [("realm.yaml", 1), ("realm.yaml", 1)]
+    assert all("FIFO" in message for _, _, message in problems(caught))
+
+
+def test_a_utf16_var_file_is_a_problem_at_the_var_file(tmp_path):
+    var_file = tmp_path / "v.yaml"
+    var_file.write_bytes("name: x\n".encode("utf-16"))
+    realm = write(tmp_path, "r.yaml", "realm: r\n")
+    with pytest.raises(SpecError) as caught:
+        load_realm(realm, var_files=[var_file])
+    assert problems(caught) == [("v.yaml", 1, "the file is UTF-16")]
+
+
+def test_control_characters_from_the_environment_are_refused_at_the_source_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("REALM_TEST_TITLE", "\x1b]0;pwned\x07")
+    path = write(tmp_path, "r.yaml", "realm: r\n\ndisplay_name: \"{{ env.REALM_TEST_TITLE }}\"\n")
+    with pytest.raises(SpecError) as caught:
+        load_realm(path)
+    assert problems(caught) == [("r.yaml", 3, "control character U+001B in the file")]
+
+
+def test_a_boolean_for_a_secret_is_not_echoed(tmp_path):
+    path = write(tmp_path, "r.yaml", "realm: r\nclients: [{client_id: a, confidential: true, secret: false}]\n")
+    with pytest.raises(SpecError) as caught:
+        load_realm(path)
+    assert problems(caught) == [("r.yaml", 2, "clients[0].secret: input should be a valid string")]
+    assert caught.value.problems[0].hint is None  # the text-field hint would repeat the value
