@@ -419,7 +419,26 @@ def test_write_env_files_writes_none_when_one_target_is_bad(work):
 
 def cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", "from kcprov.cli import main; main()", *args], cwd=cwd,
-                          env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+                          env={**os.environ, "COLUMNS": "500", "NO_COLOR": "1", **env}, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_plan_output_targets_through_the_cli(work, keycloak, realm_name):
+    path = work / "realm.yaml"
+    path.write_text(yaml.safe_dump({"realm": realm_name, "roles": [{"name": "reader"}]}))
+    env = {"KCPROV_URL": keycloak.url, "KCPROV_USER": keycloak.user, "KCPROV_PASSWORD": keycloak.password}
+    printed = cli("plan", str(path), "-o", "-", cwd=work, env=env)
+    assert printed.returncode == 0, printed.stderr
+    assert json.loads(printed.stdout)["plans"][0]["realm"] == realm_name
+    before = listing(work.parent)
+    for target, expected in [("/dev/full", "is a character device"), ("dir", "is a directory"),
+                             ("fifo", "is a FIFO"), ("/missing/dir/plan.json", "directory /missing/dir does not exist"),
+                             ("/dev/stdout", "use `-o -` to write to standard output")]:  # a pipe here
+        refused = cli("plan", str(path), "-o", target, cwd=work, env=env)
+        assert refused.returncode == 1, (target, refused.stderr)
+        assert expected in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+    assert listing(work.parent) == before
+    assert not os.path.lexists("/missing")
 
 
 @pytest.mark.xfail(strict=False, reason="wiring pending: cli.apply must call envgen.check_env_targets before applying")
