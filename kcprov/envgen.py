@@ -49,15 +49,21 @@ _EXPANDED = re.compile(r"\$\{[^}]*\}")
 """What python-dotenv expands in any quotes (the reference server reads with interpolation on)."""
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 """Characters python-dotenv unescapes in a double-quoted value, and how each is written."""
+_NOT_IN_SINGLE_QUOTES = frozenset("'\\\n\r\t")
+"""What single quotes cannot hold literally for both python-dotenv and a shell."""
 
 
 def dotenv_value(value: object) -> str:
-    """A value as a .env line holds it: bare when safe, else double-quoted so python-dotenv reads it back.
+    """A value as a .env line holds it, for python-dotenv to read back exactly (the reference server's reader).
 
-    Raises ValueError (without the value: it may be a secret) for what no
-    quoting keeps: ``${NAME}``, which python-dotenv expands even in quotes, and
-    control characters other than newline, CR and tab, which it has no escape
-    for and which would reach the terminal of whoever shows the file.
+    Bare when safe; else single-quoted, which python-dotenv and a shell that
+    sources the file (`set -a; . ./.env`) both take literally; else (a value
+    with ', \\ or a line break) double-quoted with escapes. Raises ValueError
+    (without the value: it may be a secret) for what no quoting keeps:
+    ``${NAME}``, which python-dotenv expands even in quotes; control characters
+    other than line breaks and tabs, which it has no escape for and which would
+    reach the terminal of whoever shows the file; and ``$(`` or a backtick in a
+    value that needs double quotes, where a shell would run it.
     """
     text = str(value)
     if _PLAIN.match(text):
@@ -67,6 +73,10 @@ def dotenv_value(value: object) -> str:
     quoted = "".join(_ESCAPES.get(ch, ch) for ch in text)
     if not quoted.isprintable():
         raise ValueError("holds a control character")
+    if not _NOT_IN_SINGLE_QUOTES.intersection(text):
+        return f"'{text}'"
+    if "$(" in text or "`" in text:
+        raise ValueError("holds $( or ` next to a quote, backslash or line break, which a shell sourcing the file would run")
     return f'"{quoted}"'
 
 

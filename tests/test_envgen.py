@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import stat
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -93,7 +94,21 @@ def test_dotenv_quoting_round_trips(tmp_path, value, interpolate):
     assert "\n" not in dotenv_value(value) and "\r" not in dotenv_value(value)
 
 
-@pytest.mark.parametrize("value", ["${HOME}", "a${X:-y}b", "esc\x1b[2J", "nul\0", "bidi\u202e", "line\u2028sep"])
+SHELL_ACTIVE = ["$(touch pwned)", "`touch pwned`", "a $HOME b", "x; touch pwned", "a|b&c>d<e", '"quoted"', "#x", "~"]
+
+
+@pytest.mark.parametrize("value", SHELL_ACTIVE + [v for v in TRICKY if not set(v) & set("'\\\n\r\t")])
+def test_a_shell_that_sources_the_file_reads_the_same_and_runs_nothing(tmp_path, value):
+    """Values without ', \\ or line breaks are bare or single-quoted: literal for `set -a; . ./.env` too."""
+    (tmp_path / ".env").write_text(f"KEY={dotenv_value(value)}\n")
+    done = subprocess.run(["sh", "-c", 'set -a; . ./.env; printf %s "$KEY"'], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=30)
+    assert (done.returncode, done.stdout) == (0, value)
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("value", ["${HOME}", "a${X:-y}b", "esc\x1b[2J", "nul\0", "bidi\u202e", "line\u2028sep",
+                                   "it's $(id)", "a\\`id`", "two\nlines $(id)"])
 def test_values_no_quoting_keeps_are_refused_without_echo(value):
     with pytest.raises(ValueError) as refused:
         dotenv_value(value)
