@@ -263,3 +263,13 @@ def test_created_clients_are_oauth21_safe_and_say_so_in_the_plan(tmp_path, env, 
         assert line in public_app, line
     service = text[text.index("+ client.service"):]
     assert "confidential = true (default)" in service
+
+
+def test_defaults_are_set_once_and_a_hand_change_is_left_alone(tmp_path, env, realm_name, keycloak):
+    path = tmp_path / "realm.yaml"
+    path.write_text(f"realm: {realm_name}\nclients:\n  - client_id: app\n    redirect_uris: [http://localhost/cb]\n")
+    apply(path, env)
+    admin = keycloak.admin(realm_name)
+    uuid = admin.get_client_id("app")
+    admin.update_client(uuid, {"clientId": "app", "directAccessGrantsEnabled": True})
+    assert kcprov("plan", str(path), "--detailed-exitcode", env=env).returncode == 0
