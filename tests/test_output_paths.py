@@ -24,7 +24,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from kcprov.envgen import check_env_targets, write_env_files
+from kcprov.envgen import HEADER, check_env_targets, write_env_files
 from kcprov.errors import KcprovError
 from kcprov.fileio import OutputFileError, resolve_output, write_output, write_private
 from kcprov.spec import load_realm
@@ -393,14 +393,18 @@ def spec(*env_files: str) -> RealmSpec:
 
 
 def test_check_env_targets_lists_every_bad_target_and_writes_nothing(work):
+    (work / "ours.env").write_text(f"{HEADER}realm.yaml (realm 'paths', MCP server 'srv0').\nKEY=1\n")
+    os.symlink("ours.env", work / "to-ours")
     before = listing(work.parent)
-    check_env_targets(spec("ok.env", "new/dir/.env", "to-file"))
+    check_env_targets(spec("ok.env", "new/dir/.env", "ours.env", "to-ours"))
     with pytest.raises(OutputFileError) as refused:
-        check_env_targets(spec("ok.env", "dir", "../outside/x.env", "fifo"))
+        check_env_targets(spec("ok.env", "dir", "../outside/x.env", "fifo", "file.txt", "to-file"))
     message = str(refused.value)
     assert "dir: the env_file of MCP server 'srv1' is a directory" in message
     assert "../outside/x.env: the env_file of MCP server 'srv2' resolves to" in message
     assert "fifo: the env_file of MCP server 'srv3' is a FIFO" in message
+    assert "file.txt: the env_file of MCP server 'srv4' exists and was not written by kcprov" in message
+    assert "to-file: the env_file of MCP server 'srv5' exists and was not written by kcprov" in message
     assert "srv0" not in message
     check_env_targets(spec("../outside/x.env"), allow_outside=[work.parent / "outside"])
     check_env_targets(spec("ok.env", "dir"), only="srv0")
