@@ -167,9 +167,7 @@ def test_filters_methods_and_operators_of_the_documented_language():
         "{{ 'ab' * vars.n }}{{ 'z' ~ (vars.n + 1) }}{{ 2 ** 10 }}|"
         "{{ 'line1\nline2' | indent(2) | replace('line', 'l') }}|{{ range(3) | list }}"
     )
-    assert rendered(source, variables) == (
-        "A.EXAMPLE,B.EXAMPLE|[\"read\"]|read=x1 write=y0 |ababab" "z41024|l1\n  l2|[0, 1, 2]"
-    )
+    assert rendered(source, variables) == 'A.EXAMPLE,B.EXAMPLE|["read"]|read=x1 write=y0 |abababz41024|l1\n  l2|[0, 1, 2]'
 
 
 def test_a_macro_may_call_itself_when_it_ends():
