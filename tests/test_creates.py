@@ -273,3 +273,20 @@ def test_defaults_are_set_once_and_a_hand_change_is_left_alone(tmp_path, env, re
     uuid = admin.get_client_id("app")
     admin.update_client(uuid, {"clientId": "app", "directAccessGrantsEnabled": True})
     assert kcprov("plan", str(path), "--detailed-exitcode", env=env).returncode == 0
+
+
+def test_an_update_keeps_what_the_file_does_not_write_of_a_client_policy(tmp_path, env, realm_name, keycloak):
+    policy = ("client_policies:\n  profiles:\n    - name: p\n      executors:\n        - type: pkce-enforcer\n"
+              "  policies:\n    - name: everyone\n{extra}      conditions:\n        - type: any-client\n      profiles: [p]\n")
+    path = tmp_path / "realm.yaml"
+    path.write_text(f"realm: {realm_name}\n" + policy.format(extra=""))
+    apply(path, env)
+    reader = LiveReader(keycloak.admin(realm_name), realm_name)
+    doc = reader.get("/client-policies/policies")
+    doc["policies"][0]["enabled"] = False  # switched off by hand
+    keycloak.admin(realm_name).connection.raw_put(f"/admin/realms/{realm_name}/client-policies/policies",
+                                                  data=json.dumps(doc))
+    path.write_text(f"realm: {realm_name}\n" + policy.format(extra="      description: for all\n"))
+    apply(path, env)
+    assert reader.client_policy("everyone")["enabled"] is False
+    assert kcprov("plan", str(path), "--detailed-exitcode", env=env).returncode == 0

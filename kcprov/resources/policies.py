@@ -52,10 +52,14 @@ class _DocumentKind(Kind):
         what = f"client {self.document[:-1]} '{key}'"
         with self._lock:
             doc = ctx.client.get(path, what) or {}
-            entries = [e for e in doc.get(self.document) or [] if e.get("name") != key]
+            current = doc.get(self.document) or []
+            entries = [e for e in current if e.get("name") != key]
             if attrs is not None:
-                old = [e.get("name") for e in doc.get(self.document) or []]
-                new = self.entry(key, attrs)
+                old = [e.get("name") for e in current]
+                previous = next((e for e in current if e.get("name") == key), {})
+                # fields the file does not write keep their value (a create writes them all)
+                kept = {f: previous[f] for f in ("description", "enabled") if f in previous}
+                new = {**kept, **self.entry(key, attrs)}
                 position = old.index(key) if key in old else len(entries)
                 entries.insert(position, new)
             ctx.client.put(path, {**doc, self.document: entries}, what)
@@ -125,7 +129,6 @@ class ClientPolicyKind(_DocumentKind):
         return {"enabled": True}
 
     def entry(self, key: str, attrs: Attrs) -> dict:
-        return {"name": key, "enabled": attrs.get("enabled", True),
-                **drop_none({"description": attrs.get("description")}),
+        return {"name": key, **drop_none({"description": attrs.get("description"), "enabled": attrs.get("enabled")}),
                 "conditions": unflatten_steps("conditions", attrs, "condition"),
                 "profiles": attrs.get("profiles", [])}
