@@ -123,6 +123,15 @@ def test_prune_never_offers_keycloaks_own_objects_nor_their_children():
     assert [c.address for c in plan.changes] == ["role.admin"]  # only master's `admin` is Keycloak's
 
 
+def test_a_builtin_object_a_file_adopted_and_then_left_out_is_not_deleted():
+    objects = {"client": {"account": {}}, "client_scope": {"roles": {}}, "scope_mapper": {"roles/realm roles": {}},
+               "client_role": {"account/manage-account": {}}}
+    owned = {"client": {"account"}, "client_scope": {"roles"}, "scope_mapper": {"roles/realm roles"},
+             "client_role": {"account/manage-account"}}
+    assert plan_of({}, objects, owned).empty
+    assert plan_of({"client": {"account": {}}, "client_scope": {"roles": {}}}, objects, owned, prune=True).empty
+
+
 def test_children_of_unmanaged_parents_are_not_listed_and_go_with_deleted_parents():
     objects = {"client_scope": {"s": {}}, "scope_mapper": {"s/m": {}}}
     assert plan_of({}, objects).unmanaged == [("client_scope", "s")]

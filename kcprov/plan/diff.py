@@ -63,12 +63,13 @@ def compute_plan(
                     continue
                 if parent[1] not in desired.get(parent[0], {}):
                     continue  # a child of an object kcprov does not manage
-            builtin = is_builtin(kind, key, realm, by_name)
-            if key in owned or (prune and not builtin):
+            if is_builtin(kind, key, realm, by_name):
+                continue  # never deleted, even once a file adopted it (owned) and then left it out
+            if key in owned or prune:
                 deleted.add((kind.name, key))
                 before = tuple(FieldDiff(f, v, None) for f, v in sorted(have[key].items()))
                 changes.append(Change("delete", kind.name, key, kind.stage, before, groups.get((kind.name, key))))
-            elif not builtin:
+            else:
                 unmanaged.append((kind.name, key))
     return Plan(
         realm=realm,
