@@ -16,8 +16,7 @@ from typing import Any
 
 from kcprov.keycloak import KeycloakClient, seg
 from kcprov.plan.changes import public
-
-OWNERSHIP_ATTRIBUTE = "kcprov.managed"
+from kcprov.resources.realm import OWNERSHIP_ATTRIBUTE
 
 
 @dataclass

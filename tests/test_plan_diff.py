@@ -196,3 +196,13 @@ def test_new_realm_plans_creates_only():
     assert not plan.realm_exists
     assert [c.action for c in plan.changes] == ["create", "create"]
     assert isinstance(plan, Plan) and plan.summary() == "2 to create, 0 to update, 0 to delete"
+
+
+def test_a_realm_file_cannot_write_the_ownership_record():
+    from kcprov.errors import KcprovError
+    from kcprov.resources.realm import RealmKind
+    from kcprov.spec.models import RealmSpec
+
+    spec = RealmSpec(realm="r", settings={"attributes": {"kcprov.managed": '{"user": ["admin"]}'}})
+    with pytest.raises(KcprovError, match="kcprov.managed"):
+        RealmKind().desired(spec)

@@ -10,9 +10,13 @@ written on create so the plan shows them.
 
 from __future__ import annotations
 
+from kcprov.errors import KcprovError
 from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, prefixed, text
 
 RAW_ATTRIBUTES = "attributes"
+# kcprov's record of the objects it created or adopted (kcprov.state): a file that wrote it could make
+# kcprov delete objects it never made, without --prune
+OWNERSHIP_ATTRIBUTE = "kcprov.managed"
 CREATE_DEFAULTS = {"enabled": True, "settings.ssl_required": "external", "settings.registration_allowed": False}
 
 
@@ -31,6 +35,12 @@ class RealmKind(Kind):
         attrs = drop_none({"display_name": spec.display_name, "enabled": spec.enabled})
         settings = spec.settings.model_dump(exclude_none=True) if spec.settings else {}
         raw_attributes = settings.pop(RAW_ATTRIBUTES, None)
+        if OWNERSHIP_ATTRIBUTE in (raw_attributes or {}):
+            raise KcprovError(
+                f"realm '{spec.realm}': settings.attributes sets '{OWNERSHIP_ATTRIBUTE}', kcprov's own record of the "
+                "objects it manages; a realm file cannot write it.",
+                hint=f"remove '{OWNERSHIP_ATTRIBUTE}' from settings.attributes (kcprov keeps it up to date itself)",
+            )
         attrs.update({f"settings.{k}": v for k, v in settings.items()})
         attrs.update(prefixed("attributes", raw_attributes))
         return {spec.realm: attrs}
