@@ -68,6 +68,7 @@ def test_harmless_admin_realm_changes_pass():
     ({"client": {"master-realm": {}}, "client_role": {"master-realm/x": {}}}, {"client": {"master-realm": {}}},
      "create client_role.master-realm/x"),
     ({"client_scope": {"basic": {"type": "none"}}}, {"client_scope": {"basic": {"type": "default"}}}, "update client_scope.basic"),
+    ({"client_policy": {"everyone": {"conditions": ["any-client"]}}}, {"client_policy": {}}, "create client_policy.everyone"),
 ])
 def test_the_admins_user_and_keycloaks_own_objects_are_refused(desired, objects, expected):
     assert expected in refused(plan_for("master", desired, objects))
