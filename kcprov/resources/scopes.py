@@ -50,11 +50,10 @@ def realm_scope_types(desired: Objects, live: LiveState) -> dict[str, list[str]]
     lists = {t: set(export.get(f) or []) if export is not None else set(NEW_REALM_TYPES[t])
              for t, f in TYPE_EXPORT.items()}
     for name, attrs in desired.get("client_scope", {}).items():
-        if "type" in attrs or name not in live.objects.get("client_scope", {}):
-            scope_type = attrs.get("type", CREATE_DEFAULTS["type"])
+        if "type" in attrs:  # a new scope without one is in neither list (CREATE_DEFAULTS)
             for t, names in lists.items():
                 names.discard(name)
-                if t == scope_type:
+                if t == attrs["type"]:
                     names.add(name)
     return {t: sorted(names) for t, names in lists.items()}
 
@@ -75,8 +74,8 @@ class ClientScopeKind(Kind):
 
     def live(self, raw) -> dict[str, Attrs]:
         export = raw.export
-        defaults = set(export.get("defaultDefaultClientScopes") or [])
-        optionals = set(export.get("defaultOptionalClientScopes") or [])
+        defaults = set(export.get(TYPE_EXPORT["default"]) or [])
+        optionals = set(export.get(TYPE_EXPORT["optional"]) or [])
         out = {}
         for s in export.get("clientScopes", []):
             attributes = s.get("attributes") or {}
