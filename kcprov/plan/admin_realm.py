@@ -34,8 +34,7 @@ LOCKOUT_SETTINGS = {
     "permanentLockout": "anyone can then lock the admin out for good with wrong passwords",
     "frontendUrl": "the token issuer moves away from the URL kcprov talks to",
 }
-
-
+# kinds whose entries can bind any client of the realm (a condition such as any-client)
 POLICY_KINDS = {"client_profile", "client_policy"}
 
 
