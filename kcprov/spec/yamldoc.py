@@ -306,7 +306,11 @@ class _Builder:
         if self.resolver.resolve(ScalarNode, node.value, (True, False)) != tag:  # e.g. `!!int abc`
             raise YamlIssue(_position(node), f"the value tagged !!{kind} is not a YAML 1.2 {kind}",
                             "remove the tag, or write a value of that type")
-        value = getattr(self.constructor, f"construct_yaml_{kind}")(node)
+        try:
+            value = getattr(self.constructor, f"construct_yaml_{kind}")(node)
+        except ValueError:  # ruamel's resolver takes `-_` and `0x_` for numbers; its constructor does not
+            raise YamlIssue(_position(node), f"malformed {kind}: YAML reads the value as a number",
+                            "quote it if it is text") from None
         if kind == "int":
             return SourceInt(value, node.value)
         return SourceFloat(value, node.value) if kind == "float" else value
