@@ -1,10 +1,17 @@
 """The only module that talks HTTP to Keycloak.
 
 A thin layer over python-keycloak's `KeycloakOpenIDConnection` (which owns the
-admin token and its refresh): one method = one Admin API request. It counts
-requests (benchmarks report requests per plan), retries transient failures
-with backoff, and turns every HTTP failure into a one-line KeycloakApiError
-naming the resource and what to do. It holds no diff logic.
+admin token and renews it when it expires): one method = one Admin API
+request. It counts requests (benchmarks report requests per plan) and turns
+every HTTP failure into a one-line KeycloakApiError naming the resource and
+what to do. It holds no diff logic.
+
+Failures of the wire are the run's business, not one request's: retries
+(with backoff) come from one RetryBudget per client, a request that times
+out says so and is not repeated, and after the first definitive transport
+failure every request fails at once (KeycloakUnreachable), so a dead
+Keycloak ends an apply in seconds. A create is never blindly repeated: when
+its answer was lost, the object is looked up first (`created_lookup`).
 """
 
 from __future__ import annotations
