@@ -152,10 +152,12 @@ def test_text_fields_keep_numbers_as_written_and_number_fields_get_numbers(tmp_p
         tmp_path,
         "r.yaml",
         "realm: r\ndisplay_name: 1.10\nsettings:\n  failure_factor: 0777\n  access_token_lifespan: 300\n"
-        "  attributes: {a: 0x1F, b: 1e3, c: 1_000}\nclients: [{client_id: 0777, name: 007}]\n",
+        "  attributes: {a: 0x1F, b: 1e3, c: 1_000}\n"
+        "clients: [{client_id: 0777, name: 007, confidential: true, secret: 0123}]\n",
     )
     spec = load_realm(path)
     assert (spec.display_name, spec.clients[0].client_id, spec.clients[0].name) == ("1.10", "0777", "007")
+    assert spec.clients[0].secret.get_secret_value() == "0123"  # a secret loses no leading zero
     assert spec.settings.attributes == {"a": "0x1F", "b": "1e3", "c": "1_000"}
     assert type(spec.settings.failure_factor) is int and spec.settings.failure_factor == 777  # YAML 1.2: decimal
     assert type(spec.settings.access_token_lifespan) is int and spec.settings.access_token_lifespan == 300
