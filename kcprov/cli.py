@@ -72,7 +72,7 @@ class RealmFileOptions:
         from kcprov.spec import load_realms, parse_var_options
 
         return load_realms(files, vars=parse_var_options(self.var or []), var_files=self.var_file or [],
-                           strict_secrets=self.strict_secrets)
+                           strict_secrets=self.strict_secrets, max_input_size=self.max_input_size)
 
 
 @dataclass(frozen=True)
@@ -147,14 +147,21 @@ def plan(
                                                   help="Save the plan (no secrets) for `kcprov apply FILE`; - for stdout.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     allow_admin_realm_changes: AllowAdminRealm = False,
+    allow_outside: AllowOutside = None,
 ) -> None:
     """Show what `apply` would change in Keycloak (reads the live realms, changes nothing)."""
+    from kcprov.envgen import check_env_targets
+    from kcprov.fileio import resolve_output
     from kcprov.plan.render import render_json, render_text
     from kcprov.workflow import plan_realm, save_plans
 
+    if output and output != "-":
+        resolve_output(output, origin="command-line", what="plan file")
     specs = realm_files.load(files)
+    for spec in specs:  # what apply would refuse, a plan refuses already: a pull request learns it at review
+        check_env_targets(spec, allow_outside or ())
     client = keycloak.connect()
-    runs = [plan_realm(client, spec, str(path), prune) for path, spec in zip(files, specs)]
+    runs = [plan_realm(client, spec, str(path), prune, allow_admin_realm_changes) for path, spec in zip(files, specs)]
     plans = [r.plan for r in runs]
     shown = err_console if output == "-" else out  # stdout carries the saved plan then
     if json_output:
@@ -167,7 +174,7 @@ def plan(
             except KcprovError as exc:
                 shown.print(f"[yellow]warning:[/] {exc.message} `kcprov apply` will refuse it without --force.")
     if output:
-        save_plans(Path(output), client.settings.url, runs, prune)
+        save_plans(output, client.settings.url, runs, prune)
         if output != "-":
             err_console.print(f"Saved plan to {printable(output)}. Apply it with: kcprov apply {printable(output)}", markup=False)
     if detailed_exitcode and any(not p.empty for p in plans):
@@ -189,6 +196,7 @@ def apply(
     allow_outside: AllowOutside = None,
 ) -> None:
     """Converge Keycloak to the realm files (shows the plan and asks first)."""
+    from kcprov.envgen import check_env_targets
     from kcprov.run import run_apply
     from kcprov.workflow import check_saved, load_saved_plan, plan_realm
 
@@ -198,8 +206,11 @@ def apply(
         prune = saved.get("prune", False)
         files = [Path(p["source"]) for p in saved["plans"]]
     specs = realm_files.load(files)
+    if not no_env:  # a bad env file target is refused before anything changes in Keycloak
+        for spec in specs:
+            check_env_targets(spec, allow_outside or ())
     client = keycloak.connect()
-    runs = [plan_realm(client, spec, str(path), prune) for path, spec in zip(files, specs)]
+    runs = [plan_realm(client, spec, str(path), prune, allow_admin_realm_changes) for path, spec in zip(files, specs)]
     if saved is not None:
         for saved_plan, run in zip(saved["plans"], runs):
             check_saved(saved_plan, run)
@@ -221,12 +232,14 @@ def env(
     allow_outside: AllowOutside = None,
 ) -> None:
     """Write each MCP server's env file (mode 0600), secrets read back from Keycloak."""
-    from kcprov.envgen import render_env
+    from kcprov.envgen import check_env_targets, render_env
 
     [spec] = RealmFileOptions(var=var, var_file=var_file).load([file])
     if not spec.mcp_servers:
         raise KcprovError(f"{file}: realm '{spec.realm}' has no mcp_servers, so there is no env file to write.",
                           hint="add an mcp_servers: entry with env_file:")
+    if not stdout:
+        check_env_targets(spec, allow_outside or (), server)
     client = keycloak.connect()
     if stdout:
         for name in server or [s.name for s in spec.mcp_servers]:
@@ -241,7 +254,7 @@ def _write_env_files(client, spec, source: str, only, allow_outside) -> list:
     """Write the env file of every MCP server that names one (or of those in `only`); report each."""
     from kcprov.envgen import write_env_files
 
-    written = write_env_files(client, spec, only=only, source=source)
+    written = write_env_files(client, spec, only=only, source=source, allow_outside=allow_outside or ())
     for path, changed in written:
         out.print(f"{'Wrote' if changed else 'Unchanged'} {printable(path)} (mode 0600)", markup=False)
     return written
@@ -256,10 +269,10 @@ def main() -> None:
 
         if not isinstance(exc, SpecError):  # realm file problems carry their own "file:line: error:"
             err_console.print("[bold red]Error:[/] ", end="")
-        err_console.print(printable(exc.message, keep_newlines=True), markup=False)
+        err_console.print(printable(exc.message, keep_newlines=True), markup=False, soft_wrap=True)
         if exc.hint:
             err_console.print("  [dim]hint:[/] ", end="")
-            err_console.print(printable(exc.hint, keep_newlines=True), markup=False)
+            err_console.print(printable(exc.hint, keep_newlines=True), markup=False, soft_wrap=True)
         sys.exit(1)
 
 

@@ -77,13 +77,14 @@ mcp_servers:
 
 def write_calculator(tmp_path: Path, realm: str, validation: str = "jwt") -> Path:
     path = tmp_path / "calculator.yaml"
-    path.write_text(CALCULATOR.format(realm=realm, url=URL, validation=validation, env_file=tmp_path / "calc.env"))
+    # env files are written under the working directory: the tests run kcprov in tmp_path
+    path.write_text(CALCULATOR.format(realm=realm, url=URL, validation=validation, env_file="calc.env"))
     return path
 
 
-def kcprov(*args: str, env: dict) -> subprocess.CompletedProcess:
+def kcprov(*args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "kcprov.cli", *args], check=False, env=env, capture_output=True,
-                          text=True, timeout=300, cwd=ROOT)
+                          text=True, timeout=300, cwd=cwd)
 
 
 def claims(token: str) -> dict:
@@ -165,11 +166,11 @@ def login(keycloak, realm: str, client_id: str, redirect: str, scope: str, resou
 def test_calculator_realm_is_what_the_guide_describes(tmp_path, kc_env, keycloak, realm_name):
     env = {**os.environ, "MCP_TEST_ALICE": ALICE, "NO_COLOR": "1", "COLUMNS": "200"}
     path = write_calculator(tmp_path, realm_name)
-    applied = kcprov("apply", str(path), "--auto-approve", env=env)
+    applied = kcprov("apply", str(path), "--auto-approve", env=env, cwd=tmp_path)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "# MCP server 'calculator'" in applied.stdout
     assert ALICE not in applied.stdout + applied.stderr
-    again = kcprov("plan", str(path), "--detailed-exitcode", env=env)
+    again = kcprov("plan", str(path), "--detailed-exitcode", env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "No changes" in again.stdout
 
@@ -267,6 +268,7 @@ def test_calculator_realm_is_what_the_guide_describes(tmp_path, kc_env, keycloak
 
 def test_env_file_follows_the_introspection_secret(tmp_path, monkeypatch, keycloak, realm_name):
     monkeypatch.setenv("MCP_TEST_ALICE", ALICE)
+    monkeypatch.chdir(tmp_path)
     spec = load_realm(write_calculator(tmp_path, realm_name, validation="introspection"))
     client = KeycloakClient(ConnectionSettings(url=keycloak.url, user=keycloak.user, password=keycloak.password))
     run = plan_realm(client, spec, "calculator.yaml")
@@ -274,7 +276,7 @@ def test_env_file_follows_the_introspection_secret(tmp_path, monkeypatch, keyclo
     assert result.ok, result.failed
     assert plan_realm(client, spec, "calculator.yaml").plan.empty
 
-    env_file = tmp_path / "calc.env"
+    env_file = Path("calc.env")
     assert write_env_files(client, spec, source="calculator.yaml") == [(env_file, True)]
     first = env_file.read_bytes()
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600

@@ -445,7 +445,6 @@ def test_plan_output_targets_through_the_cli(work, keycloak, realm_name):
     assert not os.path.lexists("/missing")
 
 
-@pytest.mark.xfail(strict=False, reason="wiring pending: cli.apply must call envgen.check_env_targets before applying")
 @pytest.mark.parametrize("env_file", ["dir", "../outside/x.env"])
 def test_apply_refuses_a_bad_env_file_before_any_change(work, keycloak, realm_name, env_file):
     path = work / "realm.yaml"

@@ -49,14 +49,14 @@ class Bearer(httpx2.Auth):
 @pytest.mark.parametrize("mode", ["jwt", "introspection"])
 def test_client_credentials_token_calls_add(mode: str, keycloak, realm_name: str, tmp_path: Path) -> None:
     url = f"http://localhost:{free_port()}/mcp"
-    env_file = tmp_path / ".env"
+    env_file = tmp_path / ".env"  # written by kcprov running in tmp_path: env files stay under the working directory
     realm_file = tmp_path / "calculator.yaml"
-    realm_file.write_text(REALM.format(realm=realm_name, url=url, mode=mode, env_file=env_file))
+    realm_file.write_text(REALM.format(realm=realm_name, url=url, mode=mode, env_file=".env"))
     env = kcprov_env(keycloak)
 
-    applied = kcprov("apply", str(realm_file), "--auto-approve", env=env)
-    assert f"Wrote {env_file}" in applied.stdout
-    assert "Unchanged" in kcprov("env", str(realm_file), env=env).stdout
+    applied = kcprov("apply", str(realm_file), "--auto-approve", env=env, cwd=tmp_path)
+    assert "Wrote .env" in applied.stdout
+    assert "Unchanged" in kcprov("env", str(realm_file), env=env, cwd=tmp_path).stdout
     values = dotenv_values(env_file)
     assert values["MCP_TOKEN_VALIDATION"] == mode
     introspector_secret = values["OAUTH_CLIENT_SECRET"]
