@@ -14,6 +14,10 @@ secret):
   text, and also when a double-quoted scalar writes them as escapes ("\\e").
 - YAML 1.2 core schema (ruamel.yaml): `on`, `yes`, `no`, `off` are strings;
   a `%YAML 1.1` directive, which would bring the 1.1 meanings back, is refused.
+  ruamel's pure-Python parser, not its C one (ruamel.yaml.clib): that is
+  libyaml's YAML 1.1 scanner, which refuses `[mcp:tools]` (a colon inside a
+  flow scalar), found in nearly every realm file. The price: about 5x slower
+  than PyYAML's libyaml (bench/spec_load.py: ~2.5 s for 1,000 clients).
 - Tags: only the core ones (!!str, !!int, !!float, !!bool, !!null, !!seq,
   !!map, and merge keys `<<:`). Dates and times stay the text written
   (2026-12-01); any other tag (!!python/object, !!binary, !custom) is an
