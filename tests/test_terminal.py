@@ -25,3 +25,22 @@ def test_printable(raw, shown):
 
 def test_messages_keep_their_lines():
     assert printable("a\nb\x1b", keep_newlines=True) == "a\nb\\x1b"
+
+
+def test_a_plan_shows_hostile_names_escaped():
+    """A client registered anonymously through DCR names itself; its name must not drive the terminal."""
+    import io
+
+    from rich.console import Console
+
+    from kcprov.plan.changes import Change, FieldDiff, Plan
+    from kcprov.plan.render import render_text
+
+    evil = "dcr-\x1b[2K\x1b[1A[red]x[/red]\u202e"
+    plan = Plan("r", True, [Change("update", "client", evil, 2, (FieldDiff("name", "a\x1b]0;t\x07", "b"),))],
+                managed_count=1, state_fingerprint="f", unmanaged=[("client", evil)])
+    buffer = io.StringIO()
+    render_text([plan], Console(file=buffer, width=200, color_system=None))
+    text = buffer.getvalue()
+    assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text
+    assert "dcr-\\x1b[2K\\x1b[1A[red]x[/red]\\u202e" in text  # markup shown literally, escapes visible

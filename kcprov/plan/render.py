@@ -1,7 +1,10 @@
 """Showing plans to people: terraform-style text (+ / ~ / -), or JSON.
 
 Rendering never computes anything: it takes Plans (after octoDNS's
-PlanLogger/PlanMarkdown split). Secrets appear only as `(sensitive)`.
+PlanLogger/PlanMarkdown split). Secrets appear only as `(sensitive)`. Every
+name and value passes through `terminal.shown`: object names come from
+realm files and from Keycloak (a DCR client names itself), so neither markup
+nor a terminal escape sequence in them takes effect.
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 
 from kcprov.plan.changes import SENSITIVE, Change, FieldDiff, Plan, public
+from kcprov.terminal import shown
 
 SIGNS = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", "red")}
 
@@ -29,25 +32,25 @@ def show(value: Any) -> str:
 
 def _diff_line(change: Change, d: FieldDiff, width: int) -> str:
     sign, colour = SIGNS[change.action]
-    name = escape(d.field.ljust(width))
+    name = shown(d.field.ljust(width))
     if change.action == "create":
         marker = " [dim](default)[/]" if d.default else ""
-        return f"      [{colour}]{sign}[/] {name} = {escape(show(d.after))}{marker}"
+        return f"      [{colour}]{sign}[/] {name} = {shown(show(d.after))}{marker}"
     if change.action == "delete":
-        return f"      [{colour}]{sign}[/] {name} = {escape(show(d.before))}"
+        return f"      [{colour}]{sign}[/] {name} = {shown(show(d.before))}"
     if d.sensitive:
         return f"      [{colour}]{sign}[/] {name} = {SENSITIVE} [dim](changed)[/]"
-    return f"      [{colour}]{sign}[/] {name} = {escape(show(d.before))} [dim]->[/] {escape(show(d.after))}"
+    return f"      [{colour}]{sign}[/] {name} = {shown(show(d.before))} [dim]->[/] {shown(show(d.after))}"
 
 
 def render_text(plans: Sequence[Plan], console: Console, url: str | None = None, verbose_deletes: bool = False) -> None:
     """Print plans the way `terraform plan` does."""
     for plan in plans:
         where = f" at {url}" if url else ""
-        console.print(f"[bold]Realm '{escape(plan.realm)}'[/]{escape(where)}"
+        console.print(f"[bold]Realm '{shown(plan.realm)}'[/]{shown(where)}"
                       + ("" if plan.realm_exists else " [green](new realm)[/]"))
         for warning in plan.warnings:
-            console.print(f"  [yellow]warning:[/] {escape(warning)}")
+            console.print(f"  [yellow]warning:[/] {shown(warning)}")
         if plan.empty:
             console.print("  No changes. The realm matches the file.")
         groups: dict[str | None, list[Change]] = {}
@@ -55,10 +58,10 @@ def render_text(plans: Sequence[Plan], console: Console, url: str | None = None,
             groups.setdefault(change.group, []).append(change)
         for group in sorted(groups, key=lambda g: (g is not None, g or "")):
             if group:
-                console.print(f"\n  [bold]# MCP server '{escape(group)}'[/]")
+                console.print(f"\n  [bold]# MCP server '{shown(group)}'[/]")
             for change in groups[group]:
                 sign, colour = SIGNS[change.action]
-                console.print(f"  [{colour}]{sign} {escape(change.address)}[/]")
+                console.print(f"  [{colour}]{sign} {shown(change.address)}[/]")
                 diffs = change.diffs if change.action != "delete" or verbose_deletes else ()
                 width = max((len(d.field) for d in diffs), default=0)
                 for d in diffs:
@@ -66,7 +69,7 @@ def render_text(plans: Sequence[Plan], console: Console, url: str | None = None,
         if plan.unmanaged:
             console.print("\n  [dim]Not managed by this file (left alone; `--prune` deletes them):[/]")
             for kind, key in plan.unmanaged:
-                console.print(f"  [dim]  {escape(kind)}.{escape(key)}[/]")
+                console.print(f"  [dim]  {shown(kind)}.{shown(key)}[/]")
         console.print(f"\n[bold]Plan:[/] {plan.summary()}.\n")
 
 

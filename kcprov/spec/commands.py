@@ -6,12 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 
 from kcprov.spec.models import RealmSpec
 from kcprov.spec.problems import SpecError
 from kcprov.spec.schema import schema_json
-from kcprov.terminal import printable
+from kcprov.terminal import shown
 
 
 def validate_command(files: list[Path], load: Callable[[list[Path]], list[RealmSpec]]) -> int:
@@ -31,11 +30,6 @@ def validate_command(files: list[Path], load: Callable[[list[Path]], list[RealmS
     for path, spec in zip(files, specs):
         out.print(f"{shown(path)}: ok (realm {shown(spec.realm)})", soft_wrap=True)
     return 0
-
-
-def shown(text: object) -> str:
-    """Text from a realm file as rich markup that prints exactly it: no markup, no terminal escapes."""
-    return escape(printable(text))
 
 
 def schema_command() -> None:
