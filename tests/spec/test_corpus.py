@@ -65,14 +65,7 @@ def _validate_args(path: Path) -> list[str]:
     return args
 
 
-_UNWIRED = pytest.mark.xfail(strict=True, reason="cli.py does not pass --max-input-size to load_realms yet")
-
-
-@pytest.mark.parametrize(
-    "path",
-    [pytest.param(p, marks=_UNWIRED) if read_header(p).max_input_size != MAX_INPUT_BYTES else p for p in BAD],
-    ids=lambda p: p.stem,
-)
+@pytest.mark.parametrize("path", BAD, ids=lambda p: p.stem)
 def test_cli_validate_reports_file_line_and_exits_1(path: Path, monkeypatch, capsys):
     """`kcprov validate FILE` in this process: exit 1, every declared `file:line:`, no traceback."""
     monkeypatch.setattr(sys, "argv", ["kcprov", *_validate_args(path)])
