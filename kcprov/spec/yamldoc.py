@@ -117,7 +117,7 @@ class Document:
     """The parsed data, the node behind every path, and non-fatal issues (duplicate keys)."""
 
     data: Any
-    nodes: dict[Path, tuple[Node | None, Node]]
+    nodes: dict[Path, tuple[Node | _Alias | None, Node | _Alias]]
     issues: list[YamlIssue]
 
     def locate(self, path: Path) -> Located:
@@ -281,7 +281,7 @@ class _Builder:
 
     def __init__(self, yaml: YAML):
         self.constructor, self.resolver = yaml.constructor, yaml.resolver
-        self.nodes: dict[Path, tuple[Any, Any]] = {}
+        self.nodes: dict[Path, tuple[Node | _Alias | None, Node | _Alias]] = {}
         self.issues: list[YamlIssue] = []
 
     def build(self, written: Any, path: Path, key: Any = None) -> Any:
