@@ -36,10 +36,16 @@ class ApplyResult:
     done: list[Change] = field(default_factory=list)
     failed: list[tuple[Change, KcprovError]] = field(default_factory=list)
     not_run: list[Change] = field(default_factory=list)
+    # failures of the run's own bookkeeping (lock, ownership record), not of a planned change
+    run_errors: list[KcprovError] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.not_run
+        return not self.failed and not self.not_run and not self.run_errors
+
+    @property
+    def errors(self) -> list[KcprovError]:
+        return [exc for _, exc in self.failed] + self.run_errors
 
 
 def apply_plan(
@@ -76,7 +82,7 @@ def apply_plan(
                         before_changes()
                     recorded = _write_ownership(ctx, recorded, _ownership(live, desired, by_name, ApplyResult()))
                 except KcprovError as exc:
-                    result.failed.append((_realm_change(ctx), exc))
+                    result.run_errors.append(exc)
                     failed.set()
             if stop.is_set() or failed.is_set():
                 result.not_run.extend(c for later in batches[index:] for c in later)
@@ -96,7 +102,7 @@ def apply_plan(
         try:
             _write_ownership(ctx, recorded, _ownership(live, desired, by_name, result))
         except KcprovError as exc:
-            result.failed.append((_realm_change(ctx), exc))
+            result.run_errors.append(exc)
     return result
 
 
@@ -118,10 +124,6 @@ def _realm_exists(plan: Plan, result: ApplyResult) -> bool:
 
 def _creates_realm(batch: list[Change]) -> bool:
     return any(c.kind == "realm" and c.action == "create" for c in batch)
-
-
-def _realm_change(ctx: ApplyContext) -> Change:
-    return Change("update", "realm", ctx.realm, 0)
 
 
 def _recorded(live: LiveState) -> str | None:

@@ -92,7 +92,7 @@ def apply_realm(client, run, out: Console, err_console: Console, workers: int, l
         out.print(f"[green]Applied realm '{plan.realm}':[/] {plan.count('create')} created, "
                   f"{plan.count('update')} updated, {plan.count('delete')} deleted.")
         return True
-    report_stopped(out, plan, result, interrupted=stop.is_set() and not result.failed)
+    report_stopped(out, plan, result, interrupted=stop.is_set() and not result.errors)
     return False
 
 
@@ -108,15 +108,17 @@ def ensure_unchanged(client, run) -> None:
 
 def report_stopped(out: Console, plan, result, interrupted: bool) -> None:
     """A few lines whatever the number of changes: counts, the first errors, where to look for the rest."""
-    unreachable = any(isinstance(exc, KeycloakUnreachable) for _, exc in result.failed)
+    errors = [f"{change.address}: {exc.message}" for change, exc in result.failed]
+    errors += [exc.message for exc in result.run_errors]
+    unreachable = any(isinstance(exc, KeycloakUnreachable) for exc in result.errors)
     why = "interrupted (Ctrl-C)" if interrupted else "Keycloak could not be reached" if unreachable else "a change failed"
     out.print(f"[red]Apply of realm '{escape(plan.realm)}' stopped:[/] {why}.")
     out.print(f"  {len(result.done)} of {len(plan.changes)} changes done, {len(result.failed)} failed, "
               f"{len(result.not_run)} not run.")
-    for change, exc in result.failed[:SHOWN]:
-        out.print(f"  [red]failed[/] {escape(change.address)}: {escape(exc.message)}")
-    more(out, len(result.failed), "failed")
-    hints = list(dict.fromkeys(exc.hint for _, exc in result.failed if exc.hint))
+    for error in errors[:SHOWN]:
+        out.print(f"  [red]failed[/] {escape(error)}")
+    more(out, len(errors), "failed")
+    hints = list(dict.fromkeys(exc.hint for exc in result.errors if exc.hint))
     if hints:
         out.print(f"  hint: {escape(hints[0])}")
     for change in result.not_run[:SHOWN]:

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,12 +80,37 @@ def realm_file(tmp_path: Path, realm: str, clients: int) -> Path:
     return path
 
 
-def start_apply(path: Path, env: dict, tmp_path: Path) -> tuple[subprocess.Popen, Path]:
-    """The CLI apply, its output to a file (the plan of hundreds of clients would fill a pipe)."""
+@dataclass
+class Stopped:
+    """How an apply that was struck mid-run ended."""
+
+    code: int
+    seconds: float  # from the strike to the exit
+    output: str
+    summary: list[str]  # the lines after the plan
+
+
+def apply_and_strike(path: Path, env: dict, tmp_path: Path, server: KeycloakServer, realm: str, at_least: int,
+                     strike: Callable[[subprocess.Popen], None]) -> Stopped:
+    """Run the CLI apply, `strike` once `at_least` clients exist, and wait for the end.
+
+    Output goes to a file: the plan of hundreds of clients would fill a pipe.
+    """
     log = tmp_path / f"{path.stem}-apply.log"
     proc = subprocess.Popen([sys.executable, "-m", "kcprov.cli", "apply", str(path), "--auto-approve"],
                             env=env, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True)
-    return proc, log
+    while client_count(server, realm) < at_least:
+        assert proc.poll() is None, "the apply ended before the test could strike:\n" + log.read_text()[-3000:]
+        time.sleep(0.2)
+    strike(proc)
+    struck = time.monotonic()
+    code = proc.wait(timeout=300)
+    seconds = time.monotonic() - struck
+    output = log.read_text()
+    assert "Traceback" not in output, output[-3000:]
+    stopped = Stopped(code, seconds, output, after_plan(output))
+    assert len(stopped.summary) <= SUMMARY_LINES, stopped.summary
+    return stopped
 
 
 def client_count(server: KeycloakServer, realm: str) -> int:
@@ -93,12 +119,6 @@ def client_count(server: KeycloakServer, realm: str) -> int:
     except KeycloakError:
         return 0  # the realm is not made yet
     return sum(1 for c in clients if c["clientId"].startswith("app-"))
-
-
-def wait_for_clients(server: KeycloakServer, realm: str, proc: subprocess.Popen, at_least: int) -> None:
-    while client_count(server, realm) < at_least:
-        assert proc.poll() is None, "the apply ended before the test could strike"
-        time.sleep(0.2)
 
 
 def after_plan(output: str) -> list[str]:
@@ -138,26 +158,17 @@ def assert_rest_is_exactly_the_missing_clients(server: KeycloakServer, path: Pat
 def test_keycloak_killed_mid_apply_stops_fast_and_the_next_apply_converges(own_keycloak, tmp_path):
     server, total = own_keycloak.server, 500
     path = realm_file(tmp_path, "killed", total)
-    proc, log = start_apply(path, cli_env(server), tmp_path)
-    wait_for_clients(server, "killed", proc, at_least=60)
-    own_keycloak.kill()
-    killed = time.monotonic()
-    code = proc.wait(timeout=300)
-    gave_up = time.monotonic() - killed
-    output = log.read_text()
-    summary = after_plan(output)
-    assert code == 1, output[-3000:]
-    assert "Traceback" not in output
-    assert gave_up < 90  # loosely: one backoff sequence for the whole run, not one per change
-    assert len(summary) <= SUMMARY_LINES, summary
-    assert "stopped: Keycloak could not be reached" in output
-    assert "refused the connection" in output and "kcprov plan" in output
+    run = apply_and_strike(path, cli_env(server), tmp_path, server, "killed", 60, lambda _proc: own_keycloak.kill())
+    assert run.code == 1, run.output[-3000:]
+    assert run.seconds < 90  # loosely: one backoff sequence for the whole run, not one per change
+    assert "stopped: Keycloak could not be reached" in run.output
+    assert "refused the connection" in run.output and "kcprov plan" in run.output
 
     server = own_keycloak.start()  # same home: the H2 database keeps what was made
     remaining = assert_rest_is_exactly_the_missing_clients(server, path, "killed", total)
-    print(f"\nkill: {total - remaining} of {total} clients made, {remaining} remaining; gave up {gave_up:.1f} s "
-          f"after the kill; {len(output.splitlines())} lines of output, {len(summary)} after the plan:\n"
-          + "\n".join(summary))
+    print(f"\nkill: {total - remaining} of {total} clients made, {remaining} remaining; gave up {run.seconds:.1f} s "
+          f"after the kill; {len(run.output.splitlines())} lines of output, {len(run.summary)} after the plan:\n"
+          + "\n".join(run.summary))
     converge(path, cli_env(server))
     assert [g for g in server.admin("killed").get_groups() if g["name"] == LOCK_GROUP] == []
 
@@ -165,22 +176,14 @@ def test_keycloak_killed_mid_apply_stops_fast_and_the_next_apply_converges(own_k
 def test_ctrl_c_finishes_in_flight_changes_records_ownership_and_exits_130(own_keycloak, tmp_path):
     server, total = own_keycloak.server, 300
     path = realm_file(tmp_path, "interrupted", total)
-    proc, log = start_apply(path, cli_env(server), tmp_path)
-    wait_for_clients(server, "interrupted", proc, at_least=40)
-    proc.send_signal(signal.SIGINT)
-    interrupted = time.monotonic()
-    code = proc.wait(timeout=300)
-    stopped = time.monotonic() - interrupted
-    output = log.read_text()
-    summary = after_plan(output)
-    assert code == 130, output[-3000:]
-    assert "Traceback" not in output
-    assert "stopped: interrupted (Ctrl-C)" in output and " done, 0 failed, " in output
-    assert len(summary) <= SUMMARY_LINES, summary
+    run = apply_and_strike(path, cli_env(server), tmp_path, server, "interrupted", 40,
+                           lambda proc: proc.send_signal(signal.SIGINT))
+    assert run.code == 130, run.output[-3000:]
+    assert "stopped: interrupted (Ctrl-C)" in run.output and " done, 0 failed, " in run.output
     assert [g for g in server.admin("interrupted").get_groups() if g["name"] == LOCK_GROUP] == []
     remaining = assert_rest_is_exactly_the_missing_clients(server, path, "interrupted", total)
-    print(f"\nSIGINT: {total - remaining} of {total} clients made, {remaining} remaining; exit {code} "
-          f"{stopped:.1f} s after the signal; {len(summary)} lines after the plan:\n" + "\n".join(summary))
+    print(f"\nSIGINT: {total - remaining} of {total} clients made, {remaining} remaining; exit {run.code} "
+          f"{run.seconds:.1f} s after the signal; {len(run.summary)} lines after the plan:\n" + "\n".join(run.summary))
     converge(path, cli_env(server))
 
 
@@ -189,20 +192,12 @@ def test_a_keycloak_that_starts_answering_503_ends_the_apply_with_one_short_repo
     try:
         total = 200
         path = realm_file(tmp_path, realm, total)
-        proc, log = start_apply(path, cli_env(keycloak, proxy.url), tmp_path)
-        wait_for_clients(keycloak, realm, proc, at_least=20)
-        proxy.failures = 10**6
-        failing = time.monotonic()
-        code = proc.wait(timeout=300)
-        gave_up = time.monotonic() - failing
-        output = log.read_text()
-        summary = after_plan(output)
-        assert code == 1, output[-3000:]
-        assert "Traceback" not in output
-        assert gave_up < 60 and len(summary) <= SUMMARY_LINES, summary
-        assert "stopped: Keycloak could not be reached" in output and "kept answering HTTP 503" in output
-        print(f"\n503: gave up {gave_up:.1f} s after Keycloak began failing, {proxy.refused} requests answered 503; "
-              f"{len(summary)} lines after the plan:\n" + "\n".join(summary))
+        run = apply_and_strike(path, cli_env(keycloak, proxy.url), tmp_path, keycloak, realm, 20,
+                               lambda _proc: setattr(proxy, "failures", 10**6))
+        assert run.code == 1 and run.seconds < 60, run.output[-3000:]
+        assert "stopped: Keycloak could not be reached" in run.output and "kept answering HTTP 503" in run.output
+        print(f"\n503: gave up {run.seconds:.1f} s after Keycloak began failing, {proxy.refused} requests answered "
+              f"503; {len(run.summary)} lines after the plan:\n" + "\n".join(run.summary))
     finally:
         proxy.close()
     remaining = assert_rest_is_exactly_the_missing_clients(keycloak, path, realm, total)
