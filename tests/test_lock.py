@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,21 @@ def test_a_waiting_apply_gets_the_lock_once_it_is_released(client, realm, keyclo
         assert json.loads(group["attributes"][HOLDER_ATTRIBUTE][0])["token"] == second.token
     finally:
         second.release()
+
+
+def test_a_held_lock_is_kept_fresh_while_its_apply_runs(client, realm, keycloak):
+    lock = RealmLock(client, realm, ttl=1.5)  # refreshed every 0.5 s
+    lock.acquire()
+    try:
+        def expiry() -> str:
+            [group] = lock_groups(keycloak, realm)
+            return json.loads(group["attributes"][HOLDER_ATTRIBUTE][0])["expires"]
+
+        first = expiry()
+        deadline = time.monotonic() + 30
+        while expiry() == first:
+            assert time.monotonic() < deadline, "the lock was never refreshed"
+            time.sleep(0.3)
+    finally:
+        lock.release()
+    assert lock_groups(keycloak, realm) == []
