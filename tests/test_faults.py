@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import TEST_FEATURES, KeycloakServer
 from keycloak.exceptions import KeycloakError
 from test_keycloak_client import FlakyProxy
 
@@ -32,6 +32,7 @@ from kcprov.lock import LOCK_GROUP
 pytestmark = pytest.mark.keycloak
 
 ROOT = Path(__file__).resolve().parents[1]
+FEATURES = ("cimd", "resource-indicators")  # as the session Keycloak of tests/conftest.py
 SUMMARY_LINES = 15  # what an apply may print after the plan, however many changes it had
 
 
@@ -42,12 +43,13 @@ class OwnKeycloak:
     home: Path
     port: int
     management_port: int
-    server: KeycloakServer | None = None
+    server_type: type  # tests/conftest.py's KeycloakServer (a module named conftest is ambiguous to import)
+    server: Any = None
 
-    def start(self) -> KeycloakServer:
+    def start(self):
         state = runner.up(port=self.port, management_port=self.management_port, home=self.home,
-                          features=TEST_FEATURES, timeout=600, progress=False)
-        self.server = KeycloakServer(state.url, state.user, state.password, state.management_url)
+                          features=FEATURES, timeout=600, progress=False)
+        self.server = self.server_type(state.url, state.user, state.password, state.management_url)
         return self.server
 
     def kill(self) -> None:
@@ -56,8 +58,8 @@ class OwnKeycloak:
 
 
 @pytest.fixture(scope="module")
-def own_keycloak(tmp_path_factory, free_ports):
-    own = OwnKeycloak(tmp_path_factory.mktemp("faults-keycloak"), *free_ports(2))
+def own_keycloak(tmp_path_factory, free_ports, keycloak):
+    own = OwnKeycloak(tmp_path_factory.mktemp("faults-keycloak"), *free_ports(2), type(keycloak))
     try:
         own.start()
         yield own
@@ -65,7 +67,7 @@ def own_keycloak(tmp_path_factory, free_ports):
         runner.down(own.home)
 
 
-def cli_env(server: KeycloakServer, url: str | None = None) -> dict:
+def cli_env(server: Any, url: str | None = None) -> dict:
     return {**os.environ, "KCPROV_URL": url or server.url, "KCPROV_USER": server.user,
             "KCPROV_PASSWORD": server.password, "NO_COLOR": "1", "COLUMNS": "200"}
 
@@ -90,7 +92,7 @@ class Stopped:
     summary: list[str]  # the lines after the plan
 
 
-def apply_and_strike(path: Path, env: dict, tmp_path: Path, server: KeycloakServer, realm: str, at_least: int,
+def apply_and_strike(path: Path, env: dict, tmp_path: Path, server: Any, realm: str, at_least: int,
                      strike: Callable[[subprocess.Popen], None]) -> Stopped:
     """Run the CLI apply, `strike` once `at_least` clients exist, and wait for the end.
 
@@ -113,7 +115,7 @@ def apply_and_strike(path: Path, env: dict, tmp_path: Path, server: KeycloakServ
     return stopped
 
 
-def client_count(server: KeycloakServer, realm: str) -> int:
+def client_count(server: Any, realm: str) -> int:
     try:
         clients = server.admin(realm).get_clients()
     except KeycloakError:
@@ -145,7 +147,7 @@ def converge(path: Path, env: dict) -> None:
     assert check.returncode == 0, check.stdout[-3000:]
 
 
-def assert_rest_is_exactly_the_missing_clients(server: KeycloakServer, path: Path, realm: str, total: int) -> int:
+def assert_rest_is_exactly_the_missing_clients(server: Any, path: Path, realm: str, total: int) -> int:
     """The plan creates exactly the clients that do not exist and sees no unmanaged object; answers that count."""
     done = client_count(server, realm)
     plan = plan_json(path, cli_env(server))
