@@ -5,7 +5,8 @@ second create of the same name answers 409. The lock is the group
 `kcprov-apply-lock` in the realm; its attribute holds who holds it (host,
 pid, user, since) and until when. No resource kind reads groups, so plans,
 ownership records and saved-plan fingerprints never see it; plans (read-only)
-do not take it.
+do not take it. Managing groups takes realm-management `manage-users`, which
+an apply of users or service-account roles needs anyway.
 
 A holder that died leaves its group behind; the lock is then stale when its
 expiry has passed (the holder refreshes it every TTL/3 while it runs) or,
@@ -99,6 +100,10 @@ class RealmLock:
                 self._group_id = self.client.post(self._groups, self._representation(), self._what)
                 return None
             except KeycloakApiError as exc:
+                if exc.status == 403:
+                    raise KcprovError(f"{exc.message} kcprov locks a realm with a group while it applies.",
+                                      hint=f"grant the admin account realm-management `manage-users` of realm "
+                                           f"'{self.realm}' (groups are managed with it)") from None
                 if exc.status != 409:
                     raise
             current = self._current()

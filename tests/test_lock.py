@@ -149,3 +149,21 @@ def test_a_held_lock_is_kept_fresh_while_its_apply_runs(client, realm, keycloak)
     finally:
         lock.release()
     assert lock_groups(keycloak, realm) == []
+
+
+def test_an_account_that_may_not_manage_groups_is_told_which_role_the_lock_needs(tmp_path, env, realm, keycloak):
+    admin = keycloak.admin(realm)
+    uuid = admin.create_client({"clientId": "clients-only", "publicClient": False, "serviceAccountsEnabled": True,
+                                "standardFlowEnabled": False, "secret": "clients-only-secret-123"})
+    management = admin.get_client_id("realm-management")
+    roles = [admin.get_client_role(management, r) for r in ("manage-realm", "manage-clients", "view-realm", "view-users")]
+    admin.assign_client_role(admin.get_client_service_account_user(uuid)["id"], management, roles)
+    service = {k: v for k, v in env.items() if k not in ("KCPROV_USER", "KCPROV_PASSWORD")}
+    service.update(KCPROV_AUTH_REALM=realm, KCPROV_CLIENT_ID="clients-only", KCPROV_CLIENT_SECRET="clients-only-secret-123")
+    result = kcprov("apply", str(realm_file(tmp_path, realm)), "--auto-approve", env=service)
+    assert result.returncode == 1
+    assert_clean(result)
+    assert "clients-only-secret-123" not in result.stdout + result.stderr
+    assert f"lock of realm '{realm}': Keycloak answered 403" in result.stderr
+    assert "manage-users" in result.stderr
+    assert [c for c in admin.get_clients() if c["clientId"].startswith("app-")] == []
