@@ -192,6 +192,8 @@ def apply(
     force: Annotated[bool, typer.Option("--force", help="Apply even if the plan deletes more than the safety threshold.")] = False,
     no_env: Annotated[bool, typer.Option("--no-env", help="Do not write the MCP servers' env files.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Concurrent requests within a stage.")] = 8,
+    lock_timeout: Annotated[float, typer.Option("--lock-timeout", min=0, metavar="SECONDS",
+                                                help="Wait this long for another apply of the realm to finish (0: refuse at once).")] = 0.0,
     allow_admin_realm_changes: AllowAdminRealm = False,
     allow_outside: AllowOutside = None,
 ) -> None:
@@ -214,7 +216,7 @@ def apply(
     if saved is not None:
         for saved_plan, run in zip(saved["plans"], runs):
             check_saved(saved_plan, run)
-    run_apply(client, runs, out, err_console, saved is not None or auto_approve, force, workers)
+    run_apply(client, runs, out, err_console, saved is not None or auto_approve, force, workers, lock_timeout)
     if not no_env:
         for run in runs:
             _write_env_files(client, run.spec, run.source, None, allow_outside)
@@ -248,6 +250,51 @@ def env(
     if not _write_env_files(client, spec, str(file), server, allow_outside):
         raise KcprovError(f"{file}: no MCP server{' named ' + ', '.join(server) if server else ''} has an env_file.",
                           hint="set env_file: on the mcp_servers entry, or use --stdout")
+
+
+@app.command()
+@options(KeycloakOptions)
+def export(
+    keycloak: KeycloakOptions,
+    realm: Annotated[str, typer.Option("--realm", help="The realm to export.", show_default=False)],
+    output: Annotated[Optional[str], typer.Option("-o", "--out", metavar="FILE",
+                                                  help="Write the realm file here (mode 0600); default: stdout.")] = None,
+    include: Annotated[Optional[list[str]], typer.Option("--include", metavar="users",
+                                                         help="Also export users (never their passwords).")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Write every object and field, built-ins and values "
+                                                            "equal to a new realm's too (a full snapshot).")] = False,
+    secrets_env: Annotated[Optional[str], typer.Option("--secrets-env", metavar="FILE",
+                                                       help="Write the secrets the file references to this env "
+                                                            "file (mode 0600), for a migration.")] = None,
+) -> None:
+    """Write a live realm as a short realm file: only what differs from a new realm, secrets as {{ env.NAME }}."""
+    from kcprov.export import export_realm
+    from kcprov.export.secrets import secrets_env_text
+    from kcprov.fileio import resolve_output, write_output
+
+    unknown = sorted(set(include or ()) - {"users"})
+    if unknown:
+        raise typer.BadParameter(f"cannot include {', '.join(unknown)}; only: users", param_hint="--include")
+    to_file = output not in (None, "-")
+    if to_file:
+        resolve_output(output, origin="command-line", what="export")
+    if secrets_env:
+        resolve_output(secrets_env, origin="command-line", what="secrets env file")
+    client = keycloak.connect()
+    result = export_realm(client, realm, include_users="users" in (include or ()), everything=everything,
+                          with_secrets=bool(secrets_env))
+    if to_file:
+        write_output(output, result.text, origin="command-line", what="export")
+        err_console.print(f"Wrote {printable(output)} (realm '{printable(realm)}', mode 0600)", markup=False)
+    else:
+        sys.stdout.write(result.text)
+    if secrets_env:
+        write_output(secrets_env, secrets_env_text(realm, result), origin="command-line", what="secrets env file")
+        err_console.print(f"Wrote {len(result.secrets)} secret(s) to {printable(secrets_env)} (mode 0600)", markup=False)
+    if result.not_exported:
+        err_console.print(f"[yellow]warning:[/] {len(result.not_exported)} objects not exported: "
+                          f"{printable('; '.join(result.not_exported))} (listed at the end of the file)",
+                          soft_wrap=True)
 
 
 def _write_env_files(client, spec, source: str, only, allow_outside) -> list:
