@@ -292,9 +292,9 @@ def export(
         write_output(secrets_env, secrets_env_text(realm, result), origin="command-line", what="secrets env file")
         err_console.print(f"Wrote {len(result.secrets)} secret(s) to {printable(secrets_env)} (mode 0600)", markup=False)
     if result.not_exported:
-        err_console.print(f"[yellow]warning:[/] {len(result.not_exported)} objects not exported: "
-                          f"{printable('; '.join(result.not_exported))} (listed at the end of the file)",
-                          soft_wrap=True)
+        err_console.print("[yellow]warning:[/] ", end="")  # names from Keycloak are printed without markup
+        err_console.print(f"{len(result.not_exported)} objects not exported: {printable('; '.join(result.not_exported))}"
+                          " (listed at the end of the file)", markup=False, soft_wrap=True)
 
 
 def _write_env_files(client, spec, source: str, only, allow_outside) -> list:

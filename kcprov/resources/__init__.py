@@ -5,7 +5,7 @@ from kcprov.resources.clients import ClientKind, ServiceAccountRolesKind
 from kcprov.resources.policies import ClientPolicyKind, ClientProfileKind
 from kcprov.resources.realm import RealmKind
 from kcprov.resources.registration import RegistrationPolicyKind
-from kcprov.resources.roles import ClientRoleKind, RoleKind
+from kcprov.resources.roles import ClientRoleKind, DefaultRolesKind, RoleKind
 from kcprov.resources.scopes import ClientScopeKind, MapperKind, ScopeRolesKind
 from kcprov.resources.users import UserKind
 
@@ -21,6 +21,7 @@ KINDS: tuple[Kind, ...] = (
     ClientProfileKind(),
     ClientPolicyKind(),
     ServiceAccountRolesKind(),
+    DefaultRolesKind(),
     ScopeRolesKind(),
     UserKind(),
 )

@@ -7,7 +7,9 @@ sets for fields the file leaves out, so what the plan shows is what Keycloak
 will hold (Keycloak's own create defaults are not always safe, and differ by
 endpoint). Writing happens through `create/update/delete`, which get
 an ApplyContext (the Keycloak client and the ids known so far) and must do
-nothing but Admin API calls for that one object.
+nothing but Admin API calls for that one object. `export` is the way back:
+a live object into the realm file (`kcprov export`), so each kind's file
+format is known in one module only.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from kcprov.errors import KeycloakApiError
 from kcprov.keycloak import seg
 
 if TYPE_CHECKING:
+    from kcprov.export.document import ExportContext
     from kcprov.keycloak import KeycloakClient
     from kcprov.plan.changes import Change
     from kcprov.spec.models import RealmSpec
@@ -54,6 +57,15 @@ def drop_none(attrs: dict[str, Any]) -> Attrs:
 def prefixed(prefix: str, mapping: dict[str, Any] | None) -> Attrs:
     """Raw passthrough maps become one field per entry (`attributes.x`), compared one by one."""
     return {f"{prefix}.{k}": text(v) for k, v in (mapping or {}).items()}
+
+
+def without_ids(value: Any) -> Any:
+    """A representation without server ids, which differ between any two realms (for comparing two realms)."""
+    if isinstance(value, dict):
+        return {k: without_ids(v) for k, v in value.items() if k not in ("id", "containerId", "parentId", "flowId")}
+    if isinstance(value, list):
+        return [without_ids(v) for v in value]
+    return value
 
 
 class ApplyContext:
@@ -134,3 +146,17 @@ class Kind:
 
     def delete(self, ctx: ApplyContext, change: Change) -> None:
         raise NotImplementedError
+
+    def export(self, key: str, fields: Attrs, ctx: ExportContext) -> None:
+        """Write one live object into the realm file being exported (`ctx.doc`, the YAML document as dicts).
+
+        `fields` are the object's flat fields (as `live` gives them) that differ from
+        what a new realm or a bare create gives (all of them with `--all`); the whole
+        object is `ctx.live.objects[self.name][key]`. What the file format cannot hold
+        is named with `ctx.not_exported`, never dropped silently; secrets go through
+        `ctx.secret_ref`. The contract is the round trip: a plan of the written entry
+        against the same realm is empty, and applying it to a new realm then exporting
+        that gives the same entry. A kind without an export lists its objects as not
+        exported.
+        """
+        ctx.not_exported(self.label, key)

@@ -35,9 +35,11 @@ writes, so a field changed by hand is left alone.
 from __future__ import annotations
 
 from kcprov.plan.changes import Secret
-from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, flag, prefixed, text
+from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, flag, prefixed, text, without_ids
 from kcprov.resources.roles import ADMIN_REALM, RoleMappingsKind, client_uuid, live_role_refs
 from kcprov.resources.scopes import realm_scope_types, scope_uuid
+
+TEMPLATE = "kcprov-template"  # the export baseline's bare client (kcprov.export.baseline)
 
 BUILTIN_CLIENTS = {"account", "account-console", "admin-cli", "broker", "realm-management", "security-admin-console"}
 # spec field -> ClientRepresentation field (booleans)
@@ -77,9 +79,14 @@ def attribute_field(field: str, raw: str | None):
         return flag(raw)
     return raw
 SETS = {"redirect_uris": "redirectUris", "web_origins": "webOrigins"}
+# attributes behind spec fields, or kept by Keycloak itself: never written under `attributes:`
+MANAGED_ATTRIBUTES = {*ATTRIBUTE_FIELDS.values(), "client.secret.creation.time"}
 SCOPE_SETS = {"default_scopes": "defaultClientScopes", "optional_scopes": "optionalClientScopes"}
 SCOPE_ENDPOINTS = {"default_scopes": "default-client-scopes", "optional_scopes": "optional-client-scopes"}
 SCOPE_TYPES = {"default_scopes": "default", "optional_scopes": "optional"}  # the realm list each one defaults to
+# ClientRepresentation fields the flat shape covers (or that differ per client by nature: ids, secret)
+REPRESENTED = {"id", "clientId", "protocol", "publicClient", "attributes", "protocolMappers", "secret",
+               *FLAGS.values(), *TEXTS.values(), *SETS.values(), *SCOPE_SETS.values()}
 
 
 # fields left out of the file, as a create sets them (see the module docstring)
@@ -167,6 +174,37 @@ class ClientKind(Kind):
     def delete(self, ctx: ApplyContext, change) -> None:
         ctx.client.delete(f"{ctx.base}/clients/{client_uuid(ctx, change.key)}", f"client '{change.key}'")
 
+    def export(self, key, fields, ctx) -> None:
+        """OpenID Connect clients only. Default/optional scopes are written when they are not the realm's
+        lists (their OpenID Connect scopes: what a create gives); a confidential client's secret is an env reference (never for a
+        built-in). Representation fields no spec field covers are listed when they differ from the baseline."""
+        rep = ctx.raw("clients", "clientId", key)
+        protocol = rep.get("protocol") or "openid-connect"
+        if protocol != "openid-connect":
+            return ctx.exclude(self.name, key, f"{protocol} client", "kcprov manages OpenID Connect clients only")
+        attrs = ctx.live.objects[self.name][key]
+        known = ctx.base(self.name, key)
+        builtin = known is not None or self.is_builtin(key, ctx.realm)
+        entry = ctx.entry(ctx.doc, "clients", "client_id", key)
+        entry.update({f: fields[f] for f in (*TEXTS, "confidential", *FLAGS, *ATTRIBUTE_FIELDS, *SETS) if f in fields})
+        authenticator = rep.get("clientAuthenticatorType") or "client-secret"
+        if attrs["confidential"] and not builtin and authenticator == "client-secret" and not rep.get("bearerOnly"):
+            entry["secret"] = ctx.secret_ref("client", key)
+        oidc = {n for n, a in ctx.live.objects["client_scope"].items() if a.get("protocol") in (None, "openid-connect")}
+        realm_lists = {t: [n for n in names if n in oidc] for t, names in realm_scope_types({}, ctx.live).items()}
+        for field, scope_type in SCOPE_TYPES.items():
+            differs = field in fields if builtin else attrs[field] != realm_lists[scope_type]
+            if differs or ctx.everything:
+                entry[field] = attrs[field]
+        attributes = {f.removeprefix("attributes."): v for f, v in fields.items() if f.startswith("attributes.")}
+        attributes = {k: v for k, v in attributes.items() if k not in MANAGED_ATTRIBUTES}
+        if attributes:
+            entry["attributes"] = attributes
+        reference = ctx.base_raw("clients", "clientId", key if builtin else TEMPLATE)
+        for field in sorted(set(rep) - REPRESENTED):
+            if without_ids(rep[field]) != without_ids(reference.get(field)):
+                ctx.not_exported(self.label, key, field)
+
 
 def representation(after: Attrs) -> dict:
     """ClientRepresentation fragment for the given flat fields (Keycloak merges it)."""
@@ -211,6 +249,8 @@ class ServiceAccountRolesKind(RoleMappingsKind):
     name = "service_account_roles"
     label = "service account roles"
     owner_label = "client"
+    owner_section = ("clients", "client_id")
+    file_key = "service_account_roles"
 
     def owners(self, spec):
         return [(c.client_id, c.service_account_roles) for c in spec.clients]

@@ -38,6 +38,12 @@ def unflatten_steps(field: str, attrs: Attrs, type_key: str) -> list[dict]:
     return steps
 
 
+def file_steps(steps: list[dict], type_key: str) -> list[dict]:
+    """Keycloak's [{executor|condition, configuration}] -> the file's [{type, config}], in order
+    (a whole entry is exported: the document is rewritten per entry, so a partial one would not round-trip)."""
+    return [{"type": s[type_key], **({"config": s["configuration"]} if s["configuration"] else {})} for s in steps]
+
+
 class _DocumentKind(Kind):
     """One entry of a realm-wide client-policies document."""
 
@@ -100,6 +106,12 @@ class ClientProfileKind(_DocumentKind):
         return {"name": key, **drop_none({"description": attrs.get("description")}),
                 "executors": unflatten_steps("executors", attrs, "executor")}
 
+    def export(self, key, fields, ctx) -> None:
+        attrs = ctx.live.objects[self.name][key]
+        entry = ctx.entry(ctx.section("client_policies"), "profiles", "name", key)
+        entry.update(drop_none({"description": attrs.get("description")}))
+        entry["executors"] = file_steps(unflatten_steps("executors", attrs, "executor"), "executor")
+
 
 class ClientPolicyKind(_DocumentKind):
     name = "client_policy"
@@ -132,3 +144,10 @@ class ClientPolicyKind(_DocumentKind):
         return {"name": key, **drop_none({"description": attrs.get("description"), "enabled": attrs.get("enabled")}),
                 "conditions": unflatten_steps("conditions", attrs, "condition"),
                 "profiles": attrs.get("profiles", [])}
+
+    def export(self, key, fields, ctx) -> None:
+        attrs = ctx.live.objects[self.name][key]
+        entry = ctx.entry(ctx.section("client_policies"), "policies", "name", key)
+        entry.update(drop_none({"description": attrs.get("description"), "enabled": attrs.get("enabled")}))
+        entry["conditions"] = file_steps(unflatten_steps("conditions", attrs, "condition"), "condition")
+        entry["profiles"] = list(attrs.get("profiles", []))

@@ -18,6 +18,9 @@ RAW_ATTRIBUTES = "attributes"
 # kcprov delete objects it never made, without --prune
 OWNERSHIP_ATTRIBUTE = "kcprov.managed"
 CREATE_DEFAULTS = {"enabled": True, "settings.ssl_required": "external", "settings.registration_allowed": False}
+TOP_LEVEL = ("display_name", "enabled")
+# RealmRepresentation scalars that are the realm's identity or written as top-level keys, not settings
+NOT_SETTINGS = {"id", "realm", *TOP_LEVEL}
 
 
 def camel(name: str) -> str:
@@ -63,6 +66,32 @@ class RealmKind(Kind):
 
     def update(self, ctx: ApplyContext, change) -> None:
         ctx.client.put(ctx.base, representation(change), f"realm '{ctx.realm}'")
+
+    def export(self, key, fields, ctx) -> None:
+        """Top-level keys, then `settings` (a comment gives the new-realm value it replaces); a
+        RealmRepresentation field without a setting is listed as not exported. An attribute that
+        mirrors a written setting (Keycloak keeps oauth2DeviceCodeLifespan twice) is left out."""
+        from kcprov.spec.models import RealmSettings
+
+        base = ctx.base(self.name, key) or {}
+        ctx.doc.update({f: fields[f] for f in TOP_LEVEL if f in fields})
+        settings: dict = {}
+        for field, value in fields.items():
+            name = field.removeprefix("settings.")
+            if not field.startswith("settings.") or name in NOT_SETTINGS:
+                continue
+            if name in RealmSettings.model_fields and name != RAW_ATTRIBUTES:
+                settings[name] = value
+                if base.get(field) is not None:
+                    ctx.comments[("settings", name)] = f"Keycloak default is {text(base[field])}"
+            else:
+                ctx.not_exported("realm setting", camel(name))
+        attributes = {f.removeprefix("attributes."): v for f, v in fields.items() if f.startswith("attributes.")}
+        attributes = {k: v for k, v in attributes.items() if k != OWNERSHIP_ATTRIBUTE and snake(k) not in settings}
+        if attributes:
+            settings[RAW_ATTRIBUTES] = attributes
+        if settings:
+            ctx.doc["settings"] = settings
 
 
 def snake(name: str) -> str:

@@ -67,6 +67,17 @@ class RegistrationPolicyKind(Kind):
             out[key] = attrs
         return out
 
+    def export(self, key, fields, ctx) -> None:
+        """Options of the policies kcprov names; other configuration keys are listed as not exported."""
+        sub_type, provider = key.split("/", 1)
+        options = {cfg: option for option, (p, cfg) in OPTIONS.items() if p == provider}
+        for field, value in sorted(fields.items()):
+            config_key = field.removeprefix("config.")
+            if config_key in options and sub_type in ("anonymous", "authenticated"):
+                ctx.section("client_registration", sub_type)[options[config_key]] = option_value(value)
+            else:
+                ctx.not_exported(self.label, key, config_key)
+
     def _component(self, ctx: ApplyContext, key: str) -> dict | None:
         sub_type, provider = key.split("/", 1)
         for comp in (ctx.live.raw.export.get("components") or {}).get(PROVIDER_TYPE, []):
@@ -108,6 +119,15 @@ class RegistrationPolicyKind(Kind):
             config[d.field.removeprefix("config.")] = as_list(d.after)
         ctx.client.put(f"{ctx.base}/components/{comp['id']}", {**comp, "config": config},
                        f"registration policy '{change.key}'")
+
+
+def option_value(value):
+    """A config value as the file writes it: "true"/"false" -> boolean, digits -> number, lists as they are."""
+    if isinstance(value, str) and value in ("true", "false"):
+        return value == "true"
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value
 
 
 def as_list(value) -> list[str]:

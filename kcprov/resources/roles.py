@@ -47,6 +47,10 @@ class RoleKind(Kind):
     def delete(self, ctx: ApplyContext, change) -> None:
         ctx.client.delete(f"{ctx.base}/roles/{seg(change.key)}", f"realm role '{change.key}'")
 
+    def export(self, key, fields, ctx) -> None:
+        entry = ctx.entry(ctx.doc, "roles", "name", key)
+        entry.update({f: fields[f] for f in ("description",) if f in fields})
+
 
 class ClientRoleKind(Kind):
     name = "client_role"
@@ -87,6 +91,11 @@ class ClientRoleKind(Kind):
         path, role = self._path(ctx, change.key)
         ctx.client.delete(f"{path}/{seg(role)}", f"client role '{change.key}'")
 
+    def export(self, key, fields, ctx) -> None:
+        client_id, role = key.split("/", 1)
+        entry = ctx.entry(ctx.entry(ctx.doc, "clients", "client_id", client_id), "roles", "name", role)
+        entry.update({f: fields[f] for f in ("description",) if f in fields})
+
 
 def client_uuid(ctx: ApplyContext, client_id: str) -> str:
     """The server id of a client (looked up by clientId only when neither this apply nor the export knows it)."""
@@ -109,6 +118,15 @@ def mapping_refs(mapping: dict[str, list[str]]) -> list[str]:
     """A `{realm: [...], <client-id>: [...]}` mapping of the file -> sorted flat references."""
     client_roles = dict(mapping)
     return role_refs(client_roles.pop(REALM, []), client_roles)
+
+
+def mapping_of(refs: list[str]) -> dict[str, list[str]]:
+    """Sorted flat references -> the file's `{realm: [...], <client-id>: [...]}` (inverse of mapping_refs)."""
+    mapping: dict[str, list[str]] = {}
+    for ref in refs:
+        container, name = ref.split("/", 1)
+        mapping.setdefault(container, []).append(name)
+    return mapping
 
 
 def live_role_refs(realm: str | None, realm_names, client_map: dict | None) -> list[str]:
@@ -167,12 +185,15 @@ class RoleMappingsKind(Kind):
 
     Not deletable: an owner whose mappings the file leaves out keeps them; `{}` clears them.
     Subclasses say whose mappings the file writes (`owners`), where Keycloak keeps them
-    (`mappings_path`, the collection with `/realm` and `/clients/{uuid}` below it) and `live`.
+    (`mappings_path`, the collection with `/realm` and `/clients/{uuid}` below it) and `live`,
+    and where the file holds them (`owner_section`, `file_key`).
     """
 
     stage = 4  # after roles, client roles, clients and client scopes
     deletable = False
     owner_label = ""  # "client", "client scope": how errors name the owner
+    owner_section: tuple[str, str] = ("", "")  # the file's list of owners and its identity key
+    file_key = ""  # the owner's key holding the mapping
 
     def owners(self, spec) -> list[tuple[str, dict[str, list[str]] | None]]:
         raise NotImplementedError
@@ -190,3 +211,57 @@ class RoleMappingsKind(Kind):
         d = change.diffs[0]
         change_role_mappings(ctx, self.mappings_path(ctx, change.key), d.before, d.after,
                              f"{self.label} of {self.owner_label} '{change.key}'")
+
+    def export(self, key, fields, ctx) -> None:
+        """An owner a new realm lacks gets the key only when it has mappings (`{}` would say nothing)."""
+        if "roles" not in fields or not (fields["roles"] or ctx.base(self.name, key) is not None):
+            return
+        owner = ctx.entry(ctx.doc, *self.owner_section, key)
+        owner[self.file_key] = mapping_of(fields["roles"])
+
+
+class DefaultRolesKind(Kind):
+    """The realm's default roles: the composites of `default-roles-<realm>`, which every user gets.
+
+    One object per realm (key: the realm name) with the flat field `roles`, as
+    `default_roles: {realm: [...], <client-id>: [...]}` in the file. Keycloak's
+    composites API takes realm and client roles in one list, by id. Not deletable:
+    leaving the key out keeps the roles; `{}` clears them.
+    """
+
+    name = "default_roles"
+    label = "default roles"
+    stage = 4  # after roles and client roles
+    deletable = False
+
+    def desired(self, spec) -> dict[str, Attrs]:
+        return {} if spec.default_roles is None else {spec.realm: {"roles": mapping_refs(spec.default_roles)}}
+
+    def live(self, raw) -> dict[str, Attrs]:
+        role = next((r for r in raw.export.get("roles", {}).get("realm", []) if r["name"] == f"default-roles-{raw.name}"), None)
+        if role is None:
+            return {}
+        composites = role.get("composites") or {}
+        return {raw.name: {"roles": live_role_refs(None, composites.get("realm"), composites.get("client"))}}
+
+    def is_builtin(self, key: str, realm: str) -> bool:
+        return True
+
+    def create(self, ctx: ApplyContext, change) -> None:
+        self.update(ctx, change)  # the realm made it (created in the same apply)
+
+    def update(self, ctx: ApplyContext, change) -> None:
+        d = change.diffs[0]
+        path = f"{ctx.base}/roles/{seg(f'default-roles-{ctx.realm}')}/composites"
+        old, new = set(d.before or []), set(d.after or [])
+        what = f"default roles of realm '{ctx.realm}'"
+        added = [role_rep(ctx, ref)[1] for ref in sorted(new - old)]
+        removed = [role_rep(ctx, ref)[1] for ref in sorted(old - new)]
+        if added:
+            ctx.client.post(path, added, what)
+        if removed:
+            ctx.client.delete(path, what, body=removed)
+
+    def export(self, key, fields, ctx) -> None:
+        if "roles" in fields:
+            ctx.doc["default_roles"] = mapping_of(fields["roles"])

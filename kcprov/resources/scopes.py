@@ -117,6 +117,15 @@ class ClientScopeKind(Kind):
         set_type(ctx, change.key, scope_id, before, None)  # Keycloak refuses to delete a realm default scope
         ctx.client.delete(f"{ctx.base}/client-scopes/{scope_id}", f"client scope '{change.key}'")
 
+    def export(self, key, fields, ctx) -> None:
+        """A built-in scope moved between the realm's lists is an entry with only its `type`."""
+        entry = ctx.entry(ctx.doc, "client_scopes", "name", key)
+        entry.update({f: fields[f] for f in ("description", "type", "protocol", *SCOPE_ATTRIBUTES) if f in fields})
+        attributes = {f.removeprefix("attributes."): v for f, v in fields.items() if f.startswith("attributes.")}
+        attributes = {k: v for k, v in attributes.items() if k not in SCOPE_ATTRIBUTES.values()}
+        if attributes:
+            entry["attributes"] = attributes
+
 
 def live_scope_attribute(field: str, value: str | None):
     if value is None or field == "consent_screen_text":
@@ -171,6 +180,8 @@ class ScopeRolesKind(RoleMappingsKind):
     name = "scope_roles"
     label = "scope roles"
     owner_label = "client scope"
+    owner_section = ("client_scopes", "name")
+    file_key = "scope_roles"
 
     def owners(self, spec):
         return [(s.name, s.scope_roles) for s in spec.client_scopes]
@@ -193,6 +204,29 @@ class ScopeRolesKind(RoleMappingsKind):
 
     def mappings_path(self, ctx: ApplyContext, name: str) -> str:
         return f"{ctx.base}/client-scopes/{scope_uuid(ctx, name)}/scope-mappings"
+
+
+# audience shortcut flag -> mapper config key
+SHORTCUT_FLAGS = {"access_token": "access.token.claim", "id_token": "id.token.claim",
+                  "introspection": "introspection.token.claim"}
+
+
+def audience_shortcut(name: str, attrs: Attrs) -> dict | None:
+    """The `audience:` form of a live mapper, if that form gives exactly its fields (else None)."""
+    from kcprov.spec.models import ProtocolMapper
+
+    audience = attrs.get("config.included.custom.audience")
+    if attrs.get("protocol_mapper") != AUDIENCE_MAPPER or not audience:
+        return None
+    short = {"audience": audience}
+    for flag_field, key in SHORTCUT_FLAGS.items():
+        if attrs.get(f"config.{key}") in ("true", "false"):
+            short[flag_field] = attrs[f"config.{key}"] == "true"
+    if mapper_attrs(ProtocolMapper(name=name, **short)) != attrs:
+        return None
+    defaults = mapper_attrs(ProtocolMapper(name=name, audience=audience))  # the flags the shortcut implies
+    return {k: v for k, v in short.items()
+            if k == "audience" or defaults[f"config.{SHORTCUT_FLAGS[k]}"] != attrs[f"config.{SHORTCUT_FLAGS[k]}"]}
 
 
 def mapper_attrs(m) -> Attrs:
@@ -272,3 +306,19 @@ class MapperKind(Kind):
         owner, mapper = change.key.split("/", 1)
         rep = self._live_rep(ctx, owner, mapper)
         ctx.client.delete(f"{self._base(ctx, owner)}/{rep['id']}", f"mapper '{change.key}'")
+
+    def export(self, key, fields, ctx) -> None:
+        """A custom-audience mapper as the `audience:` shortcut when that gives exactly its config; else the
+        generic form. A built-in mapper (of a built-in scope) with only its changed config keys."""
+        owner, name = key.split("/", 1)
+        section, id_field = ("client_scopes", "name") if self.owner == "client_scope" else ("clients", "client_id")
+        entry = ctx.entry(ctx.entry(ctx.doc, section, id_field, owner), "mappers", "name", name)
+        attrs = ctx.live.objects[self.name][key]
+        shortcut = audience_shortcut(name, attrs) if ctx.base(self.name, key) is None else None
+        if shortcut:
+            entry.update(shortcut)
+            return
+        entry["protocol_mapper"] = attrs["protocol_mapper"]
+        config = {f.removeprefix("config."): v for f, v in fields.items() if f.startswith("config.")}
+        if config:
+            entry["config"] = config

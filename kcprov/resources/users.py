@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from kcprov.plan.changes import Secret
 from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none
-from kcprov.resources.roles import change_role_mappings, live_role_refs, role_refs
+from kcprov.resources.roles import REALM, change_role_mappings, live_role_refs, mapping_of, role_refs
 
 FIELDS = {"email": "email", "first_name": "firstName", "last_name": "lastName", "enabled": "enabled",
           "email_verified": "emailVerified"}
@@ -79,6 +79,23 @@ class UserKind(Kind):
 
     def delete(self, ctx: ApplyContext, change) -> None:
         ctx.client.delete(self._path(ctx, change.key), f"user '{change.key}'")
+
+    def export(self, key, fields, ctx) -> None:
+        """Never a password (Keycloak cannot return one); federation links and pending actions are listed."""
+        entry = ctx.entry(ctx.doc, "users", "username", key)
+        entry.update({f: fields[f] for f in FIELDS if f in fields})
+        if "roles" in fields:
+            mapping = mapping_of(fields["roles"])
+            realm_roles = mapping.pop(REALM, None)
+            entry.update(drop_none({"realm_roles": realm_roles, "client_roles": mapping or None}))
+        attributes = {f.removeprefix("attributes."): v[0] if len(v) == 1 else v
+                      for f, v in fields.items() if f.startswith("attributes.")}
+        if attributes:
+            entry["attributes"] = attributes
+        rep = ctx.live.raw.users[key]["rep"]
+        for field in ("federationLink", "requiredActions"):
+            if rep.get(field):
+                ctx.not_exported(self.label, key, field)
 
 
 def representation(after: Attrs) -> dict:

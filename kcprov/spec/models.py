@@ -611,6 +611,7 @@ class RealmSpec(Spec):
     enabled: Flag | None = Field(None, description="Whether the realm accepts logins.")
     settings: RealmSettings | None = Field(None, description="Realm options (tokens, sessions, login, themes).")
     roles: list[RealmRole] = Field(default_factory=list, description="Realm roles.")
+    default_roles: dict[ClientId, list[RoleName]] | None = Field(None, description="Default roles every user gets (the composites of default-roles-<realm>): client_id -> client roles; the key `realm` holds realm roles. Keycloak's: {realm: [offline_access, uma_authorization], account: [manage-account, view-profile]}.")
     client_scopes: list[ClientScope] = Field(default_factory=list, description="Client scopes, e.g. one per MCP permission.")
     client_registration: ClientRegistration | None = Field(None, description="Dynamic Client Registration policies.")
     client_policies: ClientPolicies | None = Field(None, description="Client profiles and policies (e.g. enforce PKCE).")
