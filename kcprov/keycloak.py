@@ -128,7 +128,10 @@ class KeycloakClient:
         self._lock = threading.Lock()
         service = bool(settings.client_id and settings.client_secret)
         self._conn = KeycloakOpenIDConnection(
-            server_url=settings.url,
+            # A trailing slash and relative paths make every request (the token endpoint too) go under
+            # the URL's own path: Keycloak behind a prefix (KC_HTTP_RELATIVE_PATH=/auth) works, and a wrong
+            # prefix is a 404 at login instead of being silently dropped by urljoin.
+            server_url=settings.url + "/",
             username=None if service else settings.user,
             password=None if service else settings.password,
             realm_name=settings.auth_realm,
@@ -158,6 +161,12 @@ class KeycloakClient:
                 hint="is it running? `kcprov dev status` for the dev server; check --url and TLS options (--ca-cert, --insecure)",
             ) from None
         except KeycloakError as exc:
+            if exc.response_code == 404:
+                raise ConnectionError_(
+                    f"No Keycloak realm '{s.auth_realm}' answers at {s.url}/realms/{s.auth_realm} (HTTP 404).",
+                    hint="check --url (Keycloak 17 and later serve at the root, without /auth, unless "
+                         "configured with a relative path) and --auth-realm",
+                ) from None
             if not _refused_login(exc):
                 raise ConnectionError_(
                     f"Login to Keycloak at {s.url} as {s.login} failed (HTTP {exc.response_code}).",
@@ -176,6 +185,7 @@ class KeycloakClient:
         """One HTTP exchange; connection trouble and gateway answers become _Transient."""
         self.budget.check()
         self._count()
+        path = path.lstrip("/")  # relative to the server URL, prefix included (see __init__)
         try:
             if method == "GET":
                 resp = self._conn.raw_get(path, **(params or {}))

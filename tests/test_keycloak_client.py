@@ -28,11 +28,14 @@ class FlakyProxy:
 
     failures: answer 503 without forwarding; drops: close without forwarding;
     lost_answers: forward, then close without answering; delay: seconds to
-    wait before answering (after forwarding).
+    wait before answering (after forwarding). With `prefix`, it serves Keycloak
+    under that path (as a reverse proxy or KC_HTTP_RELATIVE_PATH would) and
+    answers 404 to anything outside it.
     """
 
-    def __init__(self, upstream: str):
+    def __init__(self, upstream: str, prefix: str = ""):
         self.upstream = upstream
+        self.prefix = prefix
         self.failures = self.drops = self.lost_answers = 0
         self.delay = 0.0
         self.refused = 0
@@ -53,6 +56,12 @@ class FlakyProxy:
 
             def _handle(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if not self.path.startswith(proxy.prefix + "/"):
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.path = self.path[len(proxy.prefix):]
                 admin = self.path.startswith("/admin")
                 with proxy._lock:
                     proxy.admin_requests += admin
@@ -216,3 +225,24 @@ def test_unreachable_keycloak_and_wrong_password(keycloak):
     with pytest.raises(ConnectionError_, match="wrong credentials") as raised:
         KeycloakClient(ConnectionSettings(url=keycloak.url, user=keycloak.user, password="not-the-password"))
     assert "not-the-password" not in str(raised.value)
+
+
+def test_keycloak_under_a_path_prefix_is_reached_under_it(keycloak, realm):
+    prefixed = FlakyProxy(keycloak.url, prefix="/kc")
+    try:
+        client = KeycloakClient(ConnectionSettings(url=prefixed.url + "/kc", user=keycloak.user,
+                                                   password=keycloak.password))
+        assert client.realm_export(realm)["realm"] == realm
+        assert prefixed.token_requests == 1 and prefixed.admin_requests == 1
+        with pytest.raises(ConnectionError_, match="HTTP 404") as raised:  # the prefix left out
+            KeycloakClient(ConnectionSettings(url=prefixed.url, user=keycloak.user, password=keycloak.password))
+        assert "/realms/master" in raised.value.message
+    finally:
+        prefixed.close()
+
+
+def test_the_pre_17_auth_path_is_a_clear_404_not_a_silent_fallback(keycloak):
+    """urljoin used to drop a path without a trailing slash, so /auth 'worked' and env files got a dead issuer."""
+    with pytest.raises(ConnectionError_) as raised:
+        KeycloakClient(ConnectionSettings(url=keycloak.url + "/auth", user=keycloak.user, password=keycloak.password))
+    assert f"{keycloak.url}/auth/realms/master" in raised.value.message and "without /auth" in raised.value.hint
