@@ -24,7 +24,6 @@ Facts behind them were checked against Keycloak 26.7.3:
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -33,6 +32,7 @@ from urllib.parse import urlsplit
 from kcprov.errors import KcprovError
 from kcprov.spec.expand import CIMD_PRESETS, DEFAULT_ACCESS_TOKEN_LIFESPAN, admin_scopes, audiences
 from kcprov.spec.models import Client, McpServer, RealmSpec
+from kcprov.urls import is_loopback
 
 FIXED_DCR_VERSION = (26, 8, 0)
 CIMD_FEATURE = "CIMD"
@@ -184,17 +184,6 @@ def _version_issues(spec: RealmSpec, info: dict) -> list[SetupIssue]:
 
 
 # ---------------------------------------------------------------- URLs
-
-
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _insecure(url: str) -> bool:

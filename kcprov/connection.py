@@ -10,13 +10,13 @@ repr=False so they never end up in a log line or a traceback.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from kcprov.errors import ConnectionError_
 from kcprov.fileio import read_input
+from kcprov.urls import is_loopback
 
 
 @dataclass(frozen=True)
@@ -100,17 +100,6 @@ def settings_from_environment() -> ConnectionSettings:
     return resolve_connection(env.get("KCPROV_URL"), env.get("KCPROV_USER"), env.get("KCPROV_PASSWORD"),
                               env.get("KCPROV_CLIENT_ID"), env.get("KCPROV_CLIENT_SECRET"),
                               env.get("KCPROV_AUTH_REALM"), env.get("KCPROV_CA_CERT"))
-
-
-def is_loopback(host: str) -> bool:
-    """localhost, *.localhost (RFC 6761), 127.0.0.0/8 and ::1: traffic that never leaves the machine."""
-    host = host.lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_url(url: str, allow_http: bool = False) -> str:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from kcprov.connection import check_url, is_loopback, resolve_connection
+from kcprov.connection import check_url, resolve_connection
 from kcprov.errors import ConnectionError_, KcprovError
+from kcprov.urls import is_loopback
 
 
-@pytest.mark.parametrize("host", ["localhost", "LOCALHOST", "kc.localhost", "127.0.0.1", "127.1.2.3", "::1"])
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST", "kc.localhost", "127.0.0.1", "127.1.2.3", "::1", "[::1]"])
 def test_loopback_hosts(host):
     assert is_loopback(host)
 
 
-@pytest.mark.parametrize("host", ["localhost.example.com", "10.0.0.1", "keycloak", "0.0.0.0", "::ffff:10.0.0.1"])
+@pytest.mark.parametrize("host", ["localhost.example.com", "10.0.0.1", "keycloak", "0.0.0.0", "::ffff:10.0.0.1", None, ""])
 def test_other_hosts_are_not_loopback(host):
     assert not is_loopback(host)
 
