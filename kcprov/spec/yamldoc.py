@@ -9,15 +9,25 @@ secret):
   are named, with the line and column of the first bad byte. CRLF and lone CR
   line ends become LF, so the template, the parser and editors count lines alike.
 - Characters: control characters other than tab and newline, U+2028/U+2029
-  (line breaks to YAML, not to Jinja or editors) and the bidirectional
-  controls of "Trojan Source" (CVE-2021-42574) are refused anywhere in the
-  text, and also when a double-quoted scalar writes them as escapes ("\\e").
-- YAML 1.2 core schema (ruamel.yaml): `on`, `yes`, `no`, `off` are strings;
-  a `%YAML 1.1` directive, which would bring the 1.1 meanings back, is refused.
-  ruamel's pure-Python parser, not its C one (ruamel.yaml.clib): that is
-  libyaml's YAML 1.1 scanner, which refuses `[mcp:tools]` (a colon inside a
-  flow scalar), found in nearly every realm file. The price: about 5x slower
-  than PyYAML's libyaml (bench/spec_load.py: ~2.5 s for 1,000 clients).
+  (line breaks to YAML, not to Jinja or editors), the bidirectional controls
+  of "Trojan Source" (CVE-2021-42574) and U+E000/U+E001 (the template's line
+  markers: a file holding them could fake the lines of its problems) are
+  refused anywhere in the text, and also when a double-quoted scalar writes
+  them as escapes ("\\e").
+- Parsing: PyYAML's libyaml parser makes the events (characters to scalars,
+  collections and positions), and this module's composer builds the nodes.
+  The events are the same in YAML 1.1 and 1.2 for what realm files hold; the
+  1.2 meanings come later: ruamel.yaml's YAML 1.2 core-schema rules decide
+  what a plain scalar is, and its constructor builds the numbers. (ruamel's
+  own parser is pure Python, ~5x slower; its C one, ruamel.yaml.clib, refuses
+  `[mcp:tools]`, which PyYAML's libyaml reads.) Where PyYAML has no C
+  extension, its pure-Python parser makes the same events (tests compare the
+  two), about ten times slower. libyaml's syntax is YAML 1.1's where the two
+  differ at all: `{: 1}` (an empty key to YAML 1.2) is reported as an empty
+  key, and anchor names are letters, digits, '-' and '_'.
+- YAML 1.2 core schema: `on`, `yes`, `no`, `off` are strings; a `%YAML 1.1`
+  directive, which would bring the 1.1 meanings back, is refused. A `%TAG`
+  directive only renames tags: what it expands to is judged like any tag.
 - Tags: only the core ones (!!str, !!int, !!float, !!bool, !!null, !!seq,
   !!map, and merge keys `<<:`). Dates and times stay the text written
   (2026-12-01); any other tag (!!python/object, !!binary, !custom) is an
@@ -37,17 +47,24 @@ secret):
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ruamel.yaml import YAML
-from ruamel.yaml.composer import Composer
-from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.events import AliasEvent
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from ruamel.yaml.scanner import Scanner
+from ruamel.yaml.nodes import ScalarNode as RuamelScalarNode
+from ruamel.yaml.resolver import VersionedResolver
+from yaml.error import MarkedYAMLError
+from yaml.events import (AliasEvent, DocumentStartEvent, MappingEndEvent, MappingStartEvent, ScalarEvent,
+                         SequenceEndEvent, StreamEndEvent)
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.parser import Parser, ParserError
+from yaml.reader import Reader
+from yaml.scanner import Scanner
+
+from kcprov.spec.template import _CLOSE, _OPEN  # the template's line markers
 
 MAX_DEPTH = 64
 """Deepest nesting of lists and mappings (a realm file needs about 8)."""
@@ -58,11 +75,16 @@ _CORE = "tag:yaml.org,2002:"
 _STR, _MERGE, _TIMESTAMP = _CORE + "str", _CORE + "merge", _CORE + "timestamp"
 _CONSTRUCTED = {_CORE + name: name for name in ("int", "float", "bool", "null")}
 _COLLECTIONS = {MappingNode: _CORE + "map", SequenceNode: _CORE + "seq"}
+_PLAIN_SCALARS = VersionedResolver(version=(1, 2)).versioned_resolver
+"""ruamel's YAML 1.2 core-schema rules for plain scalars: first character -> [(tag, regexp)]."""
 
+LINE_MARKERS = _OPEN + _CLOSE
+"""The private-use characters the template puts around line numbers before rendering."""
 _FORBIDDEN = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]"
+    f"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff{LINE_MARKERS}]"
 )
-"""Controls but tab and newline, line/paragraph separators, bidi controls, lone surrogates, non-characters."""
+"""Controls but tab and newline, line/paragraph separators, bidi controls, lone surrogates, non-characters,
+and the template's line markers (a file holding them could fake the line numbers of its problems)."""
 _FORBIDDEN_HINT = (
     "remove it: control, line-separator and bidirectional characters can hide text from reviewers and terminals"
 )
@@ -167,56 +189,95 @@ def check_characters(text: str) -> None:
         if bad[0] == "\0":
             raise YamlIssue((line, column), "NUL character (U+0000) in the file",
                             "realm files are UTF-8 text: is it UTF-16 or a binary file?")
+        if bad[0] in LINE_MARKERS:
+            raise YamlIssue((line, column), f"{describe(bad[0])} in the file",
+                            "remove it: kcprov marks template line numbers with U+E000 and U+E001")
         raise YamlIssue((line, column), f"{describe(bad[0])} in the file", _FORBIDDEN_HINT)
 
 
 def describe(char: str) -> str:
-    """'U+202E RIGHT-TO-LEFT OVERRIDE' or 'control character U+001B': never the raw character."""
+    """'U+202E RIGHT-TO-LEFT OVERRIDE', 'control character U+001B', 'private-use character U+E000': never the raw character."""
     name = unicodedata.name(char, None)
-    return f"U+{ord(char):04X} {name}" if name else f"control character U+{ord(char):04X}"
+    if name:
+        return f"U+{ord(char):04X} {name}"
+    kind = "private-use" if unicodedata.category(char) == "Co" else "control"
+    return f"{kind} character U+{ord(char):04X}"
 
 
 # ---------------------------------------------------------------- parsing
 
 
-def parse(text: str) -> Document:
-    """Parse one YAML document (data None if there is none); raise YamlIssue if it is not valid YAML."""
+class _PurePyYamlParser(Reader, Scanner, Parser):
+    """PyYAML's pure-Python parser: the same events as libyaml, for a PyYAML built without its C extension."""
+
+    def __init__(self, text: str):
+        Reader.__init__(self, text)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+
+
+try:
+    from yaml.cyaml import CParser as _EventParser
+except ImportError:  # PyYAML's wheels ship libyaml on the common platforms; elsewhere, ~10x slower
+    _EventParser = _PurePyYamlParser
+
+
+def parse(text: str, parser: type = _EventParser) -> Document:
+    """Parse one YAML document (data None if there is none); raise YamlIssue if it is not valid YAML.
+
+    `parser` makes the events: libyaml's, or PyYAML's pure-Python one (tests compare the two).
+    """
     check_characters(text)
-    yaml = YAML(typ="safe", pure=True)  # one per text: a parser keeps %YAML and %TAG state across calls
-    yaml.Scanner, yaml.Composer = _Scanner, _Composer
     try:
-        root = yaml.compose(text)
+        root = _Composer(parser(text)).document()
     except MarkedYAMLError as exc:
         raise _syntax_issue(exc, text) from None
-    builder = _Builder(yaml)
+    builder = _Builder(YAML(typ="safe", pure=True).constructor)
     data = None if root is None else builder.build(root, ())
     return Document(data, builder.nodes, builder.issues)
 
 
 def _syntax_issue(exc: MarkedYAMLError, text: str) -> YamlIssue:
-    """Turn a ruamel error into an issue; never quote the snippet, which may hold a secret."""
+    """Turn a parser error into an issue; never quote the snippet, which may hold a secret."""
     mark = exc.problem_mark or exc.context_mark
     if exc.context_mark and mark.index >= len(text.rstrip()):  # "end of file" helps less than where it began
         mark = exc.context_mark
     position = (mark.line, mark.column) if mark else (0, 0)
-    if mark and 0 <= mark.index < len(text) and text[mark.index] == "\t":
+    at = text[mark.index] if mark and 0 <= mark.index < len(text) else ""
+    if at == "\t":
         return YamlIssue(position, "tab character in indentation", "YAML indents with spaces only")
-    if "single document" in str(exc.context):
-        return YamlIssue(position, "a second YAML document ('---') in the file", "one realm per file")
+    if at == ":" and isinstance(exc, ParserError):  # YAML 1.2 reads `{: 1}` as an empty key, libyaml as an error
+        return YamlIssue(position, "empty mapping key", "write a name before the ':'")
+    problem = exc.problem or ""
+    if problem.startswith("exceeded maximum nesting depth"):  # libyaml's own limit, far above MAX_DEPTH
+        return _too_deep(position)
+    if problem.startswith("found incompatible YAML document"):  # `%YAML 2.0`
+        return YamlIssue(position, "the file asks for a YAML version other than 1.x; kcprov reads YAML 1.2",
+                         "remove the %YAML line")
     context = f" ({exc.context})" if exc.context else ""
-    return YamlIssue(position, f"invalid YAML: {exc.problem}{context}")
+    return YamlIssue(position, f"invalid YAML: {problem}{context}")
 
 
-class _Scanner(Scanner):
-    """Refuses `%YAML` directives other than 1.2: `%YAML 1.1` would make `yes` a boolean and `0777` octal."""
+def _too_deep(position: Position, through: str = "") -> YamlIssue:
+    return YamlIssue(position, f"lists and mappings nested deeper than {MAX_DEPTH} levels{through}",
+                     "a realm file needs far less; flatten the structure")
 
-    def scan_directive(self) -> Any:
-        token = super().scan_directive()
-        if token.name == "YAML" and token.value != (1, 2):
-            version = ".".join(map(str, token.value))
-            raise YamlIssue(_position(token), f"the file asks for YAML {version}; kcprov reads YAML 1.2",
-                            "remove the %YAML line")
-        return token
+
+@functools.lru_cache(maxsize=4096)  # keys and values repeat from client to client
+def _resolve(value: str) -> str:
+    """The tag YAML 1.2 gives a plain scalar: `on` and `2026-12-01` stay text (str, timestamp), `0777` is an int."""
+    for tag, regexp in _PLAIN_SCALARS.get(value[:1], ()):
+        if regexp.match(value):
+            return tag
+    return _STR
+
+
+def _check_version(event: DocumentStartEvent) -> None:
+    """Refuse `%YAML` directives other than 1.2: `%YAML 1.1` would make `yes` a boolean and `0777` octal."""
+    if event.version is not None and event.version != (1, 2):
+        version = ".".join(map(str, event.version))
+        raise YamlIssue(_position(event), f"the file asks for YAML {version}; kcprov reads YAML 1.2",
+                        "remove the %YAML line")
 
 
 class _Alias:
@@ -226,61 +287,105 @@ class _Alias:
         self.node, self.start_mark, self.end_mark = node, event.start_mark, event.end_mark
 
 
-class _Composer(Composer):
-    """ruamel's composer, measuring as it goes so that hostile nesting fails before anything is built.
+class _Composer:
+    """Nodes from PyYAML's parse events, measuring as it goes so that hostile nesting fails before anything is built.
 
-    Every finished node records its expanded size (values, depth); an alias adds
-    its target's size to a running total and to the depth where it sits, so a
-    billion-laughs file fails at the first alias that passes MAX_ALIAS_VALUES,
-    and deep nesting fails before Python's recursion limit.
+    The events are the same in YAML 1.1 and 1.2 for everything a realm file
+    holds; what differs is what a plain scalar means (`on`, `0777`), which
+    ruamel's YAML 1.2 resolver decides here, and the `%YAML` directive, which
+    is checked here. Every node comes with its expanded size (values, depth);
+    an alias adds its target's size to a running total and to the depth where
+    it sits, so a billion-laughs file fails at the first alias that passes
+    MAX_ALIAS_VALUES, and deep nesting fails before Python's recursion limit.
+    An anchor may be redefined (YAML allows it); an alias names the latest.
     """
 
-    def __init__(self, loader: Any = None):
-        super().__init__(loader)
-        self.warn_double_anchors = False  # YAML allows redefining an anchor; the warning would print a snippet
-        self.sizes: dict[int, tuple[int, int]] = {}
-        self.frames: list[list[int]] = [[0, 0]]  # [values, depth] of the nodes being composed
+    def __init__(self, parser: Any):
+        self.parser = parser
+        self.anchors: dict[str, tuple[Node, tuple[int, int] | None]] = {}  # size None: still being composed
         self.alias_values = 0
+        self.depth = 0  # collections open around the next node
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.parser.peek_event()
-        if isinstance(event, AliasEvent):
-            return self._alias(event, super().compose_node(parent, index))
-        if len(self.frames) > MAX_DEPTH:
-            raise YamlIssue(_position(event), f"lists and mappings nested deeper than {MAX_DEPTH} levels",
-                            "a realm file needs far less; flatten the structure")
-        self.frames.append([1, 1])
-        node = super().compose_node(parent, index)
-        values, depth = self.frames.pop()
-        self.sizes[id(node)] = (values, depth)
-        self._add(values, depth)
-        return node
+    def document(self) -> Node | None:
+        """The root node of the only document, or None for a stream without one."""
+        get_event = self.parser.get_event
+        get_event()  # StreamStartEvent
+        event = get_event()
+        if isinstance(event, StreamEndEvent):
+            return None
+        _check_version(event)
+        root, _, _ = self.node(get_event())
+        get_event()  # DocumentEndEvent
+        event = get_event()
+        if not isinstance(event, StreamEndEvent):
+            raise YamlIssue(_position(event), "a second YAML document ('---') in the file", "one realm per file")
+        return root
 
-    def _alias(self, event: Any, node: Node) -> _Alias:
-        if id(node) not in self.sizes:
+    def node(self, event: Any) -> tuple[Node | _Alias, int, int]:
+        """The node that starts with `event`, its expanded size in values and its depth."""
+        if type(event) is AliasEvent:
+            return self.alias(event)
+        if self.depth >= MAX_DEPTH:
+            raise _too_deep(_position(event))
+        if type(event) is ScalarEvent:
+            tag = event.tag
+            if tag is None or tag == "!":  # untagged: a plain scalar's text decides, a quoted one is text
+                tag = _resolve(event.value) if event.implicit[0] else _STR
+            node: Node = ScalarNode(tag, event.value, event.start_mark, event.end_mark)
+            if event.anchor is not None:
+                self.anchors[event.anchor] = (node, (1, 1))
+            return node, 1, 1
+        return self.collection(event)
+
+    def collection(self, start: Any) -> tuple[Node, int, int]:
+        """A list or mapping and its children, up to its end event."""
+        is_mapping = type(start) is MappingStartEvent
+        kind, end = (MappingNode, MappingEndEvent) if is_mapping else (SequenceNode, SequenceEndEvent)
+        tag = _COLLECTIONS[kind] if start.tag is None or start.tag == "!" else start.tag
+        node = kind(tag, [], start.start_mark, None)
+        if start.anchor is not None:
+            self.anchors[start.anchor] = (node, None)
+        children: list[Node | _Alias] = []
+        values, depth = 1, 1
+        self.depth += 1
+        get_event = self.parser.get_event
+        event = get_event()
+        while type(event) is not end:
+            child, child_values, child_depth = self.node(event)
+            children.append(child)
+            values += child_values
+            depth = max(depth, child_depth + 1)
+            event = get_event()
+        self.depth -= 1
+        node.value = list(zip(children[::2], children[1::2])) if is_mapping else children
+        node.end_mark = event.end_mark
+        if start.anchor is not None and self.anchors[start.anchor][0] is node:
+            self.anchors[start.anchor] = (node, (values, depth))
+        return node, values, depth
+
+    def alias(self, event: Any) -> tuple[_Alias, int, int]:
+        """An alias, refused if it names nothing, its own parent, or too much."""
+        if event.anchor not in self.anchors:
+            raise YamlIssue(_position(event), f"invalid YAML: found undefined alias '{event.anchor}'",
+                            "an alias (*name) must come after its anchor (&name)")
+        node, size = self.anchors[event.anchor]
+        if size is None:
             raise YamlIssue(_position(event), "recursive alias", "an alias may not refer to its own parent")
-        values, depth = self.sizes[id(node)]
+        values, depth = size
         self.alias_values += values
         if self.alias_values > MAX_ALIAS_VALUES:
             raise YamlIssue(_position(event), f"aliases expand to more than {MAX_ALIAS_VALUES:,} values",
                             "a YAML alias copies its anchor each time; use fewer or smaller ones")
-        if len(self.frames) - 1 + depth > MAX_DEPTH:
-            raise YamlIssue(_position(event), f"lists and mappings nested deeper than {MAX_DEPTH} levels "
-                            "through this alias", "a realm file needs far less; flatten the structure")
-        self._add(values, depth)
-        return _Alias(node, event)
-
-    def _add(self, values: int, depth: int) -> None:
-        parent = self.frames[-1]
-        parent[0] += values
-        parent[1] = max(parent[1], depth + 1)
+        if self.depth + depth > MAX_DEPTH:
+            raise _too_deep(_position(event), " through this alias")
+        return _Alias(node, event), values, depth
 
 
 class _Builder:
     """Builds Python data from composed nodes, recording positions and duplicate keys."""
 
-    def __init__(self, yaml: YAML):
-        self.constructor, self.resolver = yaml.constructor, yaml.resolver
+    def __init__(self, constructor: Any):
+        self.constructor = constructor  # ruamel's YAML 1.2 one: `0o17`, `0x1F`, `1_000`, `.inf`
         self.nodes: dict[Path, tuple[Node | _Alias | None, Node | _Alias]] = {}
         self.issues: list[YamlIssue] = []
 
@@ -297,7 +402,7 @@ class _Builder:
         return self._mapping(node, path)
 
     def _scalar(self, node: ScalarNode) -> Any:
-        tag = str(node.tag)
+        tag = node.tag
         if tag in (_STR, _TIMESTAMP):  # a date is kept as written: no field of a realm file is a date
             bad = _FORBIDDEN.search(node.value)
             if bad:
@@ -307,11 +412,12 @@ class _Builder:
         kind = _CONSTRUCTED.get(tag)
         if kind is None:
             raise _unsupported_tag(node)
-        if self.resolver.resolve(ScalarNode, node.value, (True, False)) != tag:  # e.g. `!!int abc`
+        if _resolve(node.value) != tag:  # e.g. `!!int abc`
             raise YamlIssue(_position(node), f"the value tagged !!{kind} is not a YAML 1.2 {kind}",
                             "remove the tag, or write a value of that type")
         try:
-            value = getattr(self.constructor, f"construct_yaml_{kind}")(node)
+            value = getattr(self.constructor, f"construct_yaml_{kind}")(
+                RuamelScalarNode(tag, node.value, node.start_mark, node.end_mark))
         except ValueError:  # ruamel's resolver takes `-_` and `0x_` for numbers; its constructor does not
             raise YamlIssue(_position(node), f"malformed {kind}: YAML reads the value as a number",
                             "quote it if it is text") from None
