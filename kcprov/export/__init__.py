@@ -11,6 +11,9 @@ each kind as kcprov creates it), and written by each resource kind's
   bare create of their kind.
 - `--all`: every object, built-ins included, with every field its kind can
   write (a full snapshot; secrets are still only references).
+- users: all of them with `include_users` (`--include users`), else only the
+  ones kcprov owns (created or adopted): a file leaving those out would have
+  the next plan delete them.
 
 Round trip (tested against Keycloak): `plan` of the file against the realm is
 empty, and applying it to a new realm and exporting that gives the same file
@@ -55,7 +58,7 @@ def export_realm(client: KeycloakClient, realm: str, *, include_users: bool = Fa
                           hint="check the name given to --realm (it is case-sensitive)")
     base = baseline(client).rebased(realm)
     if include_users:
-        read_users(client, live)
+        read_users(client, live)  # else only the users kcprov owns (read_state reads them): left out, a plan would delete them
     ctx = ExportContext(realm, live, everything, base.objects, base.export)
     ctx.doc["realm"] = realm
     for kind in KINDS:
@@ -80,14 +83,15 @@ def export_object(kind: Kind, key: str, attrs: Attrs, template: Attrs, ctx: Expo
     if builtin and known is None and not ctx.everything:
         return  # built into this realm, not into a new one (master's <realm>-realm clients)
     reference = template if known is None else known
-    fields = {f: v for f, v in attrs.items() if ctx.everything or v != reference.get(f)}
+    ctx.changed = {f for f, v in attrs.items() if v != reference.get(f)}
+    fields = dict(attrs) if ctx.everything else {f: attrs[f] for f in ctx.changed}
     unset = [f for f, v in fields.items() if v is None]
     written = {f: v for f, v in fields.items() if v is not None}
     kcprov_sets = kind.create_defaults(key, {}, {}, ctx.live)  # fields whose create value is kcprov's choice
     for f in unset:
         del fields[f]
         would_be = kind.create_defaults(key, written, {}, ctx.live).get(f) if f in kcprov_sets else reference.get(f)
-        if would_be is not None and not ctx.everything:
+        if would_be is not None and would_be != kind.absent_means.get(f) and not ctx.everything:
             ctx.not_exported(kind.label, key, f"{f} is unset here, which a realm file cannot write "
                                               f"(kcprov's create sets {would_be!r})")
     if fields or not builtin:

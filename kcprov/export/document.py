@@ -43,6 +43,7 @@ class ExportContext:
     skipped: set[str] = field(default_factory=set)  # "kind 'name'" lines of what the file cannot hold
     secrets: dict[str, tuple[str, str]] = field(default_factory=dict)  # env name -> (kind, key)
     excluded: set[tuple[str, str]] = field(default_factory=set)  # (kind, key) not written at all: children follow
+    changed: set[str] = field(default_factory=set)  # fields of the object being exported that differ from the baseline
     _raw: dict[str, dict[str, dict]] = field(default_factory=dict)
 
     def raw(self, section: str, id_field: str, key: str) -> dict:
@@ -82,6 +83,12 @@ class ExportContext:
 
     def not_exported(self, kind: str, name: str, what: str | None = None) -> None:
         self.skipped.add(f"{kind} '{name}'" + (f": {what}" if what else ""))
+
+    def cannot_write(self, kind: str, name: str, field: str, what: str | None = None) -> None:
+        """A field of the object being exported that the file format has no key for: listed if it differs
+        from the baseline (with --all, equal ones come along in `fields` and are not news)."""
+        if field in self.changed:
+            self.not_exported(kind, name, what)
 
     def secret_ref(self, kind: str, key: str) -> EnvReference:
         """`{{ env.KC_<REALM>_<KIND>_<KEY>_SECRET }}` for the secret of one object; collisions get _2, _3, ..."""

@@ -114,6 +114,8 @@ class Kind:
     deletable: bool = True  # kinds kcprov may delete (and list as unmanaged)
     label: str = ""  # how the kind is named to users
     write_only: frozenset[str] = frozenset()  # set on create, never read back (passwords)
+    # what Keycloak does for a field it does not hold (an attribute never set): an export need not write it
+    absent_means: dict[str, Any] = {}
 
     def desired(self, spec: RealmSpec) -> dict[str, Attrs]:
         raise NotImplementedError

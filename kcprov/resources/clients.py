@@ -110,6 +110,7 @@ class ClientKind(Kind):
     name = "client"
     label = "client"
     stage = 2
+    absent_means = {"device_authorization_grant": False}  # OAuth2DeviceConfig: off unless the attribute says true
 
     def desired(self, spec) -> dict[str, Attrs]:
         out = {}
@@ -143,6 +144,8 @@ class ClientKind(Kind):
         return key in BUILTIN_CLIENTS or key == f"{realm}-realm" or (realm == ADMIN_REALM and key.endswith("-realm"))
 
     def create_defaults(self, key, attrs, desired, live) -> Attrs:
+        if self.is_builtin(key, live.realm):
+            return {}  # a built-in client keeps what Keycloak gave it; only the file's fields change
         defaults: Attrs = {**CREATE_DEFAULTS,
                            "confidential": "secret" in attrs or attrs.get("service_account") is True}
         if attrs.get("standard_flow", CREATE_DEFAULTS["standard_flow"]):
@@ -153,6 +156,10 @@ class ClientKind(Kind):
 
     def create(self, ctx: ApplyContext, change) -> None:
         after = {d.field: d.after for d in change.diffs}
+        if self.is_builtin(change.key, ctx.realm):  # a realm created in this apply has it already
+            uuid = client_uuid(ctx, change.key)
+            current = ctx.client.get(f"{ctx.base}/clients/{uuid}", f"client '{change.key}'")
+            return self._change(ctx, change.key, uuid, after, {f: current.get(r) or [] for f, r in SCOPE_SETS.items()})
         body = {"clientId": change.key, "protocol": "openid-connect", **representation(after)}
         uuid = ctx.client.post(f"{ctx.base}/clients", body, f"client '{change.key}'")
         ctx.remember(self.name, change.key, uuid)
@@ -162,14 +169,17 @@ class ClientKind(Kind):
             set_scopes(ctx, change.key, uuid, field, created.get(rep_field) or [], after[field])
 
     def update(self, ctx: ApplyContext, change) -> None:
-        uuid = client_uuid(ctx, change.key)
-        after = {d.field: d.after for d in change.diffs if d.field not in SCOPE_SETS}
-        if after:
-            ctx.client.put(f"{ctx.base}/clients/{uuid}", {"clientId": change.key, **representation(after)},
-                           f"client '{change.key}'")
-        for d in change.diffs:
-            if d.field in SCOPE_SETS:
-                set_scopes(ctx, change.key, uuid, d.field, d.before or [], d.after)
+        self._change(ctx, change.key, client_uuid(ctx, change.key), {d.field: d.after for d in change.diffs},
+                     {d.field: d.before or [] for d in change.diffs if d.field in SCOPE_SETS})
+
+    def _change(self, ctx: ApplyContext, client_id: str, uuid: str, after: Attrs, scopes_before: dict) -> None:
+        fields = {f: v for f, v in after.items() if f not in SCOPE_SETS}
+        if fields:
+            ctx.client.put(f"{ctx.base}/clients/{uuid}", {"clientId": client_id, **representation(fields)},
+                           f"client '{client_id}'")
+        for field in SCOPE_SETS:
+            if field in after:
+                set_scopes(ctx, client_id, uuid, field, scopes_before.get(field, []), after[field])
 
     def delete(self, ctx: ApplyContext, change) -> None:
         ctx.client.delete(f"{ctx.base}/clients/{client_uuid(ctx, change.key)}", f"client '{change.key}'")

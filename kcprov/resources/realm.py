@@ -85,7 +85,7 @@ class RealmKind(Kind):
                 if base.get(field) is not None:
                     ctx.comments[("settings", name)] = f"Keycloak default is {text(base[field])}"
             else:
-                ctx.not_exported("realm setting", camel(name))
+                ctx.cannot_write("realm setting", camel(name), field)
         attributes = {f.removeprefix("attributes."): v for f, v in fields.items() if f.startswith("attributes.")}
         attributes = {k: v for k, v in attributes.items() if k != OWNERSHIP_ATTRIBUTE and snake(k) not in settings}
         if attributes:

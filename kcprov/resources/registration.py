@@ -76,7 +76,7 @@ class RegistrationPolicyKind(Kind):
             if config_key in options and sub_type in ("anonymous", "authenticated"):
                 ctx.section("client_registration", sub_type)[options[config_key]] = option_value(value)
             else:
-                ctx.not_exported(self.label, key, config_key)
+                ctx.cannot_write(self.label, key, field, config_key)
 
     def _component(self, ctx: ApplyContext, key: str) -> dict | None:
         sub_type, provider = key.split("/", 1)

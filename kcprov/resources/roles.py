@@ -37,6 +37,8 @@ class RoleKind(Kind):
         return key in builtin_realm_roles(realm)
 
     def create(self, ctx: ApplyContext, change) -> None:
+        if self.is_builtin(change.key, ctx.realm):  # a realm created in this apply has it already
+            return self.update(ctx, change)
         body = {"name": change.key, **{d.field: d.after for d in change.diffs}}
         ctx.client.post(f"{ctx.base}/roles", body, f"realm role '{change.key}'")
 
@@ -80,6 +82,8 @@ class ClientRoleKind(Kind):
 
     def create(self, ctx: ApplyContext, change) -> None:
         path, role = self._path(ctx, change.key)
+        if ctx.live.raw.export is None and ctx.client.get_optional(f"{path}/{seg(role)}", f"client role '{change.key}'"):
+            return self.update(ctx, change)  # a built-in client's role, in a realm made in this apply
         ctx.client.post(path, {"name": role, **{d.field: d.after for d in change.diffs}}, f"client role '{change.key}'")
 
     def update(self, ctx: ApplyContext, change) -> None:

@@ -62,6 +62,8 @@ class ClientScopeKind(Kind):
     name = "client_scope"
     label = "client scope"
     stage = 1
+    # ClientScopeModel: a scope without the attributes is listed in the token's scope and on the consent screen
+    absent_means = {"include_in_token_scope": True, "display_on_consent_screen": True}
 
     def desired(self, spec) -> dict[str, Attrs]:
         out = {}
@@ -92,9 +94,12 @@ class ClientScopeKind(Kind):
         return key in BUILTIN_SCOPES
 
     def create_defaults(self, key, attrs, desired, live) -> Attrs:
-        return dict(CREATE_DEFAULTS)
+        return {} if self.is_builtin(key, live.realm) else dict(CREATE_DEFAULTS)
 
     def create(self, ctx: ApplyContext, change) -> None:
+        if self.is_builtin(change.key, ctx.realm):  # a realm created in this apply has it already
+            scope_id = scope_uuid(ctx, change.key)
+            return self._change(ctx, change, scope_id, realm_type(ctx, scope_id))
         body = {"name": change.key, "protocol": OIDC, **representation(change)}
         scope_id = ctx.client.post(f"{ctx.base}/client-scopes", body, f"client scope '{change.key}'")
         ctx.remember(self.name, change.key, scope_id)
@@ -103,13 +108,17 @@ class ClientScopeKind(Kind):
 
     def update(self, ctx: ApplyContext, change) -> None:
         scope_id = scope_uuid(ctx, change.key)
+        before = next((d.before for d in change.diffs if d.field == "type"), None)
+        self._change(ctx, change, scope_id, before)
+
+    def _change(self, ctx: ApplyContext, change, scope_id: str, type_before: str | None) -> None:
         body = representation(change)
         if body:
             ctx.client.put(f"{ctx.base}/client-scopes/{scope_id}", {"name": change.key, **body},
                            f"client scope '{change.key}'")
         for d in change.diffs:
             if d.field == "type":
-                set_type(ctx, change.key, scope_id, d.before, d.after)
+                set_type(ctx, change.key, scope_id, type_before, d.after)
 
     def delete(self, ctx: ApplyContext, change) -> None:
         scope_id = scope_uuid(ctx, change.key)
@@ -158,6 +167,14 @@ def set_type(ctx: ApplyContext, name: str, scope_id: str, before: str | None, af
         ctx.client.delete(f"{ctx.base}/{TYPE_LISTS[before]}/{scope_id}", what)
     if after in TYPE_LISTS and before != after:
         ctx.client.put(f"{ctx.base}/{TYPE_LISTS[after]}/{scope_id}", {}, what)
+
+
+def realm_type(ctx: ApplyContext, scope_id: str) -> str:
+    """Which realm list holds the scope now, asked of Keycloak (for a built-in scope of a realm made in this apply)."""
+    for scope_type, path in TYPE_LISTS.items():
+        if any(s.get("id") == scope_id for s in ctx.client.get(f"{ctx.base}/{path}", f"realm {scope_type} client scopes")):
+            return scope_type
+    return "none"
 
 
 def scope_uuid(ctx: ApplyContext, name: str) -> str:
@@ -285,6 +302,11 @@ class MapperKind(Kind):
 
     def create(self, ctx: ApplyContext, change) -> None:
         owner, mapper = change.key.split("/", 1)
+        if ctx.live.raw.export is None:  # the realm is made in this apply: a built-in owner has its mappers already
+            found = next((m for m in ctx.client.get(self._base(ctx, owner), f"mappers of '{owner}'")
+                          if m.get("name") == mapper), None)
+            if found is not None:
+                return self._put(ctx, change, owner, found)
         after = {d.field: d.after for d in change.diffs}
         body = {"name": mapper, "protocol": OIDC, "protocolMapper": after["protocol_mapper"],
                 "config": {f.removeprefix("config."): v for f, v in after.items() if f.startswith("config.")}}
@@ -292,7 +314,10 @@ class MapperKind(Kind):
 
     def update(self, ctx: ApplyContext, change) -> None:
         owner, mapper = change.key.split("/", 1)
-        rep = dict(self._live_rep(ctx, owner, mapper))
+        self._put(ctx, change, owner, self._live_rep(ctx, owner, mapper))
+
+    def _put(self, ctx: ApplyContext, change, owner: str, live_rep: dict) -> None:
+        rep = dict(live_rep)
         config = dict(rep.get("config") or {})
         for d in change.diffs:
             if d.field == "protocol_mapper":

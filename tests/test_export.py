@@ -1,0 +1,167 @@
+"""`kcprov export` against the real Keycloak: the round trip is the contract.
+
+For each realm: export it (with --secrets-env), `plan --detailed-exitcode` of
+the export against the same realm exits 0, the export applied to a new realm
+and exported again gives the same file but for the realm name. The CLI runs
+as a subprocess, as a user runs it; no output may carry a secret.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dotenv import dotenv_values
+
+pytestmark = pytest.mark.keycloak
+
+ROOT = Path(__file__).resolve().parents[1]
+EVERY_KEY = ROOT / "tests" / "realms" / "every-key.yaml"
+MCP_DEV = ROOT / "realms" / "mcp-dev.yaml"
+SECRET = "every-key-secret-4711-zzz"
+
+
+def kcprov(*args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kcprov.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+@pytest.fixture
+def env(keycloak):
+    return {**os.environ, "KCPROV_URL": keycloak.url, "KCPROV_USER": keycloak.user,
+            "KCPROV_PASSWORD": keycloak.password, "EVERY_KEY_SECRET": SECRET, "NO_COLOR": "1", "COLUMNS": "200"}
+
+
+@pytest.fixture
+def second_realm(keycloak, realm_name):
+    """A second realm name for the copy (not created), deleted afterwards."""
+    name = f"{realm_name}-copy"
+    yield name
+    try:
+        keycloak.admin().delete_realm(name)
+    except Exception as exc:  # noqa: BLE001 - absent when the test failed before the apply
+        if getattr(exc, "response_code", None) != 404:
+            raise
+
+
+def ok(result: subprocess.CompletedProcess, *secrets: str) -> subprocess.CompletedProcess:
+    text = result.stdout + result.stderr
+    assert result.returncode == 0, text
+    assert "Traceback" not in text, text
+    for secret in secrets:
+        assert secret not in text, "a secret leaked into the output"
+    return result
+
+
+def without_realm(text: str, realm: str) -> str:
+    """The file with the realm's name (and its upper-case form in secret names) replaced."""
+    upper = re.sub(r"[^A-Za-z0-9]+", "_", realm).upper()
+    return text.replace(realm, "<realm>").replace(upper, "<REALM>")
+
+
+def modelled(text: str) -> str:
+    return text.split("\n# Not exported:")[0]
+
+
+def round_trip(tmp_path: Path, env: dict, realm: str, copy_realm: str, *secrets: str, extra=()) -> str:
+    """Export, plan (exit 0), apply to a new realm, export that: the same file. Returns the first export."""
+    ok(kcprov("export", "--realm", realm, "-o", "first.yaml", "--secrets-env", "first.env", *extra,
+              env=env, cwd=tmp_path), *secrets)
+    text = (tmp_path / "first.yaml").read_text()
+    env_file = tmp_path / "first.env"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    with_secrets = {**env, **{k: v for k, v in dotenv_values(env_file).items() if v is not None}}
+    planned = kcprov("plan", "first.yaml", "--detailed-exitcode", env=with_secrets, cwd=tmp_path)
+    ok(planned, *secrets)
+    (tmp_path / "copy.yaml").write_text(re.sub(r"(?m)^realm: .*$", f"realm: {copy_realm}", text, count=1))
+    ok(kcprov("apply", "copy.yaml", "--auto-approve", "--no-env", env=with_secrets, cwd=tmp_path), *secrets)
+    ok(kcprov("export", "--realm", copy_realm, "-o", "second.yaml", *extra, env=env, cwd=tmp_path), *secrets)
+    # what kcprov cannot model is not in the copy: the files differ by the list of it at their end only
+    assert without_realm(modelled((tmp_path / "second.yaml").read_text()), copy_realm) == \
+        without_realm(modelled(text), realm)
+    for secret in secrets:
+        assert secret not in text
+    return text
+
+
+def test_every_key_realm_round_trips_and_its_secret_stays_out(tmp_path, env, realm_name, second_realm):
+    source = tmp_path / "every-key.yaml"
+    source.write_text(EVERY_KEY.read_text().replace('"{{ vars.realm }}"', realm_name))
+    ok(kcprov("apply", str(source), "--auto-approve", env=env, cwd=tmp_path), SECRET)
+
+    text = round_trip(tmp_path, env, realm_name, second_realm, SECRET, extra=("--include", "users"))
+    assert dotenv_values(tmp_path / "first.env") == {
+        f"KC_{re.sub(r'[^A-Za-z0-9]+', '_', realm_name).upper()}_CLIENT_MCP_SERVER_SECRET": SECRET}
+    assert "secret: \"{{ env.KC_" in text
+    assert "username: alice" in text and "password" not in text
+    for entry in ("name: mcp:tools", "audience: http://localhost:3000", "max_clients: 150", "name: mcp-hardening",
+                  "service_account_roles:", "scope_roles:", "custom.flag: \"on\""):
+        assert entry in text
+
+    # (d) export twice: byte-identical (stdout this time)
+    once = ok(kcprov("export", "--realm", realm_name, "--include", "users", env=env, cwd=tmp_path), SECRET)
+    again = ok(kcprov("export", "--realm", realm_name, "--include", "users", env=env, cwd=tmp_path), SECRET)
+    assert once.stdout == again.stdout == text
+
+    # --all is a full snapshot that still plans empty
+    ok(kcprov("export", "--realm", realm_name, "--all", "-o", "all.yaml", env=env, cwd=tmp_path), SECRET)
+    snapshot = (tmp_path / "all.yaml").read_text()
+    assert "client_id: realm-management" in snapshot and "name: profile" in snapshot
+    with_secrets = {**env, **dotenv_values(tmp_path / "first.env")}
+    ok(kcprov("plan", "all.yaml", "--detailed-exitcode", env=with_secrets, cwd=tmp_path), SECRET)
+
+
+def test_mcp_dev_realm_exported_as_primitives_round_trips(tmp_path, env, realm_name, second_realm):
+    source = tmp_path / "mcp-dev.yaml"
+    source.write_text(re.sub(r"(?m)^realm: mcp-dev$", f"realm: {realm_name}", MCP_DEV.read_text()))
+    ok(kcprov("apply", str(source), "--auto-approve", "--no-env", env=env, cwd=tmp_path))
+    text = round_trip(tmp_path, env, realm_name, second_realm)
+    assert "mcp_servers" not in text  # primitives: --mcp is a separate feature
+    assert "name: mcp:tools" in text and "client_policies:" in text
+
+
+def make_by_hand(admin, realm: str) -> str:
+    """Through the Admin API as an operator would: a scope with an audience mapper, a confidential client
+    with a service account, a longer token lifespan, a built-in scope moved, a default role added and an
+    identity provider (which kcprov cannot model). Returns the client's Keycloak-generated secret."""
+    admin.update_realm(realm, {"accessTokenLifespan": 600})
+    scope_id = admin.create_client_scope({"name": "mcp:tools", "protocol": "openid-connect",
+                                          "attributes": {"include.in.token.scope": "true"}})
+    admin.add_mapper_to_client_scope(scope_id, {
+        "name": "audience", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
+        "config": {"included.custom.audience": "https://mcp.example.com/mcp", "access.token.claim": "true",
+                   "id.token.claim": "false", "introspection.token.claim": "true", "lightweight.claim": "false"}})
+    admin.add_default_optional_client_scope(scope_id)
+    profile = next(s for s in admin.get_client_scopes() if s["name"] == "profile")
+    admin.delete_default_default_client_scope(profile["id"])
+    admin.add_default_optional_client_scope(profile["id"])
+    admin.create_realm_role({"name": "mcp-user"})
+    admin.add_composite_realm_roles_to_role(f"default-roles-{realm}", [admin.get_realm_role("mcp-user")])
+    uuid = admin.create_client({"clientId": "mcp-server", "protocol": "openid-connect", "publicClient": False,
+                                "serviceAccountsEnabled": True, "standardFlowEnabled": False,
+                                "optionalClientScopes": ["mcp:tools"]})
+    admin.create_idp({"alias": "github", "providerId": "github", "enabled": True,
+                      "config": {"clientId": "gh", "clientSecret": "gh-secret-never-shown"}})
+    return admin.get_client_secrets(uuid)["value"]
+
+
+def test_realm_made_by_hand_round_trips_with_notes(tmp_path, env, keycloak, realm, second_realm):
+    secret = make_by_hand(keycloak.admin(realm), realm)
+    exported = ok(kcprov("export", "--realm", realm, env=env, cwd=tmp_path), secret)
+    assert "1 objects not exported: identity provider 'github'" in exported.stderr
+    assert "gh-secret-never-shown" not in exported.stdout + exported.stderr
+
+    text = round_trip(tmp_path, env, realm, second_realm, secret)
+    assert "access_token_lifespan: 600  # Keycloak default is 300" in text
+    assert re.search(r"(?m)^default_roles:\n  account: \[manage-account, view-profile\]\n"
+                     r"  realm: \[mcp-user, offline_access, uma_authorization\]$", text)
+    assert re.search(r"(?m)^  - name: profile\n    type: optional$", text)
+    assert "included.custom.audience: https://mcp.example.com/mcp" in text
+    assert text.rstrip().endswith("#   identity provider 'github'")
+    assert dotenv_values(tmp_path / "first.env")[
+        f"KC_{re.sub(r'[^A-Za-z0-9]+', '_', realm).upper()}_CLIENT_MCP_SERVER_SECRET"] == secret
