@@ -8,9 +8,13 @@ did not run, and the next plan shows exactly the rest.
 
 Ownership (which objects kcprov created or adopted) is recorded twice: once
 before the first change inside the realm, for everything the plan will
-create (a record of an object that does not exist yet is harmless: plans
-only consult it for objects that exist), so a run that dies with Keycloak
-leaves no unmanaged orphans; and once at the end, for what was done.
+create or adopt (a record of an object that does not exist yet is harmless:
+plans only consult it for objects that exist), so a run that dies with
+Keycloak leaves no unmanaged orphans; and once at the end, for what was done.
+Only what the plan creates or adopts is taken: an object the file names that
+existed before, made outside kcprov, stays unowned unless the plan adopts it
+(`kcprov adopt`, `apply --adopt`; see kcprov.plan.adopt for why). An adoption
+changes nothing in Keycloak: its change is done once that first record holds it.
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ def apply_plan(
                 try:
                     if before_changes:
                         before_changes()
-                    recorded = _write_ownership(ctx, recorded, _ownership(live, desired, by_name, ApplyResult()))
+                    recorded = _write_ownership(ctx, recorded, _ownership(live, plan, by_name, ApplyResult()))
                 except KcprovError as exc:
                     result.run_errors.append(exc)
                     failed.set()
@@ -100,7 +104,7 @@ def apply_plan(
                     result.failed.append((change, outcome))
     if _realm_exists(plan, result):
         try:
-            _write_ownership(ctx, recorded, _ownership(live, desired, by_name, result))
+            _write_ownership(ctx, recorded, _ownership(live, plan, by_name, result))
         except KcprovError as exc:
             result.run_errors.append(exc)
     return result
@@ -111,7 +115,8 @@ def _run(kind: Kind, ctx: ApplyContext, change: Change, stop: threading.Event, f
     if stop.is_set() or failed.is_set():
         return NOT_STARTED
     try:
-        getattr(kind, change.action)(ctx, change)
+        if change.action != "adopt":  # an adoption is done by the ownership record
+            getattr(kind, change.action)(ctx, change)
     except KcprovError as exc:
         failed.set()
         return exc
@@ -130,22 +135,20 @@ def _recorded(live: LiveState) -> str | None:
     return ((live.raw.export or {}).get("attributes") or {}).get(OWNERSHIP_ATTRIBUTE)
 
 
-def _ownership(live, desired, by_name, result: ApplyResult) -> dict[str, set[str]]:
-    """Own what the file declares and may exist after `result`; forget what was deleted.
+def _ownership(live: LiveState, plan: Plan, by_name: Mapping[str, Kind], result: ApplyResult) -> dict[str, set[str]]:
+    """Own what the plan creates or adopts, unless `result` says it did not happen; forget what was deleted.
 
     A create that failed for a transport reason may have been made (its answer
     was lost): it stays owned, so it can never turn up as an unmanaged orphan.
     """
     unfinished = [c for c, exc in result.failed if not isinstance(exc, KeycloakUnreachable)] + result.not_run
-    failed_creates = {(c.kind, c.key) for c in unfinished if c.action == "create"}
+    not_taken = {(c.kind, c.key) for c in unfinished if c.action in ("create", "adopt")}
     deleted = {(c.kind, c.key) for c in result.done if c.action == "delete"}
     record = {k: set(v) for k, v in live.owned.items()}
-    for kind_name, objects in desired.items():
-        if not by_name[kind_name].deletable:
-            continue
-        for key in objects:
-            if (kind_name, key) not in failed_creates:
-                record.setdefault(kind_name, set()).add(key)
+    for change in plan.changes:
+        if (change.action in ("create", "adopt") and by_name[change.kind].deletable
+                and (change.kind, change.key) not in not_taken):
+            record.setdefault(change.kind, set()).add(change.key)
     for kind_name, key in deleted:
         record.get(kind_name, set()).discard(key)
     return record

@@ -112,6 +112,8 @@ Prune = Annotated[bool, typer.Option("--prune", help="Also delete objects this f
 AllowAdminRealm = Annotated[bool, typer.Option(
     "--allow-admin-realm-changes",
     help="Allow changes that could lock kcprov out: disabling the realm it logs in to, or its admin's roles.")]
+LockTimeout = Annotated[float, typer.Option("--lock-timeout", min=0, metavar="SECONDS",
+                                           help="Wait this long for another apply of the realm to finish (0: refuse at once).")]
 AllowOutside = Annotated[Optional[list[Path]], typer.Option(
     "--allow-outside", metavar="DIR",
     help="Allow env files under DIR although it is outside the current directory (repeatable).")]
@@ -192,10 +194,11 @@ def apply(
     force: Annotated[bool, typer.Option("--force", help="Apply even if the plan deletes more than the safety threshold.")] = False,
     no_env: Annotated[bool, typer.Option("--no-env", help="Do not write the MCP servers' env files.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Concurrent requests within a stage.")] = 8,
-    lock_timeout: Annotated[float, typer.Option("--lock-timeout", min=0, metavar="SECONDS",
-                                                help="Wait this long for another apply of the realm to finish (0: refuse at once).")] = 0.0,
+    lock_timeout: LockTimeout = 0.0,
     allow_admin_realm_changes: AllowAdminRealm = False,
     allow_outside: AllowOutside = None,
+    adopt: Annotated[bool, typer.Option("--adopt", help="Also take over the objects the files name that exist but "
+                                                        "kcprov did not create (as `kcprov adopt` does).")] = False,
 ) -> None:
     """Converge Keycloak to the realm files (shows the plan and asks first)."""
     from kcprov.envgen import check_env_targets
@@ -212,7 +215,8 @@ def apply(
         for spec in specs:
             check_env_targets(spec, allow_outside or ())
     client = keycloak.connect()
-    runs = [plan_realm(client, spec, str(path), prune, allow_admin_realm_changes) for path, spec in zip(files, specs)]
+    runs = [plan_realm(client, spec, str(path), prune, allow_admin_realm_changes, adopt)
+            for path, spec in zip(files, specs)]
     if saved is not None:
         for saved_plan, run in zip(saved["plans"], runs):
             check_saved(saved_plan, run)
@@ -220,6 +224,32 @@ def apply(
     if not no_env:
         for run in runs:
             _write_env_files(client, run.spec, run.source, None, allow_outside)
+
+
+@app.command()
+@options(RealmFileOptions, KeycloakOptions)
+def adopt(
+    files: Files,
+    realm_files: RealmFileOptions,
+    keycloak: KeycloakOptions,
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Adopt without asking (needed when not on a terminal).")] = False,
+    lock_timeout: LockTimeout = 0.0,
+) -> None:
+    """Take over what the files name that already exists, changing nothing but kcprov's ownership record."""
+    from kcprov.plan.adopt import updates_of_adopted
+    from kcprov.run import run_apply
+    from kcprov.workflow import plan_realm
+
+    specs = realm_files.load(files)
+    client = keycloak.connect()
+    runs = [plan_realm(client, spec, str(path), adopt=True, changes=False) for path, spec in zip(files, specs)]
+    run_apply(client, runs, out, err_console, auto_approve, force=False, workers=1, lock_timeout=lock_timeout)
+    for plan in (r.plan for r in runs):
+        if not plan.empty:
+            pending = updates_of_adopted(plan)
+            out.print(f"Adopted {plan.count('adopt')} objects in realm '{printable(plan.realm)}'; nothing else changed. "
+                      f"The next plan shows {pending} update{'' if pending == 1 else 's'} for them"
+                      + (" (they differ from the file)." if pending else "."), markup=False)
 
 
 @app.command()

@@ -4,6 +4,11 @@ spec -> desired objects -> live state -> plan -> (apply). Also the saved-plan
 format: a saved plan holds no secret; applying it recomputes the plan from the
 same realm file and refuses if the live realm moved (stale) or the file's
 changes differ from what was reviewed.
+
+Adoption is explicit (kcprov.plan.adopt says why): a plan adopts the objects
+the file names that exist but kcprov did not create only when asked
+(`adopt=True`: `apply --adopt`); `kcprov adopt` plans the adoptions alone
+(`changes=False`) and leaves every other change for the next apply.
 """
 
 from __future__ import annotations
@@ -45,10 +50,14 @@ def desired_objects(spec: RealmSpec) -> tuple[dict[str, dict[str, dict]], dict[t
 
 
 def plan_realm(client: KeycloakClient, spec: RealmSpec, source: str, prune: bool = False,
-               allow_admin_realm_changes: bool = False) -> RealmRun:
+               allow_admin_realm_changes: bool = False, adopt: bool = False, changes: bool = True) -> RealmRun:
     """Plan one realm; refuses (SetupError) an MCP setup this Keycloak cannot serve, and
-    (AdminRealmChange) a plan that could lock kcprov's own login out, unless allowed."""
+    (AdminRealmChange) a plan that could lock kcprov's own login out, unless allowed.
+
+    `adopt` plans adoptions too; `changes=False` plans nothing else (`kcprov adopt`).
+    """
     from kcprov.checks import raise_for_errors, warnings
+    from kcprov.plan.adopt import adoptable, adoptions_only, with_adoptions
     from kcprov.plan.admin_realm import refuse_admin_realm_lockout
 
     if spec.mcp_servers:
@@ -61,6 +70,9 @@ def plan_realm(client: KeycloakClient, spec: RealmSpec, source: str, prune: bool
     live = read_state(client, spec.realm, desired, KINDS)
     live.warnings.extend(notes)
     plan = compute_plan(spec.realm, desired, live, KINDS, prune=prune, groups=groups, source=source)
+    plan = with_adoptions(plan, adoptable(spec.realm, desired, live, KINDS), KINDS, groups, adopt)
+    if not changes:
+        plan = adoptions_only(plan)
     login = client.settings
     service = bool(login.client_id and login.client_secret)
     refuse_admin_realm_lockout(plan, login.auth_realm,
@@ -124,6 +136,14 @@ def check_saved(saved: dict, run: RealmRun) -> None:
         raise KcprovError(
             f"saved plan for realm '{plan.realm}' is stale: the realm changed in Keycloak since it was made.",
             hint="run `kcprov plan` again, review it, and apply the new plan",
+        )
+    summary = saved.get("summary")
+    reviewed = summary.get("adopt", 0) if isinstance(summary, dict) else 0
+    if reviewed != plan.count("adopt"):
+        raise KcprovError(
+            f"saved plan for realm '{plan.realm}' adopts {reviewed} objects, this apply would adopt "
+            f"{plan.count('adopt')}: adoptions are applied only as reviewed.",
+            hint="apply the saved plan without --adopt, then run `kcprov adopt FILE` (it shows its own plan)",
         )
     if saved["content_digest"] != plan.content_digest():
         raise KcprovError(

@@ -4,6 +4,12 @@ A Plan is data: it can be rendered, saved as JSON and compared with a
 recomputed plan. Secret values never enter its JSON form: a sensitive field
 is kept as an opaque object in memory (for apply) and rendered as
 `(sensitive)` everywhere else.
+
+An "adopt" change (after Terraform's import) changes nothing in Keycloak: it
+takes an object the file names, that exists but kcprov did not create, into
+the ownership record, so removing it from the file later deletes it. Only
+`kcprov adopt` and `apply --adopt` plan adoptions; a plain plan lists such
+objects as `not_adopted` and leaves their ownership alone.
 """
 
 from __future__ import annotations
@@ -15,8 +21,7 @@ from typing import Any, Literal
 
 from kcprov.errors import KcprovError
 
-Action = Literal["create", "update", "delete"]
-ACTION_ORDER = {"create": 0, "update": 1, "delete": 2}
+Action = Literal["adopt", "create", "update", "delete"]
 SENSITIVE = "(sensitive)"
 
 # octoDNS-style thresholds: refuse plans that delete or replace more than this
@@ -92,7 +97,7 @@ class FieldDiff:
 
 @dataclass(frozen=True)
 class Change:
-    """Create, update or delete of one object, identified by (kind, key)."""
+    """Adopt, create, update or delete of one object, identified by (kind, key)."""
 
     action: Action
     kind: str
@@ -106,8 +111,9 @@ class Change:
         return f"{self.kind}.{self.key}"
 
     def sort_key(self) -> tuple:
+        # adoptions first (one batch, done by the ownership record written before any change),
         # creates/updates in dependency order, deletes in reverse dependency order
-        stage = -self.stage if self.action == "delete" else self.stage
+        stage = -1 if self.action == "adopt" else -self.stage if self.action == "delete" else self.stage
         return (self.action == "delete", stage, self.kind, self.key)
 
     def to_json(self) -> dict:
@@ -127,10 +133,15 @@ class Plan:
     unmanaged: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     source: str | None = None  # the realm file this plan came from
+    # objects the file names that exist but kcprov does not own, in a plan that does not adopt them
+    not_adopted: list[tuple[str, str]] = field(default_factory=list)
+    # only in a plan of `kcprov adopt`: the changes it leaves for the next apply
+    deferred: list[Change] | None = None
 
     def __post_init__(self) -> None:
         self.changes.sort(key=Change.sort_key)
         self.unmanaged.sort()
+        self.not_adopted.sort()
 
     @property
     def empty(self) -> bool:
@@ -140,7 +151,8 @@ class Plan:
         return sum(1 for c in self.changes if c.action == action)
 
     def summary(self) -> str:
-        return (f"{self.count('create')} to create, {self.count('update')} to update, "
+        adopting = f"{self.count('adopt')} to adopt, " if self.count("adopt") else ""
+        return (f"{adopting}{self.count('create')} to create, {self.count('update')} to update, "
                 f"{self.count('delete')} to delete")
 
     def raise_if_unsafe(self, force: bool = False) -> None:
@@ -175,8 +187,9 @@ class Plan:
             "state_fingerprint": self.state_fingerprint,
             "content_digest": self.content_digest(),
             "managed_count": self.managed_count,
-            "summary": {a: self.count(a) for a in ("create", "update", "delete")},
+            "summary": {a: self.count(a) for a in ("adopt", "create", "update", "delete")},
             "changes": [c.to_json() for c in self.changes],
             "unmanaged": [{"kind": k, "key": key} for k, key in self.unmanaged],
+            "not_adopted": [{"kind": k, "key": key} for k, key in self.not_adopted],
             "warnings": self.warnings,
         }

@@ -18,7 +18,8 @@ from rich.console import Console
 from kcprov.plan.changes import SENSITIVE, Change, FieldDiff, Plan, public
 from kcprov.terminal import shown
 
-SIGNS = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", "red")}
+SIGNS = {"adopt": ("=", "cyan"), "create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", "red")}
+ADOPTED = " [dim](exists, will be adopted)[/]"
 
 
 def show(value: Any) -> str:
@@ -52,7 +53,8 @@ def render_text(plans: Sequence[Plan], console: Console, url: str | None = None,
         for warning in plan.warnings:
             console.print(f"  [yellow]warning:[/] {shown(warning)}")
         if plan.empty:
-            console.print("  No changes. The realm matches the file.")
+            console.print("  No changes. The realm matches the file." if plan.deferred is None else
+                          "  Nothing to adopt: what the file names is managed by kcprov already, or does not exist.")
         groups: dict[str | None, list[Change]] = {}
         for change in plan.changes:  # realm-level objects first, then one block per MCP server
             groups.setdefault(change.group, []).append(change)
@@ -61,11 +63,20 @@ def render_text(plans: Sequence[Plan], console: Console, url: str | None = None,
                 console.print(f"\n  [bold]# MCP server '{shown(group)}'[/]")
             for change in groups[group]:
                 sign, colour = SIGNS[change.action]
-                console.print(f"  [{colour}]{sign} {shown(change.address)}[/]")
+                console.print(f"  [{colour}]{sign} {shown(change.address)}[/]" + (ADOPTED if change.action == "adopt" else ""))
                 diffs = change.diffs if change.action != "delete" or verbose_deletes else ()
                 width = max((len(d.field) for d in diffs), default=0)
                 for d in diffs:
                     console.print(_diff_line(change, d, width), soft_wrap=True)
+        if plan.deferred:
+            console.print("\n  [dim]Left for `kcprov apply` (adopt changes nothing):[/]")
+            for change in plan.deferred:
+                console.print(f"  [dim]  {SIGNS[change.action][0]} {shown(change.address)}[/]")
+        if plan.not_adopted:
+            console.print("\n  [dim]Named by this file but not created by kcprov (not owned: removing them from the "
+                          "file leaves them in place; `kcprov adopt` or `apply --adopt` takes them over):[/]")
+            for kind, key in plan.not_adopted:
+                console.print(f"  [dim]  {shown(kind)}.{shown(key)}[/]")
         if plan.unmanaged:
             console.print("\n  [dim]Not managed by this file (left alone; `--prune` deletes them):[/]")
             for kind, key in plan.unmanaged:
