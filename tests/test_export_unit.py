@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kcprov.export import comment_text, footer
+from kcprov.export.check import drop_invalid
 from kcprov.export.document import EnvReference, ExportContext, env_name
 from kcprov.export.emit import emit, jinja_literal
 from kcprov.export.unmodelled import not_modelled
@@ -155,3 +156,15 @@ def test_changed_and_added_objects_are_listed():
         ("composite role", "admin"), ("group", "/staff"), ("identity provider", "github"),
         ("realm setting", "eventsListeners"), ("required action", "VERIFY_EMAIL"), ("scope mappings of client", "app"),
     ]
+
+
+def test_an_entry_the_format_refuses_is_left_out_and_listed():
+    ctx = ExportContext("r", LiveState("r", True, {}, {}, RawRealm("r", {})))
+    ctx.doc = {"realm": "r",
+               "clients": {"good": {"client_id": "good"},
+                           "bad id": {"client_id": "bad id"},
+                           "app": {"client_id": "app", "mappers": {"m": {"name": "m"}}}},  # mapper without a kind
+               "display_name": "zero\u200bwidth"}
+    drop_invalid(ctx)
+    assert ctx.doc == {"realm": "r", "clients": {"good": {"client_id": "good"}, "app": {"client_id": "app"}}}
+    assert sorted(line.split(":")[0] for line in ctx.skipped) == ["client 'bad id'", "mapper 'm'", "realm file key 'display_name'"]

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kcprov import __version__
 from kcprov.errors import KcprovError
 from kcprov.export.baseline import baseline
+from kcprov.export.check import drop_invalid
 from kcprov.export.document import ExportContext
 from kcprov.export.emit import emit, jinja_literal
 from kcprov.export.unmodelled import not_modelled
@@ -50,8 +52,13 @@ class Export:
 
 
 def export_realm(client: KeycloakClient, realm: str, *, include_users: bool = False, everything: bool = False,
-                 with_secrets: bool = False) -> Export:
-    """Export `realm`; `with_secrets` reads each referenced secret (one request per confidential client)."""
+                 with_secrets: bool = False, passes: Sequence[Callable[[ExportContext], None]] = ()) -> Export:
+    """Export `realm`; `with_secrets` reads each referenced secret (one request per confidential client).
+
+    `passes` run on the finished document before it is checked and written: each may fold
+    primitives into higher-level keys (the `--mcp` recogniser turns scopes, mappers, clients
+    and policies into `mcp_servers:` entries) and say why in `ctx.comments`/`ctx.not_exported`.
+    """
     live = read_state(client, realm, {}, KINDS)
     if not live.exists:
         raise KcprovError(f"realm '{realm}' does not exist on {client.settings.url}.",
@@ -66,6 +73,9 @@ def export_realm(client: KeycloakClient, realm: str, *, include_users: bool = Fa
             export_object(kind, key, live.objects[kind.name][key], base.templates.get(kind.name, {}), ctx)
     for kind, name in not_modelled(live.raw.export, base.export):
         ctx.not_exported(kind, name)
+    for rewrite in passes:
+        rewrite(ctx)
+    drop_invalid(ctx)
     secrets = read_secrets(client, live, ctx) if with_secrets else {}
     skipped = sorted(ctx.skipped)
     text = emit(ctx.doc, ctx.comments, header(client, realm, base.version, ctx), footer(skipped))
