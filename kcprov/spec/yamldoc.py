@@ -22,7 +22,7 @@ secret):
   own parser is pure Python, ~5x slower; its C one, ruamel.yaml.clib, refuses
   `[mcp:tools]`, which PyYAML's libyaml reads.) Where PyYAML has no C
   extension, its pure-Python parser makes the same events (tests compare the
-  two), about ten times slower. libyaml's syntax is YAML 1.1's where the two
+  two), about 4x slower: as slow as ruamel's. libyaml's syntax is YAML 1.1's where the two
   differ at all: `{: 1}` (an empty key to YAML 1.2) is reported as an empty
   key, and anchor names are letters, digits, '-' and '_'.
 - YAML 1.2 core schema: `on`, `yes`, `no`, `off` are strings; a `%YAML 1.1`
@@ -218,7 +218,7 @@ class _PurePyYamlParser(Reader, Scanner, Parser):
 
 try:
     from yaml.cyaml import CParser as _EventParser
-except ImportError:  # PyYAML's wheels ship libyaml on the common platforms; elsewhere, ~10x slower
+except ImportError:  # PyYAML's wheels ship libyaml on the common platforms; elsewhere, ~4x slower
     _EventParser = _PurePyYamlParser
 
 
