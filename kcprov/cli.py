@@ -296,9 +296,12 @@ def export(
     secrets_env: Annotated[Optional[str], typer.Option("--secrets-env", metavar="FILE",
                                                        help="Write the secrets the file references to this env "
                                                             "file (mode 0600), for a migration.")] = None,
+    mcp: Annotated[bool, typer.Option("--mcp", help="Write MCP server setups as mcp_servers: entries (what does "
+                                                    "not fit stays as primitives, with a note why).")] = False,
 ) -> None:
     """Write a live realm as a short realm file: only what differs from a new realm, secrets as {{ env.NAME }}."""
     from kcprov.export import export_realm
+    from kcprov.export.mcp import fold_mcp_servers
     from kcprov.export.secrets import secrets_env_text
     from kcprov.fileio import resolve_output, write_output
 
@@ -312,7 +315,7 @@ def export(
         resolve_output(secrets_env, origin="command-line", what="secrets env file")
     client = keycloak.connect()
     result = export_realm(client, realm, include_users="users" in (include or ()), everything=everything,
-                          with_secrets=bool(secrets_env))
+                          with_secrets=bool(secrets_env), passes=[fold_mcp_servers] if mcp else ())
     if to_file:
         write_output(output, result.text, origin="command-line", what="export")
         err_console.print(f"Wrote {printable(output)} (realm '{printable(realm)}', mode 0600)", markup=False)

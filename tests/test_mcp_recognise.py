@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from kcprov.export.check import as_loaded
 from kcprov.export.mcp import recognise_mcp_servers
 from kcprov.spec import load_realm
 from kcprov.spec.expand import expand_mcp_servers
@@ -183,12 +184,18 @@ def test_fields_the_data_leaves_out_count_as_the_live_values():
     assert names(recognise_mcp_servers(data, live=live)) == ["calculator"]
 
 
-def test_the_exporters_document_shape_is_read_too():
-    data = primitives(spec_of(server()))
+def test_the_exporters_document_shape_is_read_and_given_back():
+    """The exporter holds named entries as {identity: entry} until it writes them (kcprov.export.document)."""
+    data = primitives(spec_of(server(), client_scopes=[{"name": "notes:read", "type": "optional"}],
+                             clients=[{"client_id": "web", "mappers": [{"name": "aud", "audience": "urn:x"}]}]))
     by_name = {**data, "client_scopes": {s["name"]: s for s in data["client_scopes"]},
-               "clients": {c["client_id"]: {**c, "mappers": {}} for c in data["clients"]}}
+               "clients": {c["client_id"]: {**c, "mappers": {m["name"]: m for m in c.get("mappers", [])}}
+                           for c in data["clients"]}}
     by_name["client_policies"] = {k: {e["name"]: e for e in v} for k, v in data["client_policies"].items()}
-    assert recognise_mcp_servers(by_name).data == recognise_mcp_servers(data).data
+    folded = recognise_mcp_servers(by_name).data
+    assert list(folded["clients"]) == ["web"] and list(folded["client_scopes"]) == ["notes:read"]
+    assert list(folded["clients"]["web"]["mappers"]) == ["aud"]
+    assert as_loaded(folded) == recognise_mcp_servers(data).data
 
 
 def test_recognising_twice_changes_nothing_more():
@@ -202,3 +209,16 @@ def test_data_that_does_not_load_is_a_note_not_an_error():
     recognised = recognise_mcp_servers(data)
     assert names(recognised) == []
     assert any(n.startswith("--mcp left the realm as primitives: its data does not load (client_scopes.") for n in recognised.notes)
+
+
+def test_the_written_file_keeps_the_base_scope_first_and_loads_to_the_same_objects(tmp_path):
+    """The emitter sorts raw maps, but not an MCP server's scopes: the first is the base scope."""
+    from kcprov.export.emit import emit
+
+    spec = spec_of(server(scopes={"z:tools": "Use", "a:admin": "Administer"}, tool_scopes={"reset": "a:admin"}))
+    recognised = recognise_mcp_servers(primitives(spec))
+    path = tmp_path / "realm.yaml"
+    path.write_text(emit(recognised.data, {}, [], []))
+    loaded = load_realm(path)
+    assert list(loaded.mcp_servers[0].scopes) == ["z:tools", "a:admin"]
+    assert desired_objects(loaded)[0] == desired_objects(spec)[0]

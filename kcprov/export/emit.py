@@ -1,7 +1,8 @@
 """Writing the exported document as YAML that `kcprov.spec.load_realm` reads back to the same data.
 
 Key order is the order of the models' fields (what a reader of the format
-expects), raw maps (attributes, config) are sorted, lists of named entries
+expects), raw maps (attributes, config) are sorted but for those whose order
+means something (`IN_ORDER`), lists of named entries
 are sorted by name, so two exports of one realm are byte-identical and a
 change shows as a small git diff. The file is YAML 1.2 read after Jinja2:
 - a string YAML 1.1 or 1.2 would read as something else (`"0777"`, `"true"`,
@@ -26,11 +27,13 @@ from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from kcprov.export.document import EnvReference
-from kcprov.spec.models import RealmSpec
+from kcprov.spec.models import McpServer, RealmSpec
 
 _STR = "tag:yaml.org,2002:str"
 _RESOLVERS = (VersionedResolver(version=(1, 1)), VersionedResolver(version=(1, 2)))
 _JINJA_OPENING = re.compile(r"\{(?=[{%#])")
+IN_ORDER = {(McpServer, "scopes")}
+"""Maps written in their own order, not sorted: the first scope of an MCP server is its base scope."""
 
 
 def jinja_literal(value: str) -> str:
@@ -71,7 +74,10 @@ def node(value: Any, model: type[BaseModel] | None, comments: dict, path: tuple[
             item = value[key]
             if isinstance(item, dict) and sub is not None and _is_list(model, key):
                 item = [item[k] for k in sorted(item)]  # named entries, sorted by identity
-            out[key] = node(item, sub, comments, (*path, key))
+            if (model, key) in IN_ORDER:
+                out[key] = CommentedMap((scalar(k), scalar(v)) for k, v in item.items())
+            else:
+                out[key] = node(item, sub, comments, (*path, key))
             if (*path, key) in comments:
                 out.yaml_add_eol_comment(comments[(*path, key)], key)
         return out

@@ -60,6 +60,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from kcprov.export.document import ExportContext
 from kcprov.resources import KINDS_BY_NAME
 from kcprov.resources.base import text
 from kcprov.resources.scopes import AUDIENCE_MAPPER as AUDIENCE_MAPPER_TYPE, mapper_attrs
@@ -122,7 +123,7 @@ def recognise_mcp_servers(realm: dict, live: Objects | None = None) -> Recognise
     for entry in data.get("mcp_servers", []):
         if not entry.get("clients"):
             entry.pop("clients", None)
-    return Recognised({k: v for k, v in data.items() if v != []}, notes)
+    return Recognised(_reshaped({k: v for k, v in data.items() if v != []}, realm), notes)
 
 
 # ---------------------------------------------------------------- the data
@@ -138,6 +139,24 @@ def _normalised(realm: dict) -> dict:
         data["client_policies"] = {k: _entries(v) if k in ("profiles", "policies") else v
                                    for k, v in realm["client_policies"].items()}
     return copy.deepcopy(data)
+
+
+IDENTITY = {"client_scopes": "name", "clients": "client_id", "mappers": "name", "profiles": "name", "policies": "name"}
+
+
+def _reshaped(data: dict, realm: dict) -> dict:
+    """Sections given as {identity: entry} (the exporter's document) handed back in that shape."""
+    def keyed(entries: list[dict], section: str) -> dict:
+        return {e[IDENTITY[section]]: {**e, "mappers": keyed(e["mappers"], "mappers")} if "mappers" in e else e
+                for e in entries}
+
+    for section in ("client_scopes", "clients"):
+        if isinstance(realm.get(section), dict) and section in data:
+            data[section] = keyed(data[section], section)
+    policies = data.get("client_policies")
+    if policies and isinstance(realm["client_policies"].get("profiles"), dict):
+        data["client_policies"] = {k: keyed(v, k) if k in ("profiles", "policies") else v for k, v in policies.items()}
+    return data
 
 
 def _entries(value: Any) -> list[dict]:
@@ -520,3 +539,20 @@ def _subtract_map(data: dict, path: tuple[str, ...], generated, keep: set[str] =
     for parent, key in zip(reversed(parents[:-1]), reversed(path)):
         if not parent[key]:
             del parent[key]
+
+
+# ---------------------------------------------------------------- the export pass
+
+NOTES_KEY = "x-kcprov-mcp-notes"
+"""Where the notes go in the exported file: a top-level `x-` key, which a realm file may hold and the
+loader ignores (RealmSpec). Each note is a `- note: ...` line of its own, its text a value the emitter
+quotes and escapes (names in it come from Keycloak); the document has no other place for a block of text."""
+
+
+def fold_mcp_servers(ctx: ExportContext) -> None:
+    """`kcprov export --mcp`: an export pass (`export_realm(passes=...)`) folding the document's MCP setups."""
+    recognised = recognise_mcp_servers(ctx.doc, live=ctx.live.objects)
+    ctx.doc = recognised.data
+    if recognised.notes:
+        ctx.doc[NOTES_KEY] = [{"note": note} for note in recognised.notes]
+        ctx.comments[(NOTES_KEY,)] = "kcprov export --mcp: what stays as primitives, and why"
