@@ -71,11 +71,16 @@ def export_realm(client: KeycloakClient, realm: str, *, include_users: bool = Fa
     for kind in KINDS:
         for key in sorted(live.objects.get(kind.name, {})):
             export_object(kind, key, live.objects[kind.name][key], base.templates.get(kind.name, {}), ctx)
+        for key in sorted(set(base.objects.get(kind.name, {})) - set(live.objects.get(kind.name, {}))):
+            parent = kind.parent(key)
+            if kind.deletable and (parent is None or parent[1] in live.objects.get(parent[0], {})):
+                ctx.not_exported(kind.label, key, "deleted here; a realm made from this file keeps Keycloak's")
     for kind, name in not_modelled(live.raw.export, base.export):
         ctx.not_exported(kind, name)
     for rewrite in passes:
         rewrite(ctx)
     drop_invalid(ctx)
+    ctx.secrets = {n: (k, key) for n, (k, key) in ctx.secrets.items() if key in ctx.doc.get("clients", {})}
     secrets = read_secrets(client, live, ctx) if with_secrets else {}
     skipped = sorted(ctx.skipped)
     text = emit(ctx.doc, ctx.comments, header(client, realm, base.version, ctx), footer(skipped))

@@ -38,19 +38,15 @@ def drop_invalid(ctx: ExportContext, limit: int = 1000) -> None:
     raise AssertionError("export check did not converge")  # each round removes one entry: unreachable
 
 
-def as_loaded(node: Any) -> Any:
+def as_loaded(node: Any, section: str | None = None) -> Any:
     """Sections held as {identity: entry} become lists in identity order, as the emitter writes them."""
+    if isinstance(node, dict) and section in SECTION_KINDS:
+        return [as_loaded(node[k]) for k in sorted(node)]
     if isinstance(node, dict):
-        if node and all(isinstance(v, dict) and _identity(v) == k for k, v in node.items()):
-            return [as_loaded(node[k]) for k in sorted(node)]
-        return {k: as_loaded(v) for k, v in node.items()}
+        return {k: as_loaded(v, k) for k, v in node.items()}
     if isinstance(node, list):
         return [as_loaded(v) for v in node]
     return node
-
-
-def _identity(entry: dict) -> Any:
-    return next((entry[f] for f in ("name", "client_id", "username") if f in entry), None)
 
 
 def _innermost(doc: dict, loc: tuple) -> tuple[dict, Any, str, tuple[dict, str] | None]:

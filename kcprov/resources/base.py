@@ -68,6 +68,13 @@ def without_ids(value: Any) -> Any:
     return value
 
 
+def new_builtin(kind: Kind, key: str, live: LiveState) -> bool:
+    """A built-in object of a realm this apply creates: Keycloak makes it with the realm, so its
+    "create" is an update of what Keycloak made, without create defaults (a file naming a built-in
+    to change it, applied to a new realm)."""
+    return not live.exists and kind.is_builtin(key, live.realm)
+
+
 class ApplyContext:
     """Shared by the writers of one apply: the client, the realm, and server ids."""
 

@@ -35,7 +35,7 @@ writes, so a field changed by hand is left alone.
 from __future__ import annotations
 
 from kcprov.plan.changes import Secret
-from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, flag, prefixed, text, without_ids
+from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, flag, new_builtin, prefixed, text, without_ids
 from kcprov.resources.roles import ADMIN_REALM, RoleMappingsKind, client_uuid, live_role_refs
 from kcprov.resources.scopes import realm_scope_types, scope_uuid
 
@@ -144,7 +144,7 @@ class ClientKind(Kind):
         return key in BUILTIN_CLIENTS or key == f"{realm}-realm" or (realm == ADMIN_REALM and key.endswith("-realm"))
 
     def create_defaults(self, key, attrs, desired, live) -> Attrs:
-        if self.is_builtin(key, live.realm):
+        if new_builtin(self, key, live):
             return {}  # a built-in client keeps what Keycloak gave it; only the file's fields change
         defaults: Attrs = {**CREATE_DEFAULTS,
                            "confidential": "secret" in attrs or attrs.get("service_account") is True}
@@ -156,7 +156,7 @@ class ClientKind(Kind):
 
     def create(self, ctx: ApplyContext, change) -> None:
         after = {d.field: d.after for d in change.diffs}
-        if self.is_builtin(change.key, ctx.realm):  # a realm created in this apply has it already
+        if new_builtin(self, change.key, ctx.live):  # a realm created in this apply has it already
             uuid = client_uuid(ctx, change.key)
             current = ctx.client.get(f"{ctx.base}/clients/{uuid}", f"client '{change.key}'")
             return self._change(ctx, change.key, uuid, after, {f: current.get(r) or [] for f, r in SCOPE_SETS.items()})

@@ -7,7 +7,7 @@ Role references in the flat shape are "realm/<role>" for realm roles and
 from __future__ import annotations
 
 from kcprov.keycloak import seg
-from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none
+from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, new_builtin
 
 REALM = "realm"
 
@@ -37,7 +37,7 @@ class RoleKind(Kind):
         return key in builtin_realm_roles(realm)
 
     def create(self, ctx: ApplyContext, change) -> None:
-        if self.is_builtin(change.key, ctx.realm):  # a realm created in this apply has it already
+        if new_builtin(self, change.key, ctx.live):  # a realm created in this apply has it already
             return self.update(ctx, change)
         body = {"name": change.key, **{d.field: d.after for d in change.diffs}}
         ctx.client.post(f"{ctx.base}/roles", body, f"realm role '{change.key}'")

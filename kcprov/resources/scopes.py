@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kcprov.resources.base import ApplyContext, Attrs, Kind, Objects, drop_none, flag, prefixed, text
+from kcprov.resources.base import ApplyContext, Attrs, Kind, Objects, drop_none, flag, new_builtin, prefixed, text
 from kcprov.resources.roles import RoleMappingsKind, client_uuid, live_role_refs
 
 if TYPE_CHECKING:
@@ -94,10 +94,10 @@ class ClientScopeKind(Kind):
         return key in BUILTIN_SCOPES
 
     def create_defaults(self, key, attrs, desired, live) -> Attrs:
-        return {} if self.is_builtin(key, live.realm) else dict(CREATE_DEFAULTS)
+        return {} if new_builtin(self, key, live) else dict(CREATE_DEFAULTS)
 
     def create(self, ctx: ApplyContext, change) -> None:
-        if self.is_builtin(change.key, ctx.realm):  # a realm created in this apply has it already
+        if new_builtin(self, change.key, ctx.live):  # a realm created in this apply has it already
             scope_id = scope_uuid(ctx, change.key)
             return self._change(ctx, change, scope_id, realm_type(ctx, scope_id))
         body = {"name": change.key, "protocol": OIDC, **representation(change)}
