@@ -27,6 +27,7 @@ from kcprov.resources import KINDS, KINDS_BY_NAME
 from kcprov.resources.realm import OWNERSHIP_ATTRIBUTE
 from kcprov.state import LiveState, RawRealm
 
+SECRET = "adopt-secret-5150-qq"
 HAND_MADE = "clients:\n  - client_id: hand-made\n    description: written by the file\n"
 
 
@@ -169,22 +170,25 @@ def test_adopt_changes_nothing_but_the_ownership_record_and_tells_what_the_next_
                    "id.token.claim": "false", "introspection.token.claim": "true"}})
     admin.create_realm_role({"name": "reader"})
     admin.create_client_scope({"name": "mcp:tools", "protocol": "openid-connect"})
+    admin.create_client({"clientId": "confidential", "publicClient": False, "secret": SECRET})
     body = ("roles:\n  - name: reader\nclient_scopes:\n  - name: mcp:tools\n"
             + HAND_MADE + "    mappers:\n      - name: aud\n        audience: http://localhost:3000\n"
+            "  - client_id: confidential\n    confidential: true\n    secret: \"{{ env.ADOPT_SECRET }}\"\n"
             "  - client_id: account\n")  # a built-in: never adopted
     path = realm_file(tmp_path, realm, body)
     before = snapshot(keycloak, realm)
 
-    adopted = kcprov("adopt", str(path), "--auto-approve", env=env)
+    adopted = kcprov("adopt", str(path), "--auto-approve", env={**env, "ADOPT_SECRET": SECRET})
     ok(adopted)
-    assert "Plan: 4 to adopt, 0 to create, 0 to update, 0 to delete." in adopted.stdout
+    assert_clean(adopted, SECRET)
+    assert "Plan: 5 to adopt, 0 to create, 0 to update, 0 to delete." in adopted.stdout
     assert "Left for `kcprov apply`" in adopted.stdout and "~ client.hand-made" in adopted.stdout
     assert "The next plan shows 1 update for them (they differ from the file)." in adopted.stdout
     assert snapshot(keycloak, realm) == before
-    assert owned(keycloak, realm) == {"client": ["hand-made"], "client_mapper": ["hand-made/aud"],
+    assert owned(keycloak, realm) == {"client": ["confidential", "hand-made"], "client_mapper": ["hand-made/aud"],
                                       "client_scope": ["mcp:tools"], "role": ["reader"]}
 
-    planned = kcprov("plan", str(path), "--detailed-exitcode", env=env)
+    planned = kcprov("plan", str(path), "--detailed-exitcode", env={**env, "ADOPT_SECRET": SECRET})
     assert planned.returncode == 2
     assert "1 to update" in planned.stdout and "~ client.hand-made" in planned.stdout
     assert "Named by this file but not created by kcprov" not in planned.stdout
