@@ -8,9 +8,16 @@ is empty", checked without Keycloak): the objects the recognised data manages
 from __future__ import annotations
 
 import copy
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dotenv import dotenv_values
+from keycloak.exceptions import KeycloakError
 
 from kcprov.export.check import as_loaded
 from kcprov.export.mcp import recognise_mcp_servers
@@ -222,3 +229,67 @@ def test_the_written_file_keeps_the_base_scope_first_and_loads_to_the_same_objec
     loaded = load_realm(path)
     assert list(loaded.mcp_servers[0].scopes) == ["z:tools", "a:admin"]
     assert desired_objects(loaded)[0] == desired_objects(spec)[0]
+
+
+# ---------------------------------------------------------------- against Keycloak
+
+
+def kcprov(*args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kcprov.cli", *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def renamed(text: str, realm: str) -> str:
+    return re.sub(r"(?m)^realm: .*$", f"realm: {realm}", text, count=1)
+
+
+@pytest.fixture
+def fresh_realm(keycloak, realm_name) -> Iterator[str]:
+    name = f"{realm_name}-b"
+    yield name
+    try:
+        keycloak.admin().delete_realm(name)
+    except KeycloakError as exc:
+        if exc.response_code != 404:
+            raise
+
+
+def test_export_mcp_of_the_mcp_dev_realm_applies_to_a_fresh_realm_that_plans_empty_against_it(
+        tmp_path, kc_env, realm_name, fresh_realm, monkeypatch):
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "SOURCE_DATE_EPOCH": "1800000000"}
+    source = (ROOT / "realms/mcp-dev.yaml").read_text()
+    (tmp_path / "dev.yaml").write_text(renamed(re.sub(r"(?m)^\s*env_file:.*$", "", source), realm_name))
+    outputs = [kcprov("apply", "dev.yaml", "--auto-approve", env=env, cwd=tmp_path)]
+    assert outputs[-1].returncode == 0, outputs[-1].stdout + outputs[-1].stderr
+
+    outputs.append(kcprov("export", "--realm", realm_name, "--mcp", "-o", "a.yaml", "--secrets-env", "a.env",
+                          env=env, cwd=tmp_path))
+    assert outputs[-1].returncode == 0, outputs[-1].stderr
+    outputs.append(kcprov("export", "--realm", realm_name, "--mcp", "-o", "b.yaml", env=env, cwd=tmp_path))
+    text = (tmp_path / "a.yaml").read_text()
+    assert (tmp_path / "b.yaml").read_text() == text, "export --mcp twice is byte-identical"
+    assert "  - client_id: mcp-server\n" in text, "the file's own client stays a client"
+    assert "kept as primitives" not in text and "\nclient_scopes:" not in text
+
+    secrets = {k: v for k, v in dotenv_values(tmp_path / "a.env").items() if v}
+    assert secrets, "the confidential clients' secrets are env references"
+    with_secrets = {**env, **secrets}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    (entry,) = load_realm(tmp_path / "a.yaml").mcp_servers
+    assert (entry.name, entry.url, list(entry.scopes)) == ("calculator", "http://localhost:3000/mcp",
+                                                           ["mcp:tools", "mcp:admin"])
+    assert [c.preset or next(k for k in ("dcr", "cimd") if getattr(c, k)) for c in entry.clients] == [
+        "dcr", "mcp-inspector", "cimd", "claude-code", "vscode"]
+
+    (tmp_path / "copy.yaml").write_text(renamed(text, fresh_realm))
+    outputs.append(kcprov("apply", "copy.yaml", "--auto-approve", env=with_secrets, cwd=tmp_path))
+    assert outputs[-1].returncode == 0, outputs[-1].stdout + outputs[-1].stderr
+    for target in ("a.yaml", "copy.yaml"):  # the original realm, and the one made from the export
+        outputs.append(kcprov("plan", target, "--detailed-exitcode", env=with_secrets, cwd=tmp_path))
+        assert outputs[-1].returncode == 0, outputs[-1].stdout + outputs[-1].stderr
+
+    for value in secrets.values():
+        assert value not in text
+        assert not any(value in r.stdout + r.stderr for r in outputs)
+    assert not any("Traceback" in r.stdout + r.stderr for r in outputs)
