@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kcprov.export import comment_text, footer
+from kcprov.export import comment_text, footer, without_userinfo
 from kcprov.export.check import drop_invalid
 from kcprov.export.document import EnvReference, ExportContext, env_name
 from kcprov.export.emit import emit, jinja_literal
@@ -79,6 +79,10 @@ def test_comments_cannot_break_out_of_their_line_or_into_the_template(tmp_path):
     spec = load(tmp_path, text)
     assert spec.realm == "r" and spec.settings.access_token_lifespan == 600
     assert all(line.startswith("#") for line in text.splitlines() if "idp" in line)
+
+
+def test_the_header_never_carries_credentials_of_the_url():
+    assert without_userinfo("https://admin:pw@kc.example.com:8443/auth") == "https://kc.example.com:8443/auth"
 
 
 def test_jinja_openings_are_escaped_and_nothing_else():

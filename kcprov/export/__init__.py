@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from kcprov import __version__
 from kcprov.errors import KcprovError
@@ -143,8 +144,8 @@ def export_date() -> str:
 
 def header(client: KeycloakClient, realm: str, version: str, ctx: ExportContext) -> list[str]:
     lines = [
-        f"Realm '{realm}' exported by kcprov {__version__} from {client.settings.url} (Keycloak {version}) "
-        f"on {export_date()}.",
+        f"Realm '{realm}' exported by kcprov {__version__} from {without_userinfo(client.settings.url)} "
+        f"(Keycloak {version}) on {export_date()}.",
         "Only what differs from a new realm is written; built-in objects only where changed.",
         "Check it matches the realm:  kcprov plan --detailed-exitcode FILE  (exit 0: in sync)",
     ]
@@ -159,6 +160,12 @@ def footer(skipped: list[str]) -> list[str]:
         return []
     return ["Not exported: kcprov cannot model these yet (they stay as they are in Keycloak):",
             *(f"  {comment_text(line)}" for line in skipped)]
+
+
+def without_userinfo(url: str) -> str:
+    """The URL without a `user:password@` part, which must not end up in a file."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
 
 
 def comment_text(text: str) -> str:
