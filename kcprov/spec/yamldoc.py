@@ -22,9 +22,9 @@ secret):
   own parser is pure Python, ~5x slower; its C one, ruamel.yaml.clib, refuses
   `[mcp:tools]`, which PyYAML's libyaml reads.) Where PyYAML has no C
   extension, its pure-Python parser makes the same events (tests compare the
-  two), about 4x slower: as slow as ruamel's. libyaml's syntax is YAML 1.1's where the two
-  differ at all: `{: 1}` (an empty key to YAML 1.2) is reported as an empty
-  key, and anchor names are letters, digits, '-' and '_'.
+  two), about 4x slower: as slow as ruamel's. libyaml's syntax is YAML 1.1's
+  where the two differ at all: `{: 1}` (an empty key to YAML 1.2) is
+  reported as an empty key, and anchor names are letters, digits, '-', '_'.
 - YAML 1.2 core schema: `on`, `yes`, `no`, `off` are strings; a `%YAML 1.1`
   directive, which would bring the 1.1 meanings back, is refused. A `%TAG`
   directive only renames tags: what it expands to is judged like any tag.
@@ -78,10 +78,10 @@ _COLLECTIONS = {MappingNode: _CORE + "map", SequenceNode: _CORE + "seq"}
 _PLAIN_SCALARS = VersionedResolver(version=(1, 2)).versioned_resolver
 """ruamel's YAML 1.2 core-schema rules for plain scalars: first character -> [(tag, regexp)]."""
 
-LINE_MARKERS = _OPEN + _CLOSE
+_LINE_MARKERS = _OPEN + _CLOSE
 """The private-use characters the template puts around line numbers before rendering."""
 _FORBIDDEN = re.compile(
-    f"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff{LINE_MARKERS}]"
+    f"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff{_LINE_MARKERS}]"
 )
 """Controls but tab and newline, line/paragraph separators, bidi controls, lone surrogates, non-characters,
 and the template's line markers (a file holding them could fake the line numbers of its problems)."""
@@ -189,14 +189,17 @@ def check_characters(text: str) -> None:
         if bad[0] == "\0":
             raise YamlIssue((line, column), "NUL character (U+0000) in the file",
                             "realm files are UTF-8 text: is it UTF-16 or a binary file?")
-        if bad[0] in LINE_MARKERS:
+        if bad[0] in _LINE_MARKERS:
             raise YamlIssue((line, column), f"{describe(bad[0])} in the file",
                             "remove it: kcprov marks template line numbers with U+E000 and U+E001")
         raise YamlIssue((line, column), f"{describe(bad[0])} in the file", _FORBIDDEN_HINT)
 
 
 def describe(char: str) -> str:
-    """'U+202E RIGHT-TO-LEFT OVERRIDE', 'control character U+001B', 'private-use character U+E000': never the raw character."""
+    """'U+202E RIGHT-TO-LEFT OVERRIDE', 'control character U+001B', 'private-use character U+E000'.
+
+    Never the raw character: it could hide or reorder the text around it.
+    """
     name = unicodedata.name(char, None)
     if name:
         return f"U+{ord(char):04X} {name}"
