@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kcprov.keycloak import KeycloakClient, seg
-from kcprov.plan.changes import public
+from kcprov.secret import public
 from kcprov.resources.realm import OWNERSHIP_ATTRIBUTE
 
 

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from kcprov.plan import compute_plan
-from kcprov.plan.changes import SENSITIVE, Plan, Secret, UnsafePlan
+from kcprov.plan.changes import Plan, UnsafePlan
+from kcprov.secret import SENSITIVE, Secret
 from kcprov.plan.render import render_json, render_text
 from kcprov.resources import KINDS
 from kcprov.state import LiveState, RawRealm

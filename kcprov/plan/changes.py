@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kcprov.errors import KcprovError
+from kcprov.secret import Secret, public
 
 Action = Literal["adopt", "create", "update", "delete"]
-SENSITIVE = "(sensitive)"
 
 # octoDNS-style thresholds: refuse plans that delete or replace more than this
 # share of the objects kcprov manages in a realm, once it manages at least MIN.
@@ -32,44 +32,6 @@ MIN_MANAGED_FOR_THRESHOLD = 10
 
 class UnsafePlan(KcprovError):
     """The plan would remove too much at once; --force overrides."""
-
-
-class Secret:
-    """A secret value carried through planning without ever being shown.
-
-    Equality compares values (so a changed secret is a change); str/repr and
-    JSON show only `(sensitive)`.
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str):
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __repr__(self) -> str:
-        return SENSITIVE
-
-    __str__ = __repr__
-
-
-def public(value: Any) -> Any:
-    """A value as it may be shown or saved: secrets masked, sets sorted."""
-    if isinstance(value, Secret):
-        return SENSITIVE
-    if isinstance(value, dict):
-        return {k: public(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [public(v) for v in value]
-    return value
 
 
 @dataclass(frozen=True)

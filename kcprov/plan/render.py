@@ -15,7 +15,8 @@ from typing import Any
 
 from rich.console import Console
 
-from kcprov.plan.changes import SENSITIVE, Change, FieldDiff, Plan, public
+from kcprov.plan.changes import Change, FieldDiff, Plan
+from kcprov.secret import SENSITIVE, public
 from kcprov.terminal import shown
 
 SIGNS = {"adopt": ("=", "cyan"), "create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", "red")}

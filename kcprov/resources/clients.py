@@ -34,7 +34,7 @@ writes, so a field changed by hand is left alone.
 
 from __future__ import annotations
 
-from kcprov.plan.changes import Secret
+from kcprov.secret import Secret
 from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, flag, new_builtin, prefixed, text, without_ids
 from kcprov.resources.roles import ADMIN_REALM, RoleMappingsKind, client_uuid, live_role_refs
 from kcprov.resources.scopes import realm_scope_types, scope_uuid

@@ -8,7 +8,7 @@ it disabled), shown as `enabled = true (default)`.
 
 from __future__ import annotations
 
-from kcprov.plan.changes import Secret
+from kcprov.secret import Secret
 from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none
 from kcprov.resources.roles import REALM, change_role_mappings, live_role_refs, mapping_of, role_refs
 
