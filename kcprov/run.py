@@ -19,10 +19,10 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from kcprov.errors import KcprovError
 from kcprov.keycloak import KeycloakUnreachable
+from kcprov.terminal import shown
 
 SHOWN = 3  # errors (and changes not run) listed in the summary of a stopped apply
 EXIT_INTERRUPTED = 130
@@ -52,7 +52,7 @@ def run_apply(client, runs, out: Console, err_console: Console, approved: bool, 
     failures = 0
     with interruptible(err_console) as stop:
         for run in runs:
-            if run.plan.changes and not apply_realm(client, run, out, err_console, workers, lock_timeout, stop):
+            if not run.plan.empty and not apply_realm(client, run, out, err_console, workers, lock_timeout, stop):
                 failures += 1
     if stop.is_set():
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -89,7 +89,8 @@ def apply_realm(client, run, out: Console, err_console: Console, workers: int, l
     finally:
         lock.release()
     if result.ok:
-        out.print(f"[green]Applied realm '{plan.realm}':[/] {plan.count('create')} created, "
+        adopted = f"{plan.count('adopt')} adopted, " if plan.count("adopt") else ""
+        out.print(f"[green]Applied realm '{shown(plan.realm)}':[/] {adopted}{plan.count('create')} created, "
                   f"{plan.count('update')} updated, {plan.count('delete')} deleted.")
         return True
     report_stopped(out, plan, result, interrupted=stop.is_set() and not result.errors)
@@ -112,17 +113,17 @@ def report_stopped(out: Console, plan, result, interrupted: bool) -> None:
     errors += [exc.message for exc in result.run_errors]
     unreachable = any(isinstance(exc, KeycloakUnreachable) for exc in result.errors)
     why = "interrupted (Ctrl-C)" if interrupted else "Keycloak could not be reached" if unreachable else "a change failed"
-    out.print(f"[red]Apply of realm '{escape(plan.realm)}' stopped:[/] {why}.")
+    out.print(f"[red]Apply of realm '{shown(plan.realm)}' stopped:[/] {why}.")
     out.print(f"  {len(result.done)} of {len(plan.changes)} changes done, {len(result.failed)} failed, "
               f"{len(result.not_run)} not run.")
     for error in errors[:SHOWN]:
-        out.print(f"  [red]failed[/] {escape(error)}")
+        out.print(f"  [red]failed[/] {shown(error)}")
     more(out, len(errors), "failed")
     hints = list(dict.fromkeys(exc.hint for exc in result.errors if exc.hint))
     if hints:
-        out.print(f"  hint: {escape(hints[0])}")
+        out.print(f"  hint: {shown(hints[0])}")
     for change in result.not_run[:SHOWN]:
-        out.print(f"  [dim]not run[/] {escape(change.address)}")
+        out.print(f"  [dim]not run[/] {shown(change.address)}")
     more(out, len(result.not_run), "not run")
     out.print("  Run `kcprov plan` to see what remains; `kcprov apply` again to finish.")
 
