@@ -231,6 +231,22 @@ def test_the_written_file_keeps_the_base_scope_first_and_loads_to_the_same_objec
     assert desired_objects(loaded)[0] == desired_objects(spec)[0]
 
 
+@pytest.mark.parametrize("break_it", [
+    lambda d: d["clients"].append("not a client"),
+    lambda d: d["client_scopes"][0].update(mappers=[{"name": None}]),
+    lambda d: d["client_scopes"][0].update(scope_roles={"realm": [1, "mcp-admin"]}),
+    lambda d: d.pop("realm"),
+    lambda d: d.update(client_policies=[]),
+    lambda d: d["clients"][0].update(client_id=7, attributes={"resource_url": None}),
+], ids=["entry-not-a-mapping", "mapper-without-name", "role-number", "no-realm", "policies-a-list", "id-a-number"])
+def test_malformed_data_is_a_note_or_recognised_never_an_exception(break_it):
+    data = primitives(load_realm(ROOT / "realms/mcp-dev.yaml"))
+    break_it(data)
+    recognised = recognise_mcp_servers(data)
+    assert names(recognised) in ([], ["calculator"])
+    assert names(recognised) or recognised.notes
+
+
 # ---------------------------------------------------------------- against Keycloak
 
 

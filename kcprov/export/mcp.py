@@ -60,6 +60,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from kcprov.export.check import as_loaded, drop_invalid
 from kcprov.export.document import ExportContext
 from kcprov.resources import KINDS_BY_NAME
 from kcprov.resources.base import text
@@ -105,7 +106,15 @@ class Recognised:
 
 
 def recognise_mcp_servers(realm: dict, live: Objects | None = None) -> Recognised:
-    """`realm` with its MCP server setups as `mcp_servers:` entries; see the module docstring."""
+    """`realm` with its MCP server setups as `mcp_servers:` entries; see the module docstring.
+
+    Data the realm file's models refuse is handed back as it is, with a note: everything below
+    relies on the shapes the models guarantee (entries are mappings, names are strings).
+    """
+    try:
+        RealmSpec.model_validate(as_loaded(realm))
+    except (ValidationError, TypeError) as exc:  # TypeError: keys as_loaded cannot order (not names)
+        return Recognised(realm, [f"--mcp left the realm as primitives: its data does not load ({_reason(exc)})"])
     data = _normalised(realm)
     notes: list[str] = []
     candidates = list(_candidates(data, notes))
@@ -160,9 +169,9 @@ def _reshaped(data: dict, realm: dict) -> dict:
 
 
 def _entries(value: Any) -> list[dict]:
-    if isinstance(value, dict):
-        return [value[k] for k in sorted(value)]
-    return list(value or [])
+    """Named entries, names as text (the models take a number for a name, as the loader reads `0777`)."""
+    entries = [value[k] for k in sorted(value)] if isinstance(value, dict) else list(value or [])
+    return [{k: text(v) if k in ("name", "client_id") else v for k, v in e.items()} for e in entries]
 
 
 def _by(entries: list[dict], identity: str) -> dict[str, dict]:
@@ -191,6 +200,8 @@ def _listed(value: Any) -> list[str]:
 
 
 def _reason(exc: Exception) -> str:
+    if isinstance(exc, TypeError):
+        return "a section's keys are not all names"
     if isinstance(exc, ValidationError):
         error = exc.errors()[0]
         return f"{'.'.join(map(str, error['loc']))}: {error['msg']}"
@@ -262,7 +273,7 @@ def _candidate(server: str, url: str, resource: str, names: list[str], scopes: d
         roles = scopes[name].get("scope_roles") or {}
         mapped = any(m.get("name") == REALM_ROLES_MAPPER for m in scopes[name].get("mappers") or [])
         if mapped and list(roles) == ["realm"] and len(roles["realm"]) == 1:
-            admin[name] = roles["realm"][0]
+            admin[name] = text(roles["realm"][0])
     introspectors = sorted(
         (cid != f"{server}-introspector", cid) for cid, c in clients.items()
         if text((c.get("attributes") or {}).get(INTROSPECTION_WITHOUT_AUDIENCE)) == "true"
@@ -550,7 +561,11 @@ quotes and escapes (names in it come from Keycloak); the document has no other p
 
 
 def fold_mcp_servers(ctx: ExportContext) -> None:
-    """`kcprov export --mcp`: an export pass (`export_realm(passes=...)`) folding the document's MCP setups."""
+    """`kcprov export --mcp`: an export pass (`export_realm(passes=...)`) folding the document's MCP setups.
+
+    Entries the realm file's format refuses are dropped (and listed) first, as the exporter does after
+    its passes, so one odd name from Keycloak does not keep every MCP server as primitives."""
+    drop_invalid(ctx)
     recognised = recognise_mcp_servers(ctx.doc, live=ctx.live.objects)
     ctx.doc = recognised.data
     if recognised.notes:
