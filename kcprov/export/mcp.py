@@ -23,8 +23,8 @@ entry is made of, and how it is found:
   else `resource-indicators`. A scope with an audience mapper but no such
   client, or a resource_url client named otherwise, is named in a note;
 * the realm's `mcp-pkce` profile and policy and the token settings every
-  expansion sets (refresh token rotation, 300 s access tokens) go into every
-  entry: without them no entry is equivalent, and the note says which one
+  expansion sets (refresh token rotation, 300 s access tokens) are implied by
+  any entry: without them no entry is equivalent, and the note says which one
   differs. A lifespan other than 300 s stays in `settings` (a realm setting
   wins over the expansion's, and says the same more plainly);
 * admin_role: non-base scopes with `scope_roles: {realm: [ROLE]}` and the
@@ -47,8 +47,15 @@ then the others in the data's order; defaults (`token_validation: jwt`,
 `client_registration` with an empty `dcr: {}`; a preset shared by two
 servers is on both. Keycloak stores neither tool names nor env files: an
 admin scope is required by one placeholder tool named after it
-(`tool_scopes: {mcp:admin: mcp:admin}`), `env_file` is missing, and
-pre-registered `client:` entries stay plain clients (each says so in a note).
+(`tool_scopes: {mcp:admin: mcp:admin}`) and `env_file` is missing (both
+said in a note). Pre-registered `client:` entries stay plain clients, and a
+generated client keeps a stub entry with its `secret:` reference (expansion
+writes no secret, and the file managed it).
+
+Each server is tried alone first, then with each of its parts (admin role,
+introspection), then the realm-wide parts (DCR, each CIMD pair): a part that
+does not fit stays as primitives with its note, the rest is still recognised.
+`fold_mcp_servers` is the export pass behind `kcprov export --mcp`.
 """
 
 from __future__ import annotations
