@@ -270,12 +270,24 @@ def fresh_realm(keycloak, realm_name) -> Iterator[str]:
             raise
 
 
-def test_export_mcp_of_the_mcp_dev_realm_applies_to_a_fresh_realm_that_plans_empty_against_it(
-        tmp_path, kc_env, realm_name, fresh_realm, monkeypatch):
+LIVE_CASES = {
+    # realm file -> (client it writes itself, [(server, scopes, clients entries)] the export gives back)
+    "realms/mcp-dev.yaml": ("mcp-server", [
+        ("calculator", ["mcp:tools", "mcp:admin"], ["dcr", "mcp-inspector", "cimd", "claude-code", "vscode"])]),
+    "tests/spec/good/mcp_servers.yaml": ("m2m-agent", [  # introspection, resource indicators, two servers
+        ("calculator", ["mcp:tools", "mcp:admin"], ["dcr", "cimd", "claude-desktop", "vscode"]),
+        ("notes", ["notes:write"], [])]),
+}
+
+
+@pytest.mark.parametrize("source", list(LIVE_CASES), ids=["mcp-dev", "good-mcp-servers"])
+def test_export_mcp_applies_to_a_fresh_realm_that_plans_empty_against_the_original(
+        source, tmp_path, kc_env, realm_name, fresh_realm, monkeypatch):
+    own_client, servers = LIVE_CASES[source]
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "SOURCE_DATE_EPOCH": "1800000000"}
-    source = (ROOT / "realms/mcp-dev.yaml").read_text()
-    (tmp_path / "dev.yaml").write_text(renamed(re.sub(r"(?m)^\s*env_file:.*$", "", source), realm_name))
-    outputs = [kcprov("apply", "dev.yaml", "--auto-approve", env=env, cwd=tmp_path)]
+    text = (ROOT / source).read_text()
+    (tmp_path / "source.yaml").write_text(renamed(re.sub(r"(?m)^\s*env_file:.*$", "", text), realm_name))
+    outputs = [kcprov("apply", "source.yaml", "--auto-approve", env=env, cwd=tmp_path)]
     assert outputs[-1].returncode == 0, outputs[-1].stdout + outputs[-1].stderr
 
     outputs.append(kcprov("export", "--realm", realm_name, "--mcp", "-o", "a.yaml", "--secrets-env", "a.env",
@@ -284,19 +296,17 @@ def test_export_mcp_of_the_mcp_dev_realm_applies_to_a_fresh_realm_that_plans_emp
     outputs.append(kcprov("export", "--realm", realm_name, "--mcp", "-o", "b.yaml", env=env, cwd=tmp_path))
     text = (tmp_path / "a.yaml").read_text()
     assert (tmp_path / "b.yaml").read_text() == text, "export --mcp twice is byte-identical"
-    assert "  - client_id: mcp-server\n" in text, "the file's own client stays a client"
-    assert "kept as primitives" not in text and "\nclient_scopes:" not in text
+    assert f"  - client_id: {own_client}\n" in text, "the file's own client stays a client"
+    assert "kept as primitives" not in text
 
     secrets = {k: v for k, v in dotenv_values(tmp_path / "a.env").items() if v}
     assert secrets, "the confidential clients' secrets are env references"
     with_secrets = {**env, **secrets}
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
-    (entry,) = load_realm(tmp_path / "a.yaml").mcp_servers
-    assert (entry.name, entry.url, list(entry.scopes)) == ("calculator", "http://localhost:3000/mcp",
-                                                           ["mcp:tools", "mcp:admin"])
-    assert [c.preset or next(k for k in ("dcr", "cimd") if getattr(c, k)) for c in entry.clients] == [
-        "dcr", "mcp-inspector", "cimd", "claude-code", "vscode"]
+    assert [(e.name, list(e.scopes), [c.preset or next(k for k in ("dcr", "cimd") if getattr(c, k))
+                                      for c in e.clients])
+            for e in load_realm(tmp_path / "a.yaml").mcp_servers] == servers
 
     (tmp_path / "copy.yaml").write_text(renamed(text, fresh_realm))
     outputs.append(kcprov("apply", "copy.yaml", "--auto-approve", env=with_secrets, cwd=tmp_path))
