@@ -9,11 +9,13 @@
    KCPROV_REALM_CORPUS, default /work/realm-corpus, not part of this
    repository): POST, export, apply to a fresh realm, export again; the two
    exports are identical but for the realm name, or every difference is at an
-   object the export lists as not modelled. The steps are
-   bench/export_roundtrip.py's; here on a deterministic sample (the smallest
-   files and the largest ones), the full corpus is the bench's. The sample's
-   outcomes go to tests/artifacts/export_roundtrip_sample.json (git-ignored)
-   or KCPROV_ROUNDTRIP_RESULTS.
+   object the export lists as not modelled; no secret of the file is in an
+   export or an output. The steps are bench/export_roundtrip.py's; the 40
+   files took 4.5 to 9 minutes on 2 shared cores, so the test takes a
+   deterministic sample (the 10 smallest files and the 3 largest) and the
+   bench the whole corpus (its figures: bench/results/export_roundtrip.json).
+   The sample's outcomes go to tests/artifacts/export_roundtrip.json
+   (git-ignored) or KCPROV_ROUNDTRIP_RESULTS.
 
 kcprov runs as a subprocess in a private working directory, as a user runs it.
 The harness's pure parts (renaming a representation, comparing exports,
@@ -157,39 +159,52 @@ def test_seed_tutorial_realm_exports_plans_empty_and_applies_to_a_new_realm(
 
 
 def corpus_sample() -> list[Path]:
-    """The smallest files (most of the corpus's kinds, quickly) and the largest ones (the realms
-    years of clicking make), by size then name, so every run takes the same files."""
+    """The smallest files (many kinds, quickly) and the largest ones (the realms years of clicking
+    make), by size then name, so every run takes the same files."""
     folder = roundtrip.corpus_folder()
     if not folder.is_dir():
         return []
     by_size = sorted(roundtrip.corpus_files(folder), key=lambda p: (p.stat().st_size, p.name))
-    picked = by_size[:SMALLEST_FILES] + by_size[SMALLEST_FILES:][-LARGEST_FILES:]
-    return sorted(picked)
+    return sorted(by_size[:SMALLEST_FILES] + by_size[SMALLEST_FILES:][-LARGEST_FILES:])
+
+
+# Files of the sample whose round trip does not pass yet, each with what stops it (found with
+# bench/export_roundtrip.py on Keycloak 26.7.3, 2026-12-02; the whole corpus's are in docs/export.md).
+# Strict: a file that starts passing fails here until it is taken off the list.
+KNOWN_GAPS: dict[str, str] = {
+    "20-fapi1-advanced.json": "the first export writes the built-in client scope offline_access (changed in the"
+                              " source); the second realm's export has none: the apply did not make it so",
+    "22-playground-oid4vci.json": "client scopes of protocol oid4vc are left out (and listed), but the clients'"
+                                  " scope lists still name them: 'unknown client scope'",
+}
+
+
+def corpus_params() -> list:
+    return [pytest.param(path, id=path.stem, marks=[pytest.mark.xfail(reason=KNOWN_GAPS[path.name], strict=True)]
+                         if path.name in KNOWN_GAPS else [])
+            for path in corpus_sample()]
 
 
 @pytest.fixture(scope="module")
-def sample_results():
+def corpus_results():
     """Collects the sample's outcomes and writes them out when the module's tests are done."""
     outcomes = []
     yield outcomes
     target = Path(os.environ.get("KCPROV_ROUNDTRIP_RESULTS")
-                  or ROOT / "tests" / "artifacts" / "export_roundtrip_sample.json")
+                  or ROOT / "tests" / "artifacts" / "export_roundtrip.json")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({"summary": roundtrip.summary(outcomes),
                                   "files": [asdict(o) for o in outcomes]}, indent=2) + "\n")
 
 
-SAMPLE = corpus_sample()
-
-
-@pytest.mark.skipif(not SAMPLE, reason=f"no realm corpus at {roundtrip.corpus_folder()}"
-                                       f" (set {roundtrip.CORPUS_ENV} to a folder of realm JSON files)")
-@pytest.mark.parametrize("path", SAMPLE, ids=[p.stem for p in SAMPLE])
+@pytest.mark.skipif(not corpus_sample(), reason=f"no realm corpus at {roundtrip.corpus_folder()}"
+                                         f" (set {roundtrip.CORPUS_ENV} to a folder of realm JSON files)")
+@pytest.mark.parametrize("path", corpus_params())
 def test_public_realm_round_trips_or_lists_what_it_cannot_model(path, tmp_path, keycloak, kc_env,
-                                                                sample_results):
+                                                                corpus_results):
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
     outcome = roundtrip.round_trip(keycloak.admin(), path, tmp_path, env)
-    sample_results.append(outcome)
+    corpus_results.append(outcome)
     if outcome.status == "refused":
         pytest.skip(f"Keycloak refuses {path.name}: {outcome.detail}")
     assert outcome.status != "failed", outcome.detail
@@ -236,8 +251,9 @@ def test_differences_match_named_items_and_ignore_order():
 
 def test_not_modelled_reads_the_closing_comment_block_and_explains_differences_at_those_objects():
     text = ("realm: <realm>\n# Keycloak default is 300\nclients: []\n"
-            "# Not exported (kcprov cannot model these yet):\n"
-            "# client 'saml-app': protocol saml\n# authentication flow 'my flow'\n")
+            "# Not exported: kcprov cannot model these yet (they stay as they are in Keycloak):\n"
+            "#   client 'saml-app': pkce is unset here (kcprov's create sets 'S256')\n"
+            "#   authentication flow 'my flow'\n")
     entries = roundtrip.not_modelled(text)
     assert entries == [("client", "saml-app"), ("authentication flow", "my flow")]
     found = ["clients.[saml-app].attributes", "settings.browser_flow"]
@@ -250,8 +266,9 @@ def test_normalised_neutralises_the_realm_in_values_and_in_variable_names():
         "realm: <realm>\nsecret: '{{ env.KC_<REALM>_CLIENT_APP_SECRET }}'\n")
 
 
-def test_known_secrets_finds_client_idp_and_ldap_secrets_but_not_masks_or_words():
-    representation = {"clients": [{"secret": "a-long-client-secret"}, {"secret": "**********"}],
+def test_known_secrets_finds_client_idp_and_ldap_secrets_but_not_masks_names_or_words():
+    representation = {"clients": [{"secret": "a-long-client-secret"}, {"secret": "**********"},
+                                  {"clientId": "public-web-app", "secret": "public-web-app"}],
                       "identityProviders": [{"config": {"clientSecret": "idp-secret-value"}}],
                       "components": {"ldap": [{"config": {"bindCredential": ["ldap-bind-secret"]}}]},
                       "smtpServer": {"password": "password"}}
