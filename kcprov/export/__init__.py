@@ -110,8 +110,26 @@ def export_object(kind: Kind, key: str, attrs: Attrs, template: Attrs, ctx: Expo
         if would_be is not None and would_be != kind.absent_means.get(f) and not ctx.everything:
             ctx.not_exported(kind.label, key, f"{f} is unset here, which a realm file cannot write "
                                               f"(kcprov's create sets {would_be!r})")
-    if fields or not builtin:
+    if ctx.changed and refused(kind, key, ctx.realm):
+        ctx.exclude(kind.name, key, kind.label,
+                    f"changed ({', '.join(sorted(ctx.changed))}), but Keycloak refuses changes to it")
+    elif fields or not builtin:
         kind.export(key, fields, ctx)
+
+
+def refused(kind: Kind, key: str, realm: str) -> bool:
+    """Keycloak refuses changes to the object or to what it belongs to (the roles of realm-management)."""
+    return any(k.refuses_changes(k_key, realm) for k, k_key in lineage(kind, key))
+
+
+def lineage(kind: Kind, key: str):
+    """The object, its parent, the parent's parent, ... as (kind, key)."""
+    while True:
+        yield kind, key
+        parent = kind.parent(key)
+        if parent is None or parent[0] not in KINDS_BY_NAME:
+            return
+        kind, key = KINDS_BY_NAME[parent[0]], parent[1]
 
 
 def read_users(client: KeycloakClient, live: LiveState) -> None:

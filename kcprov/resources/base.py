@@ -147,6 +147,10 @@ class Kind:
         """Objects every realm has; never listed as unmanaged, never pruned."""
         return False
 
+    def refuses_changes(self, key: str, realm: str) -> bool:
+        """Objects Keycloak does not let an admin change (403): an export lists their changes instead."""
+        return False
+
     def create(self, ctx: ApplyContext, change: Change) -> None:
         raise NotImplementedError
 

@@ -143,6 +143,10 @@ class ClientKind(Kind):
         # master holds one `<realm>-realm` client per realm (its admin roles for that realm)
         return key in BUILTIN_CLIENTS or key == f"{realm}-realm" or (realm == ADMIN_REALM and key.endswith("-realm"))
 
+    def refuses_changes(self, key: str, realm: str) -> bool:
+        # the realm's admin client (and master's per-realm admin clients): Keycloak answers 403 to updates
+        return key == "realm-management" or (realm == ADMIN_REALM and key.endswith("-realm"))
+
     def create_defaults(self, key, attrs, desired, live) -> Attrs:
         if new_builtin(self, key, live):
             return {}  # a built-in client keeps what Keycloak gave it; only the file's fields change
@@ -185,9 +189,10 @@ class ClientKind(Kind):
         ctx.client.delete(f"{ctx.base}/clients/{client_uuid(ctx, change.key)}", f"client '{change.key}'")
 
     def export(self, key, fields, ctx) -> None:
-        """OpenID Connect clients only. Default/optional scopes are written when they are not the realm's
-        lists (their OpenID Connect scopes: what a create gives); a confidential client's secret is an env reference (never for a
-        built-in). Representation fields no spec field covers are listed when they differ from the baseline."""
+        """OpenID Connect clients only. Default/optional scopes are written when they are not the
+        realm's lists (their OpenID Connect scopes: what a create gives). A confidential client's
+        secret is an env reference (never a built-in's: Keycloak generates theirs). Representation
+        fields no spec field covers are listed when they differ from the baseline."""
         rep = ctx.raw("clients", "clientId", key)
         protocol = rep.get("protocol") or "openid-connect"
         if protocol != "openid-connect":
@@ -197,8 +202,7 @@ class ClientKind(Kind):
         builtin = known is not None or self.is_builtin(key, ctx.realm)
         entry = ctx.entry(ctx.doc, "clients", "client_id", key)
         entry.update({f: fields[f] for f in (*TEXTS, "confidential", *FLAGS, *ATTRIBUTE_FIELDS, *SETS) if f in fields})
-        authenticator = rep.get("clientAuthenticatorType") or "client-secret"
-        if attrs["confidential"] and not builtin and authenticator == "client-secret" and not rep.get("bearerOnly"):
+        if attrs["confidential"] and not builtin:  # bearer-only and client-jwt clients hold one too (and are listed)
             entry["secret"] = ctx.secret_ref("client", key)
         oidc = {n for n, a in ctx.live.objects["client_scope"].items() if a.get("protocol") in (None, "openid-connect")}
         realm_lists = {t: [n for n in names if n in oidc] for t, names in realm_scope_types({}, ctx.live).items()}
