@@ -305,10 +305,10 @@ def round_trip(admin: KeycloakAdmin, path: Path, workdir: Path, env: dict[str, s
             outcome.detail = f"{exc.response_code}: {_error_text(exc)}"
             return outcome
         made.append(first)
-        outcome.seconds["post"] = time.perf_counter() - start
+        outcome.seconds["post"] = round(time.perf_counter() - start, 2)
         start = time.perf_counter()
         first_text, first_secrets = export_realm(first, workdir, env, "first", outputs)
-        outcome.seconds["export"] = time.perf_counter() - start
+        outcome.seconds["export"] = round(time.perf_counter() - start, 2)
         outcome.export_lines = len(first_text.splitlines())
         outcome.not_modelled = not_modelled(first_text)
         (workdir / "second.yaml").write_text(renamed(first_text, first, second), encoding="utf-8")
@@ -316,7 +316,7 @@ def round_trip(admin: KeycloakAdmin, path: Path, workdir: Path, env: dict[str, s
         made.append(second)
         run_step("apply of the export", ["apply", "second.yaml", "--auto-approve"],
                  {**env, **first_secrets}, workdir, outputs)
-        outcome.seconds["apply"] = time.perf_counter() - start
+        outcome.seconds["apply"] = round(time.perf_counter() - start, 2)
         second_text, second_secrets = export_realm(second, workdir, env, "again", outputs)
         outcome.secrets_match = _named_for(first_secrets, first).items() <= _named_for(second_secrets, second).items()
         yaml = YAML(typ="safe", pure=True)
