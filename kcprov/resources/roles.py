@@ -209,11 +209,20 @@ class RoleMappingsKind(Kind):
         return {key: {"roles": mapping_refs(mapping)} for key, mapping in self.owners(spec) if mapping is not None}
 
     def create(self, ctx: ApplyContext, change) -> None:
-        self.update(ctx, change)
+        path = self.mappings_path(ctx, change.key)
+        before = None
+        if not ctx.live.exists:  # a built-in owner of a realm made in this apply has Keycloak's mappings already
+            found = ctx.client.get(path, f"{self.label} of {self.owner_label} '{change.key}'") or {}
+            client_map = {c: [m["name"] for m in v.get("mappings", [])]
+                          for c, v in (found.get("clientMappings") or {}).items()}
+            before = live_role_refs(ctx.realm, [m["name"] for m in found.get("realmMappings") or []], client_map)
+        self._change(ctx, change, path, before)
 
     def update(self, ctx: ApplyContext, change) -> None:
-        d = change.diffs[0]
-        change_role_mappings(ctx, self.mappings_path(ctx, change.key), d.before, d.after,
+        self._change(ctx, change, self.mappings_path(ctx, change.key), change.diffs[0].before)
+
+    def _change(self, ctx: ApplyContext, change, path: str, before: list[str] | None) -> None:
+        change_role_mappings(ctx, path, before, change.diffs[0].after,
                              f"{self.label} of {self.owner_label} '{change.key}'")
 
     def export(self, key, fields, ctx) -> None:
