@@ -172,8 +172,6 @@ def corpus_sample() -> list[Path]:
 # bench/export_roundtrip.py on Keycloak 26.7.3, 2026-12-02; the whole corpus's are in docs/export.md).
 # Strict: a file that starts passing fails here until it is taken off the list.
 KNOWN_GAPS: dict[str, str] = {
-    "20-fapi1-advanced.json": "the export writes the built-in scope offline_access with scope_roles: {} (the"
-                              " source maps no role), and the apply to a new realm keeps Keycloak's mapping",
     "22-playground-oid4vci.json": "client scopes of protocol oid4vc are left out (and listed), but the clients'"
                                   " scope lists still name them: 'unknown client scope'",
 }
