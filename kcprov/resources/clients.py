@@ -206,10 +206,14 @@ class ClientKind(Kind):
             entry["secret"] = ctx.secret_ref("client", key)
         oidc = {n for n, a in ctx.live.objects["client_scope"].items() if a.get("protocol") in (None, "openid-connect")}
         realm_lists = {t: [n for n in names if n in oidc] for t, names in realm_scope_types({}, ctx.live).items()}
+        left_out = {k for kind, k in ctx.excluded if kind == "client_scope"}  # scopes the file cannot hold
         for field, scope_type in SCOPE_TYPES.items():
-            differs = field in fields if builtin else attrs[field] != realm_lists[scope_type]
+            kept = [n for n in attrs[field] if n not in left_out]
+            differs = field in fields if builtin else kept != realm_lists[scope_type]
             if differs or ctx.everything:
-                entry[field] = attrs[field]
+                entry[field] = kept
+                for name in sorted(set(attrs[field]) & left_out):
+                    ctx.not_exported(self.label, key, f"{field} '{name}' (a client scope not exported)")
         attributes = {f.removeprefix("attributes."): v for f, v in fields.items() if f.startswith("attributes.")}
         attributes = {k: v for k, v in attributes.items() if k not in MANAGED_ATTRIBUTES}
         if attributes:

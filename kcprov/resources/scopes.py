@@ -128,6 +128,9 @@ class ClientScopeKind(Kind):
 
     def export(self, key, fields, ctx) -> None:
         """A built-in scope moved between the realm's lists is an entry with only its `type`."""
+        protocol = ctx.live.objects[self.name][key].get("protocol")
+        if protocol not in (None, OIDC, "saml"):
+            return ctx.exclude(self.name, key, f"{protocol} client scope", "the file format takes openid-connect and saml")
         entry = ctx.entry(ctx.doc, "client_scopes", "name", key)
         entry.update({f: fields[f] for f in ("description", "type", "protocol", *SCOPE_ATTRIBUTES) if f in fields})
         attributes = {f.removeprefix("attributes."): v for f, v in fields.items() if f.startswith("attributes.")}
