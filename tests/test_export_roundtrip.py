@@ -11,7 +11,7 @@
    exports are identical but for the realm name, or every difference is at an
    object the export lists as not modelled; no secret of the file is in an
    export or an output. The steps are bench/export_roundtrip.py's; the 40
-   files took 4.5 to 9 minutes on 2 shared cores, so the test takes a
+   files took 3 to 9 minutes on 2 shared cores, so the test takes a
    deterministic sample (the 10 smallest files and the 3 largest) and the
    bench the whole corpus (its figures: bench/results/export_roundtrip.json).
    The sample's outcomes go to tests/artifacts/export_roundtrip.json
@@ -168,21 +168,6 @@ def corpus_sample() -> list[Path]:
     return sorted(by_size[:SMALLEST_FILES] + by_size[SMALLEST_FILES:][-LARGEST_FILES:])
 
 
-# Files of the sample whose round trip does not pass yet, each with what stops it (found with
-# bench/export_roundtrip.py on Keycloak 26.7.3, 2026-12-02; the whole corpus's are in docs/export.md).
-# Strict: a file that starts passing fails here until it is taken off the list.
-KNOWN_GAPS: dict[str, str] = {
-    "22-playground-oid4vci.json": "client scopes of protocol oid4vc are left out (and listed), but the clients'"
-                                  " scope lists still name them: 'unknown client scope'",
-}
-
-
-def corpus_params() -> list:
-    return [pytest.param(path, id=path.stem, marks=[pytest.mark.xfail(reason=KNOWN_GAPS[path.name], strict=True)]
-                         if path.name in KNOWN_GAPS else [])
-            for path in corpus_sample()]
-
-
 @pytest.fixture(scope="module")
 def corpus_results():
     """Collects the sample's outcomes and writes them out when the module's tests are done."""
@@ -197,7 +182,7 @@ def corpus_results():
 
 @pytest.mark.skipif(not corpus_sample(), reason=f"no realm corpus at {roundtrip.corpus_folder()}"
                                          f" (set {roundtrip.CORPUS_ENV} to a folder of realm JSON files)")
-@pytest.mark.parametrize("path", corpus_params())
+@pytest.mark.parametrize("path", corpus_sample(), ids=lambda path: path.stem)
 def test_public_realm_round_trips_or_lists_what_it_cannot_model(path, tmp_path, keycloak, kc_env,
                                                                 corpus_results):
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
