@@ -201,8 +201,8 @@ def _client_roles(spec: RealmSpec) -> dict[str, set[str]]:
     for server in spec.mcp_servers:
         if server.introspection_client:
             roles.setdefault(server.introspection_client, set())
-    for _, client in _all_clients(spec):
-        roles[client.client_id] = {r.name for r in client.roles}
+    for _, client in _all_clients(spec):  # a built-in client's roles stay: the file may add to them
+        roles.setdefault(client.client_id, set()).update(r.name for r in client.roles)
     return roles
 
 

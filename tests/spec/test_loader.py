@@ -262,3 +262,11 @@ def test_a_boolean_for_a_secret_is_not_echoed(tmp_path):
         load_realm(path)
     assert problems(caught) == [("r.yaml", 2, "clients[0].secret: input should be a valid string")]
     assert caught.value.problems[0].hint is None  # the text-field hint would repeat the value
+
+
+def test_a_built_in_client_named_in_the_file_keeps_keycloaks_roles(tmp_path):
+    """Listing `account` with a role of its own adds to Keycloak's roles; manage-account stays known."""
+    path = tmp_path / "realm.yaml"
+    path.write_text("realm: r\nclients:\n  - client_id: account\n    roles: [extra]\n"
+                    "users:\n  - username: u\n    client_roles: {account: [manage-account, extra]}\n")
+    assert load_realm(path).users[0].client_roles == {"account": ["manage-account", "extra"]}
