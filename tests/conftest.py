@@ -122,6 +122,18 @@ def realm_name(request: pytest.FixtureRequest, keycloak: KeycloakServer) -> Iter
         if not _realm_exists(admin, name):
             break
     yield name
+    delete_realm_if_there(keycloak, name)
+
+
+@pytest.fixture
+def second_realm_name(realm_name: str, keycloak: KeycloakServer) -> Iterator[str]:
+    """A second fresh name beside ``realm_name`` (for a copy of a realm); deleted afterwards if made."""
+    name = f"{realm_name}-b"
+    yield name
+    delete_realm_if_there(keycloak, name)
+
+
+def delete_realm_if_there(keycloak: KeycloakServer, name: str) -> None:
     try:
         keycloak.admin().delete_realm(name)
     except KeycloakError as exc:

@@ -37,18 +37,6 @@ def env(keycloak):
             "KCPROV_PASSWORD": keycloak.password, "EVERY_KEY_SECRET": SECRET, "NO_COLOR": "1", "COLUMNS": "200"}
 
 
-@pytest.fixture
-def second_realm(keycloak, realm_name):
-    """A second realm name for the copy (not created), deleted afterwards."""
-    name = f"{realm_name}-copy"
-    yield name
-    try:
-        keycloak.admin().delete_realm(name)
-    except Exception as exc:  # noqa: BLE001 - absent when the test failed before the apply
-        if getattr(exc, "response_code", None) != 404:
-            raise
-
-
 def ok(result: subprocess.CompletedProcess, *secrets: str) -> subprocess.CompletedProcess:
     text = result.stdout + result.stderr
     assert result.returncode == 0, text
@@ -89,12 +77,12 @@ def round_trip(tmp_path: Path, env: dict, realm: str, copy_realm: str, *secrets:
     return text
 
 
-def test_every_key_realm_round_trips_and_its_secret_stays_out(tmp_path, env, realm_name, second_realm):
+def test_every_key_realm_round_trips_and_its_secret_stays_out(tmp_path, env, realm_name, second_realm_name):
     source = tmp_path / "every-key.yaml"
     source.write_text(EVERY_KEY.read_text().replace('"{{ vars.realm }}"', realm_name))
     ok(kcprov("apply", str(source), "--auto-approve", env=env, cwd=tmp_path), SECRET)
 
-    text = round_trip(tmp_path, env, realm_name, second_realm, SECRET, extra=("--include", "users"))
+    text = round_trip(tmp_path, env, realm_name, second_realm_name, SECRET, extra=("--include", "users"))
     assert dotenv_values(tmp_path / "first.env") == {
         f"KC_{re.sub(r'[^A-Za-z0-9]+', '_', realm_name).upper()}_CLIENT_MCP_SERVER_SECRET": SECRET}
     assert "secret: \"{{ env.KC_" in text
@@ -116,11 +104,11 @@ def test_every_key_realm_round_trips_and_its_secret_stays_out(tmp_path, env, rea
     ok(kcprov("plan", "all.yaml", "--detailed-exitcode", env=with_secrets, cwd=tmp_path), SECRET)
 
 
-def test_mcp_dev_realm_exported_as_primitives_round_trips(tmp_path, env, realm_name, second_realm):
+def test_mcp_dev_realm_exported_as_primitives_round_trips(tmp_path, env, realm_name, second_realm_name):
     source = tmp_path / "mcp-dev.yaml"
     source.write_text(re.sub(r"(?m)^realm: mcp-dev$", f"realm: {realm_name}", MCP_DEV.read_text()))
     ok(kcprov("apply", str(source), "--auto-approve", "--no-env", env=env, cwd=tmp_path))
-    text = round_trip(tmp_path, env, realm_name, second_realm)
+    text = round_trip(tmp_path, env, realm_name, second_realm_name)
     assert "mcp_servers" not in text  # primitives: --mcp is a separate feature
     assert "name: mcp:tools" in text and "client_policies:" in text
 
@@ -150,13 +138,13 @@ def make_by_hand(admin, realm: str) -> str:
     return admin.get_client_secrets(uuid)["value"]
 
 
-def test_realm_made_by_hand_round_trips_with_notes(tmp_path, env, keycloak, realm, second_realm):
+def test_realm_made_by_hand_round_trips_with_notes(tmp_path, env, keycloak, realm, second_realm_name):
     secret = make_by_hand(keycloak.admin(realm), realm)
     exported = ok(kcprov("export", "--realm", realm, env=env, cwd=tmp_path), secret)
     assert "1 objects not exported: identity provider 'github'" in exported.stderr
     assert "gh-secret-never-shown" not in exported.stdout + exported.stderr
 
-    text = round_trip(tmp_path, env, realm, second_realm, secret)
+    text = round_trip(tmp_path, env, realm, second_realm_name, secret)
     assert "access_token_lifespan: 600  # Keycloak default is 300" in text
     assert re.search(r"(?m)^default_roles:\n  account: \[manage-account, view-profile\]\n"
                      r"  realm: \[mcp-user, offline_access, uma_authorization\]$", text)

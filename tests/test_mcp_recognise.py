@@ -12,12 +12,10 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from dotenv import dotenv_values
-from keycloak.exceptions import KeycloakError
 
 from kcprov.export.check import as_loaded
 from kcprov.export.mcp import recognise_mcp_servers
@@ -259,17 +257,6 @@ def renamed(text: str, realm: str) -> str:
     return re.sub(r"(?m)^realm: .*$", f"realm: {realm}", text, count=1)
 
 
-@pytest.fixture
-def fresh_realm(keycloak, realm_name) -> Iterator[str]:
-    name = f"{realm_name}-b"
-    yield name
-    try:
-        keycloak.admin().delete_realm(name)
-    except KeycloakError as exc:
-        if exc.response_code != 404:
-            raise
-
-
 LIVE_CASES = {
     # realm file -> (client it writes itself, [(server, scopes, clients entries)] the export gives back)
     "realms/mcp-dev.yaml": ("mcp-server", [
@@ -282,7 +269,7 @@ LIVE_CASES = {
 
 @pytest.mark.parametrize("source", list(LIVE_CASES), ids=["mcp-dev", "good-mcp-servers"])
 def test_export_mcp_applies_to_a_fresh_realm_that_plans_empty_against_the_original(
-        source, tmp_path, kc_env, realm_name, fresh_realm, monkeypatch):
+        source, tmp_path, kc_env, realm_name, second_realm_name, monkeypatch):
     own_client, servers = LIVE_CASES[source]
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "SOURCE_DATE_EPOCH": "1800000000"}
     text = (ROOT / source).read_text()
@@ -308,7 +295,7 @@ def test_export_mcp_applies_to_a_fresh_realm_that_plans_empty_against_the_origin
                                       for c in e.clients])
             for e in load_realm(tmp_path / "a.yaml").mcp_servers] == servers
 
-    (tmp_path / "copy.yaml").write_text(renamed(text, fresh_realm))
+    (tmp_path / "copy.yaml").write_text(renamed(text, second_realm_name))
     outputs.append(kcprov("apply", "copy.yaml", "--auto-approve", env=with_secrets, cwd=tmp_path))
     assert outputs[-1].returncode == 0, outputs[-1].stdout + outputs[-1].stderr
     for target in ("a.yaml", "copy.yaml"):  # the original realm, and the one made from the export
