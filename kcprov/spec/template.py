@@ -19,7 +19,7 @@ import itertools
 import os
 import re
 import traceback
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,11 +64,11 @@ _HINTS = {
 }
 
 
-def render(source: str, variables: Mapping[str, Any], hidden_env: Collection[str] = ()) -> Rendered:
+def render(source: str, variables: Mapping[str, Any]) -> Rendered:
     """Render `source` in the sandbox with `env` (the process environment) and `vars` in scope.
 
-    `env` never shows KCPROV_* variables nor the names in `hidden_env` (where
-    the caller reads its own credentials from). Raises TemplateProblem naming
+    `env` never shows KCPROV_* variables (kcprov's own settings and
+    credentials). Raises TemplateProblem naming
     the source line of a syntax error, a refusal, an undefined variable or any
     other failure inside the template.
     """
@@ -76,7 +76,7 @@ def render(source: str, variables: Mapping[str, Any], hidden_env: Collection[str
     if not any(opener in source for opener in _CLOSERS):  # nothing to render: skip compiling a template
         lines = source.split("\n")
         return Rendered(source, lines, list(range(1, len(lines) + 1)))
-    env = Names("env", os.environ, lambda name: is_kcprov_setting(name) or name in hidden_env)
+    env = Names("env", os.environ, is_kcprov_setting)
     sandbox = Sandbox()
     try:
         template = sandbox.compile_source(_mark_newlines(source))

@@ -187,15 +187,6 @@ def test_limits_sit_exactly_at_the_documented_figures():
         render("{{ 2 ** 64 }}", {})
 
 
-def test_kcprov_credential_sources_named_by_the_caller_are_hidden(workdir, monkeypatch):
-    monkeypatch.setenv("ADMIN_PW_FILE_VAR", CANARY_PASSWORD)
-    with pytest.raises(TemplateProblem) as caught:
-        render("a: 1\nb: {{ env.ADMIN_PW_FILE_VAR }}\n", {}, hidden_env={"ADMIN_PW_FILE_VAR"})
-    assert caught.value.line == 2 and "kcprov's own settings" in caught.value.message
-    assert "--var" in caught.value.hint and CANARY_PASSWORD not in caught.value.message
-    assert rendered("{{ env.ADMIN_PW_FILE_VAR }}") == CANARY_PASSWORD  # without the caller's word, a plain variable
-
-
 def test_environment_values_read_stay_out_of_error_messages(workdir):
     with pytest.raises(TemplateProblem) as caught:
         render("a: {{ vars[env.SANDBOX_CANARY] }}", {})
