@@ -184,6 +184,15 @@ def _visible(value: str, info: ValidationInfo) -> str:
     return value
 
 
+def _lower_case_username(value: str) -> str:
+    """Keycloak stores usernames in lower case: `Alice` would be created as `alice`, and every later plan
+    would try to create `Alice` again (409)."""
+    if value != value.lower():
+        raise spec_error(f"username {_shown(value)} has upper-case letters, but Keycloak stores usernames in lower case",
+                         hint=f"write {_shown(value.lower())}")
+    return value
+
+
 _ID = r"[A-Za-z0-9._:@-]"
 _ID_HINT = "use ASCII letters, digits and . _ - : @, starting with a letter or digit, e.g. mcp-server"
 RealmName = Annotated[str, Field(min_length=1), _name_rule(
@@ -201,7 +210,7 @@ Username = Annotated[str, Field(min_length=1), _name_rule(
     "username", r"""[^<>&"'\s$%!#?§,;:*~/\\|^=\[\]{}()`]""",  # Keycloak's username-prohibited-characters
     "Keycloak refuses spaces and <>&\"'$%!#?§,;:*~/\\|^=[]{}()` in usernames, e.g. alice@example.com",
     starts_alnum=False,
-)]
+), AfterValidator(_lower_case_username)]
 Label = Annotated[str, AfterValidator(_visible)]
 """Free text shown to people (display names, first and last names): any character but invisible ones."""
 OAuthScope = Annotated[str, Field(min_length=1)]
