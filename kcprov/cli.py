@@ -148,6 +148,8 @@ def plan(
     output: Annotated[Optional[str], typer.Option("-o", "--out", metavar="FILE",
                                                   help="Save the plan (no secrets) for `kcprov apply FILE`; - for stdout.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    adopt: Annotated[bool, typer.Option("--adopt", help="Also plan taking over the objects the files name that exist "
+                                                        "but kcprov did not create (saved plans keep it).")] = False,
     allow_admin_realm_changes: AllowAdminRealm = False,
     allow_outside: AllowOutside = None,
 ) -> None:
@@ -163,7 +165,8 @@ def plan(
     for spec in specs:  # what apply would refuse, a plan refuses already: a pull request learns it at review
         check_env_targets(spec, allow_outside or ())
     client = keycloak.connect()
-    runs = [plan_realm(client, spec, str(path), prune, allow_admin_realm_changes) for path, spec in zip(files, specs)]
+    runs = [plan_realm(client, spec, str(path), prune, allow_admin_realm_changes, adopt)
+            for path, spec in zip(files, specs)]
     plans = [r.plan for r in runs]
     shown = err_console if output == "-" else out  # stdout carries the saved plan then
     if json_output:
@@ -176,7 +179,7 @@ def plan(
             except KcprovError as exc:
                 shown.print(f"[yellow]warning:[/] {exc.message} `kcprov apply` will refuse it without --force.")
     if output:
-        save_plans(output, client.settings.url, runs, prune)
+        save_plans(output, client.settings.url, runs, prune, adopt)
         if output != "-":
             err_console.print(f"Saved plan to {printable(output)}. Apply it with: kcprov apply {printable(output)}", markup=False)
     if detailed_exitcode and any(not p.empty for p in plans):
@@ -209,6 +212,7 @@ def apply(
     if len(files) == 1 and files[0].suffix == ".json":
         saved = load_saved_plan(files[0])
         prune = saved.get("prune", False)
+        adopt = adopt or saved.get("adopt", False)  # --adopt on a plan saved without it is refused by check_saved
         files = [Path(p["source"]) for p in saved["plans"]]
     specs = realm_files.load(files)
     if not no_env:  # a bad env file target is refused before anything changes in Keycloak

@@ -81,7 +81,8 @@ def plan_realm(client: KeycloakClient, spec: RealmSpec, source: str, prune: bool
     return RealmRun(spec, source, desired, groups, live, plan)
 
 
-def save_plans(output: str | os.PathLike[str] | TextIO, url: str, runs: list[RealmRun], prune: bool) -> None:
+def save_plans(output: str | os.PathLike[str] | TextIO, url: str, runs: list[RealmRun], prune: bool,
+               adopt: bool = False) -> None:
     """Write a saved plan: reviewable JSON, no secret values (they show as `(sensitive)`).
 
     `output` is a text stream, ``"-"`` for standard output, or the operator's
@@ -91,7 +92,7 @@ def save_plans(output: str | os.PathLike[str] | TextIO, url: str, runs: list[Rea
     """
     from kcprov.fileio import write_output
 
-    doc = {"format": PLAN_FORMAT, "keycloak_url": url, "prune": prune,
+    doc = {"format": PLAN_FORMAT, "keycloak_url": url, "prune": prune, "adopt": adopt,
            "plans": [r.plan.to_json() for r in runs]}
     text = json.dumps(doc, indent=2, sort_keys=False) + "\n"
     if hasattr(output, "write"):
@@ -123,7 +124,8 @@ def load_saved_plan(path: str | os.PathLike[str]) -> dict:
         raise KcprovError(f"{path}: not a kcprov saved plan (format {PLAN_FORMAT} expected).", hint=hint)
     plans = doc.get("plans")
     fields = ("source", "state_fingerprint", "content_digest")
-    if (not isinstance(doc.get("prune", False), bool) or not isinstance(plans, list) or not plans
+    flags_ok = all(isinstance(doc.get(flag, False), bool) for flag in ("prune", "adopt"))
+    if (not flags_ok or not isinstance(plans, list) or not plans
             or not all(isinstance(p, dict) and all(isinstance(p.get(f), str) for f in fields) for p in plans)):
         raise KcprovError(f"{path}: a damaged saved plan (each plan needs {', '.join(fields)}).", hint=hint)
     return doc

@@ -250,3 +250,14 @@ def test_apply_adopt_refuses_a_saved_plan_that_did_not_adopt(tmp_path, env, real
     refused = kcprov("apply", str(saved), "--adopt", env=env)
     assert refused.returncode == 1 and "adoptions are applied only as reviewed" in refused.stderr
     assert owned(keycloak, realm) == {}
+
+
+def test_a_plan_saved_with_adopt_adopts_when_applied(tmp_path, env, realm, keycloak):
+    make_clients(keycloak, realm, "hand-made")
+    path = realm_file(tmp_path, realm, "clients:\n  - client_id: hand-made\n")
+    saved = tmp_path / "plan.json"
+    planned = kcprov("plan", str(path), "--adopt", "-o", str(saved), env=env)
+    assert planned.returncode == 0 and "= client.hand-made (exists, will be adopted)" in planned.stdout
+    assert owned(keycloak, realm) == {}  # a plan changes nothing
+    ok(kcprov("apply", str(saved), env=env))
+    assert owned(keycloak, realm) == {"client": ["hand-made"]}

@@ -316,7 +316,7 @@ def test_sigkill_during_write_private_leaves_the_old_or_the_new_file(work):
 def test_a_plan_goes_to_stdout_with_dash(work, capsys):
     save_plans("-", "http://kc", [], prune=False)
     assert json.loads(capsys.readouterr().out) == {"format": PLAN_FORMAT, "keycloak_url": "http://kc",
-                                                   "prune": False, "plans": []}
+                                                   "prune": False, "adopt": False, "plans": []}
     stream = io.StringIO()
     save_plans(stream, "http://kc", [], prune=True)
     assert json.loads(stream.getvalue())["prune"] is True
