@@ -7,12 +7,11 @@ Keycloak creates in every realm count as defined.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 from kcprov.fileio import name_problem
 from kcprov.spec.models import Client, McpClientEntry, ProtocolMapper, RealmSpec
+from kcprov.spec.findings import Finding, unique, unknown
 from kcprov.spec.yamldoc import Path
 
 BUILTIN_SCOPES = frozenset(
@@ -55,16 +54,6 @@ GLOBAL_CLIENT_PROFILES = frozenset(
 
 
 
-@dataclass(frozen=True)
-class Finding:
-    """A problem at a path of the file; `first` is where a duplicated name was first given."""
-
-    path: Path
-    message: str
-    hint: str | None = None
-    first: Path | None = None
-
-
 def check_realm(spec: RealmSpec) -> list[Finding]:
     """Every cross-object problem of a realm that validated as a model."""
     return [
@@ -91,24 +80,6 @@ def _all_clients(spec: RealmSpec) -> list[tuple[Path, Client]]:
     return found
 
 
-def _unique(
-    named: Iterable[tuple[Path, str]], what: str, *, owner: str = "", fold=lambda name: name
-) -> Iterator[Finding]:
-    """A finding for each name already given; `owner` (" of client 'x'") scopes the message."""
-    first: dict[str, Path] = {}
-    for path, name in named:
-        if fold(name) in first:
-            yield Finding(path, f"duplicate {what} '{name}'{owner}", f"each {what}{owner} must be unique", first[fold(name)])
-        else:
-            first[fold(name)] = path
-
-
-def _unknown(path: Path, what: str, name: str, known: Iterable[str], how_to_define: str, owner: str = "") -> Finding:
-    close = difflib.get_close_matches(name, sorted(known), n=1)
-    hint = f"did you mean '{close[0]}'? otherwise {how_to_define}" if close else how_to_define
-    return Finding(path, f"unknown {what} '{name}'{owner}", hint)
-
-
 def _mappers(spec: RealmSpec) -> Iterator[tuple[Path, list[ProtocolMapper]]]:
     for i, scope in enumerate(spec.client_scopes):
         yield ("client_scopes", i, "mappers"), scope.mappers
@@ -120,26 +91,26 @@ def _mappers(spec: RealmSpec) -> Iterator[tuple[Path, list[ProtocolMapper]]]:
 
 
 def _duplicates(spec: RealmSpec) -> Iterator[Finding]:
-    yield from _unique(((("roles", i, "name"), r.name) for i, r in enumerate(spec.roles)), "realm role")
-    yield from _unique(
+    yield from unique(((("roles", i, "name"), r.name) for i, r in enumerate(spec.roles)), "realm role")
+    yield from unique(
         ((("client_scopes", i, "name"), s.name) for i, s in enumerate(spec.client_scopes)), "client scope"
     )
     clients = _all_clients(spec)
-    yield from _unique((((*p, "client_id"), c.client_id) for p, c in clients), "client_id")
+    yield from unique((((*p, "client_id"), c.client_id) for p, c in clients), "client_id")
     for path, client in clients:
         roles = ((((*path, "roles", i, "name"), r.name) for i, r in enumerate(client.roles)))
-        yield from _unique(roles, "role", owner=f" of client '{client.client_id}'")
+        yield from unique(roles, "role", owner=f" of client '{client.client_id}'")
     for path, mappers in _mappers(spec):
-        yield from _unique((((*path, i, "name"), m.name) for i, m in enumerate(mappers)), "mapper name")
+        yield from unique((((*path, i, "name"), m.name) for i, m in enumerate(mappers)), "mapper name")
     users = ((("users", i, "username"), u.username) for i, u in enumerate(spec.users))
-    yield from _unique(users, "username", fold=str.lower)
+    yield from unique(users, "username", fold=str.lower)
     if spec.client_policies:
         profiles = spec.client_policies.profiles
         policies = spec.client_policies.policies
-        yield from _unique(
+        yield from unique(
             ((("client_policies", "profiles", i, "name"), p.name) for i, p in enumerate(profiles)), "client profile"
         )
-        yield from _unique(
+        yield from unique(
             ((("client_policies", "policies", i, "name"), p.name) for i, p in enumerate(policies)), "client policy"
         )
 
@@ -155,7 +126,7 @@ def _scope_references(spec: RealmSpec) -> Iterator[Finding]:
     def refs(path: Path, names: list[str] | None) -> Iterator[Finding]:
         for i, name in enumerate(names or ()):
             if name not in known:
-                yield _unknown((*path, i), "client scope", name, known, how)
+                yield unknown((*path, i), "client scope", name, known, how)
 
     for path, client in _all_clients(spec):
         yield from refs((*path, "default_scopes"), client.default_scopes)
@@ -189,10 +160,10 @@ def _role_references(spec: RealmSpec) -> Iterator[Finding]:
     for i, user in enumerate(spec.users):
         for j, role in enumerate(user.realm_roles or ()):
             if role not in known:
-                yield _unknown(("users", i, "realm_roles", j), "realm role", role, known, how)
+                yield unknown(("users", i, "realm_roles", j), "realm role", role, known, how)
     for i, server in enumerate(spec.mcp_servers):
         if server.admin_role and server.admin_role not in known:
-            yield _unknown(("mcp_servers", i, "admin_role"), "realm role", server.admin_role, known, how)
+            yield unknown(("mcp_servers", i, "admin_role"), "realm role", server.admin_role, known, how)
 
 
 def _client_roles(spec: RealmSpec) -> dict[str, set[str]]:
@@ -216,7 +187,7 @@ def _client_references(spec: RealmSpec) -> Iterator[Finding]:
             if realm_key and client_id == "realm":
                 known, what, owner, how = realm_roles, "realm role", "", "define it under roles"
             elif client_id not in clients:
-                yield _unknown((*path, client_id), "client", client_id, clients, how_client)
+                yield unknown((*path, client_id), "client", client_id, clients, how_client)
                 continue
             else:
                 known, what, owner = clients[client_id], "role", f" of client '{client_id}'"
@@ -227,7 +198,7 @@ def _client_references(spec: RealmSpec) -> Iterator[Finding]:
                 )
             for j, name in enumerate(names):
                 if name not in known:
-                    yield _unknown((*path, client_id, j), what, name, known, how, owner)
+                    yield unknown((*path, client_id, j), what, name, known, how, owner)
 
     for i, user in enumerate(spec.users):
         yield from grants(("users", i, "client_roles"), user.client_roles, realm_key=False)
@@ -239,7 +210,7 @@ def _client_references(spec: RealmSpec) -> Iterator[Finding]:
         for i, mapper in enumerate(mappers):
             if mapper.client_audience is not None and mapper.client_audience not in clients:
                 where = (*path, i, "client_audience")
-                yield _unknown(where, "client", mapper.client_audience, clients, how_client)
+                yield unknown(where, "client", mapper.client_audience, clients, how_client)
 
 
 def _profile_references(spec: RealmSpec) -> Iterator[Finding]:
@@ -250,7 +221,7 @@ def _profile_references(spec: RealmSpec) -> Iterator[Finding]:
     for i, policy in enumerate(spec.client_policies.policies):
         for j, name in enumerate(policy.profiles):
             if name not in known:
-                yield _unknown(("client_policies", "policies", i, "profiles", j), "client profile", name, known, how)
+                yield unknown(("client_policies", "policies", i, "profiles", j), "client profile", name, known, how)
 
 
 # ---------------------------------------------------------------- MCP servers
@@ -258,8 +229,8 @@ def _profile_references(spec: RealmSpec) -> Iterator[Finding]:
 
 def _mcp_servers(spec: RealmSpec) -> Iterator[Finding]:
     servers = list(enumerate(spec.mcp_servers))
-    yield from _unique(((("mcp_servers", i, "name"), s.name) for i, s in servers), "MCP server name")
-    yield from _unique(((("mcp_servers", i, "url"), s.url) for i, s in servers), "MCP server url")
+    yield from unique(((("mcp_servers", i, "name"), s.name) for i, s in servers), "MCP server name")
+    yield from unique(((("mcp_servers", i, "url"), s.url) for i, s in servers), "MCP server url")
     owner: dict[str, tuple[Path, str]] = {}
     for i, server in servers:
         for name in server.scopes:
@@ -299,7 +270,7 @@ def _mcp_client_entries(server: int, entries: list[McpClientEntry]) -> Iterator[
         if entry.client is None:
             kind = f"preset {entry.preset}" if entry.preset else ("dcr" if entry.dcr else "cimd")
             kinds.append((("mcp_servers", server, "clients", j), kind))
-    yield from _unique(kinds, "clients entry")
+    yield from unique(kinds, "clients entry")
 
 
 def _env_files(spec: RealmSpec) -> Iterator[Finding]:

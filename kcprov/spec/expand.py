@@ -65,7 +65,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from kcprov.spec.checks import Finding
+from kcprov.spec.findings import Finding
 from kcprov.spec.models import (
     Client,
     ClientPolicies,

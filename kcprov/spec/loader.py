@@ -19,7 +19,8 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from kcprov.errors import KcprovError
 from kcprov.fileio import MAX_INPUT_BYTES, InputFileError, read_input
-from kcprov.spec.checks import Finding, check_realm
+from kcprov.spec.checks import check_realm
+from kcprov.spec.findings import Finding
 from kcprov.spec.expand import expansion_findings
 from kcprov.spec.models import RealmSpec
 from kcprov.spec.problems import Problem, SpecError, display_path

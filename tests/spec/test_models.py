@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from kcprov.spec.models import Client, McpServer, ProtocolMapper, RealmSettings, RealmSpec, parse_duration
+from kcprov.spec.fields import parse_duration
+from kcprov.spec.models import Client, McpServer, ProtocolMapper, RealmSettings, RealmSpec
 
 
 @pytest.mark.parametrize(
