@@ -1,9 +1,12 @@
 """Reading the live realm: few bulk requests, normalised into the spec's shape.
 
-One partial export brings clients, scopes, mappers, roles, components,
-client policies and service-account users; only objects that need more
-(dev users' role mappings, client secrets the file sets) cost a request each.
-The request count of an in-sync plan does not grow with the number of clients.
+One partial export brings clients, scopes, mappers, roles, groups, identity
+providers, authentication flows, required actions, components, client
+policies, SMTP and event settings; a kind that needs more reads it in its
+`read` hook (dev users and their role mappings, client secrets the file
+sets, the user profile, organizations), only for what the file or the
+ownership record names. The request count of an in-sync plan does not grow
+with the number of clients.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kcprov.keycloak import KeycloakClient, seg
+from kcprov.keycloak import KeycloakClient
 from kcprov.secret import public
 from kcprov.resources.realm import OWNERSHIP_ATTRIBUTE
 
@@ -27,6 +30,8 @@ class RawRealm:
     export: dict | None
     users: dict[str, dict] = field(default_factory=dict)  # username -> {"rep": ..., "roles": ...}
     secrets: dict[str, str] = field(default_factory=dict)  # client_id -> secret (clients whose secret the file sets)
+    # what a kind's `read` fetched beyond the export (kind name -> its own shape): user profile, organizations
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def exists(self) -> bool:
@@ -84,24 +89,7 @@ def read_state(
     raw = RawRealm(name=realm, export=export)
     owned = ownership_record(export)
     if export is not None:
-        usernames = set(desired.get("user", {})) | owned.get("user", set())
-        for username in sorted(usernames):
-            found = client.get(
-                f"/admin/realms/{seg(realm)}/users",
-                f"user '{username}'",
-                username=username,
-                exact="true",
-                briefRepresentation="false",
-            )
-            rep = next((u for u in found if u.get("username") == username), None)
-            if rep is not None:
-                roles = client.user_role_mappings(realm, rep["id"], username)
-                raw.users[username] = {"rep": rep, "roles": roles}
-        by_client_id = {c["clientId"]: c for c in export.get("clients", [])}
-        for client_id, attrs in desired.get("client", {}).items():
-            if "secret" in attrs and client_id in by_client_id:
-                secret = client.client_secret(realm, by_client_id[client_id]["id"], client_id)
-                if secret:
-                    raw.secrets[client_id] = secret
+        for kind in kinds:
+            kind.read(client, raw, desired, owned)
     objects = {kind.name: kind.live(raw) for kind in kinds} if export is not None else {}
     return LiveState(realm=realm, exists=export is not None, objects=objects, owned=owned, raw=raw)

@@ -127,6 +127,15 @@ class Kind:
     def desired(self, spec: RealmSpec) -> dict[str, Attrs]:
         raise NotImplementedError
 
+    def read(self, client: KeycloakClient, raw: RawRealm, desired: Objects, owned: dict[str, set[str]]) -> None:
+        """Fetch into `raw` what the partial export lacks, for an existing realm; most kinds need nothing.
+
+        Runs before `live`. Only the objects `desired` (every kind's desired objects)
+        or `owned` (the ownership record) name may cost requests, so an in-sync plan
+        costs the same number of requests whatever else the realm holds; a kind with
+        its own section stores it under `raw.extra[self.name]`.
+        """
+
     def live(self, raw: RawRealm) -> dict[str, Attrs]:
         raise NotImplementedError
 

@@ -125,6 +125,15 @@ class ClientKind(Kind):
             out[c.client_id] = attrs
         return out
 
+    def read(self, client, raw, desired, owned) -> None:
+        """The secrets the file sets, to compare them (the export masks them): one request a client."""
+        by_client_id = {c["clientId"]: c for c in raw.export.get("clients", [])}
+        for client_id, attrs in desired.get(self.name, {}).items():
+            if "secret" in attrs and client_id in by_client_id:
+                secret = client.client_secret(raw.name, by_client_id[client_id]["id"], client_id)
+                if secret:
+                    raw.secrets[client_id] = secret
+
     def live(self, raw) -> dict[str, Attrs]:
         out = {}
         for c in raw.export.get("clients", []):

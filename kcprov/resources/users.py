@@ -8,6 +8,7 @@ it disabled), shown as `enabled = true (default)`.
 
 from __future__ import annotations
 
+from kcprov.keycloak import seg
 from kcprov.secret import Secret
 from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none
 from kcprov.resources.roles import REALM, change_role_mappings, live_role_refs, mapping_of, role_refs
@@ -34,6 +35,15 @@ class UserKind(Kind):
                 attrs[f"attributes.{key}"] = sorted(value) if isinstance(value, list) else [value]
             out[u.username] = attrs
         return out
+
+    def read(self, client, raw, desired, owned) -> None:
+        """The users the file names or kcprov made, each with its role mappings (two requests a user)."""
+        for username in sorted(set(desired.get(self.name, {})) | owned.get(self.name, set())):
+            found = client.get(f"/admin/realms/{seg(raw.name)}/users", f"user '{username}'",
+                               username=username, exact="true", briefRepresentation="false")
+            rep = next((u for u in found if u.get("username") == username), None)
+            if rep is not None:
+                raw.users[username] = {"rep": rep, "roles": client.user_role_mappings(raw.name, rep["id"], username)}
 
     def live(self, raw) -> dict[str, Attrs]:
         out = {}
