@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from dotenv import dotenv_values
+
+from kindcontract import kcprov, ok, round_trip
 
 pytestmark = pytest.mark.keycloak
 
@@ -26,55 +25,10 @@ MCP_DEV = ROOT / "realms" / "mcp-dev.yaml"
 SECRET = "every-key-secret-4711-zzz"
 
 
-def kcprov(*args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kcprov.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=300, cwd=cwd)
-
-
 @pytest.fixture
 def env(keycloak):
     return {**os.environ, "KCPROV_URL": keycloak.url, "KCPROV_USER": keycloak.user,
             "KCPROV_PASSWORD": keycloak.password, "EVERY_KEY_SECRET": SECRET, "NO_COLOR": "1", "COLUMNS": "200"}
-
-
-def ok(result: subprocess.CompletedProcess, *secrets: str) -> subprocess.CompletedProcess:
-    text = result.stdout + result.stderr
-    assert result.returncode == 0, text
-    assert "Traceback" not in text, text
-    for secret in secrets:
-        assert secret not in text, "a secret leaked into the output"
-    return result
-
-
-def without_realm(text: str, realm: str) -> str:
-    """The file with the realm's name (and its upper-case form in secret names) replaced."""
-    upper = re.sub(r"[^A-Za-z0-9]+", "_", realm).upper()
-    return text.replace(realm, "<realm>").replace(upper, "<REALM>")
-
-
-def modelled(text: str) -> str:
-    return text.split("\n# Not exported:")[0]
-
-
-def round_trip(tmp_path: Path, env: dict, realm: str, copy_realm: str, *secrets: str, extra=()) -> str:
-    """Export, plan (exit 0), apply to a new realm, export that: the same file. Returns the first export."""
-    ok(kcprov("export", "--realm", realm, "-o", "first.yaml", "--secrets-env", "first.env", *extra,
-              env=env, cwd=tmp_path), *secrets)
-    text = (tmp_path / "first.yaml").read_text()
-    env_file = tmp_path / "first.env"
-    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
-    with_secrets = {**env, **{k: v for k, v in dotenv_values(env_file).items() if v is not None}}
-    planned = kcprov("plan", "first.yaml", "--detailed-exitcode", env=with_secrets, cwd=tmp_path)
-    ok(planned, *secrets)
-    (tmp_path / "copy.yaml").write_text(re.sub(r"(?m)^realm: .*$", f"realm: {copy_realm}", text, count=1))
-    ok(kcprov("apply", "copy.yaml", "--auto-approve", "--no-env", env=with_secrets, cwd=tmp_path), *secrets)
-    ok(kcprov("export", "--realm", copy_realm, "-o", "second.yaml", *extra, env=env, cwd=tmp_path), *secrets)
-    # what kcprov cannot model is not in the copy: the files differ by the list of it at their end only
-    assert without_realm(modelled((tmp_path / "second.yaml").read_text()), copy_realm) == \
-        without_realm(modelled(text), realm)
-    for secret in secrets:
-        assert secret not in text
-    return text
 
 
 def test_every_key_realm_round_trips_and_its_secret_stays_out(tmp_path, env, realm_name, second_realm_name):
