@@ -38,13 +38,18 @@ NAMED = {
 
 def not_modelled(export: dict, base: dict) -> Iterator[tuple[str, str]]:
     """(kind, name) of every object or realm setting kcprov cannot write, that a new realm does not have as is."""
+    from kcprov.resources import KINDS
+
+    modelled = MODELLED | {f for kind in KINDS for f in kind.reads}
     for field, (kind, name_field) in NAMED.items():
+        if field in modelled:
+            continue
         known = {_name(e, name_field): without_ids(e) for e in base.get(field) or []}
         for entry in export.get(field) or []:
             name = _name(entry, name_field)
             if known.get(name) != without_ids(entry):
                 yield kind, name
-    for field in sorted(set(export) - MODELLED - set(NAMED)):
+    for field in sorted(set(export) - modelled - set(NAMED)):
         if isinstance(export[field], (dict, list)) and without_ids(export[field]) != without_ids(base.get(field)):
             yield "realm setting", field
     yield from _components(export, base)

@@ -46,9 +46,9 @@ def with_adoptions(plan: Plan, found: Sequence[tuple[str, str]], kinds: Sequence
     """The plan with an "adopt" change for each object found, or (not adopting) with them listed as not adopted."""
     if not adopt:
         return replace(plan, not_adopted=list(found))
-    stage = {k.name: k.stage for k in kinds}
+    by_name = {k.name: k for k in kinds}
     groups = groups or {}
-    adoptions = [Change("adopt", kind, key, stage[kind], group=groups.get((kind, key))) for kind, key in found]
+    adoptions = [Change("adopt", kind, key, by_name[kind].stage_of(key), group=groups.get((kind, key))) for kind, key in found]
     return replace(plan, changes=adoptions + plan.changes)
 
 

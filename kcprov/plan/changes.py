@@ -64,7 +64,7 @@ class Change:
     action: Action
     kind: str
     key: str
-    stage: int
+    stage: float
     diffs: tuple[FieldDiff, ...] = ()
     group: str | None = None  # e.g. the MCP server an object was expanded from
 

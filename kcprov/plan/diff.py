@@ -43,7 +43,7 @@ def compute_plan(
                 defaults = kind.create_defaults(key, attrs, desired, live)
                 diffs = tuple(FieldDiff(f, None, v) for f, v in attrs.items()) + tuple(
                     FieldDiff(f, None, v, default=True) for f, v in defaults.items() if f not in attrs)
-                changes.append(Change("create", kind.name, key, kind.stage, diffs, group))
+                changes.append(Change("create", kind.name, key, kind.stage_of(key), diffs, group))
                 continue
             current = have[key]
             diffs = tuple(
@@ -52,7 +52,7 @@ def compute_plan(
                 if f not in kind.write_only and current.get(f) != v
             )
             if diffs:
-                changes.append(Change("update", kind.name, key, kind.stage, diffs, group))
+                changes.append(Change("update", kind.name, key, kind.stage_of(key), diffs, group))
         if not kind.deletable:
             continue
         for key in sorted(set(have) - set(want)):
@@ -68,7 +68,7 @@ def compute_plan(
             if key in owned or prune:
                 deleted.add((kind.name, key))
                 before = tuple(FieldDiff(f, v, None) for f, v in sorted(have[key].items()))
-                changes.append(Change("delete", kind.name, key, kind.stage, before, groups.get((kind.name, key))))
+                changes.append(Change("delete", kind.name, key, kind.stage_of(key), before, groups.get((kind.name, key))))
             else:
                 unmanaged.append((kind.name, key))
     return Plan(

@@ -117,12 +117,15 @@ class Kind:
     """Base class of resource kinds; subclasses set the class attributes and methods."""
 
     name: str = ""
-    stage: int = 0  # dependency order: lower stages are created first, deleted last
+    stage: float = 0  # dependency order: lower stages are created first, deleted last (see stage_of)
     deletable: bool = True  # kinds kcprov may delete (and list as unmanaged)
     label: str = ""  # how the kind is named to users
     write_only: frozenset[str] = frozenset()  # set on create, never read back (passwords)
     # what Keycloak does for a field it does not hold (an attribute never set): an export need not write it
     absent_means: dict[str, Any] = {}
+    # top-level fields of the realm's representation this kind models (smtpServer, browserFlow, groups):
+    # the realm kind does not read them as settings, and an export does not list them as not modelled
+    reads: frozenset[str] = frozenset()
 
     def desired(self, spec: RealmSpec) -> dict[str, Attrs]:
         raise NotImplementedError
@@ -147,6 +150,11 @@ class Kind:
         not managed afterwards (the file does not write them).
         """
         return {}
+
+    def stage_of(self, key: str) -> float:
+        """The stage of one object: the kind's, unless its objects depend on each other (a subgroup
+        on its parent group), when deeper objects come later (and are deleted earlier)."""
+        return self.stage
 
     def parent(self, key: str) -> tuple[str, str] | None:
         """The (kind, key) this object belongs to, if it is a child (mappers, client roles)."""

@@ -71,14 +71,16 @@ class RealmKind(Kind):
         """Top-level keys, then `settings` (a comment gives the new-realm value it replaces); a
         RealmRepresentation field without a setting is listed as not exported. An attribute that
         mirrors a written setting (Keycloak keeps oauth2DeviceCodeLifespan twice) is left out."""
+        from kcprov.resources import KINDS
         from kcprov.spec.models import RealmSettings
 
+        other_kinds = {snake(f) for kind in KINDS for f in kind.reads}
         base = ctx.base(self.name, key) or {}
         ctx.doc.update({f: fields[f] for f in TOP_LEVEL if f in fields})
         settings: dict = {}
         for field, value in fields.items():
             name = field.removeprefix("settings.")
-            if not field.startswith("settings.") or name in NOT_SETTINGS:
+            if not field.startswith("settings.") or name in NOT_SETTINGS or name in other_kinds:
                 continue
             if name in RealmSettings.model_fields and name != RAW_ATTRIBUTES:
                 settings[name] = value

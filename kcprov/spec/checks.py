@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from kcprov.fileio import name_problem
 from kcprov.spec.models import Client, McpClientEntry, ProtocolMapper, RealmSpec
+from kcprov.spec import events, flows, groups, identity_providers, organizations, required_actions, smtp, user_profile
 from kcprov.spec.findings import Finding, unique, unknown
 from kcprov.spec.yamldoc import Path
 
@@ -64,6 +65,14 @@ def check_realm(spec: RealmSpec) -> list[Finding]:
         *_profile_references(spec),
         *_mcp_servers(spec),
         *_env_files(spec),
+        *groups.check(spec),
+        *identity_providers.check(spec),
+        *flows.check(spec),
+        *required_actions.check(spec),
+        *smtp.check(spec),
+        *events.check(spec),
+        *user_profile.check(spec),
+        *organizations.check(spec),
     ]
 
 

@@ -53,6 +53,14 @@ from kcprov.spec.fields import (
     Username,
     spec_error,
 )
+from kcprov.spec.events import Events
+from kcprov.spec.flows import AuthenticationFlow, FlowBindings, FlowOverrides
+from kcprov.spec.groups import Group
+from kcprov.spec.identity_providers import IdentityProvider
+from kcprov.spec.organizations import Organization
+from kcprov.spec.required_actions import RequiredAction
+from kcprov.spec.smtp import Smtp
+from kcprov.spec.user_profile import UserProfile
 
 # ---------------------------------------------------------------- realm settings
 
@@ -287,6 +295,7 @@ class Client(Spec):
     roles: list[Annotated[ClientRole, BeforeValidator(_role_from_string, json_schema_input_type=str | ClientRole)]] = Field(default_factory=list, description="Client roles: names, or {name, description} objects.")
     service_account_roles: dict[ClientId, list[RoleName]] | None = Field(None, description="Roles of the service account: client_id -> client roles; the key `realm` holds realm roles. Needs service_account: true.")
     mappers: list[ProtocolMapper] = Field(default_factory=list, description="Protocol mappers of this client.")
+    authentication_flow_overrides: FlowOverrides | None = Field(None, description="Flows this client uses instead of the realm's (browser, direct grant).")
     attributes: StrMap | None = Field(None, description="Raw ClientRepresentation attributes; only the keys given are managed.")
 
     @model_validator(mode="after")
@@ -321,6 +330,7 @@ class User(Spec):
     realm_roles: list[RoleName] | None = Field(None, description="Realm roles granted: names from roles, or offline_access, uma_authorization, default-roles-<realm>.")
     client_roles: dict[ClientId, list[RoleName]] | None = Field(None, description="Client roles granted: client_id -> role names.")
     attributes: MultiStrMap | None = Field(None, description="User attributes; only the keys given are managed.")
+    groups: list[str] | None = Field(None, description="Groups the user is a member of, by path (/staff/mcp-admins); exactly these.")
 
 
 # ---------------------------------------------------------------- MCP servers
@@ -450,11 +460,21 @@ class RealmSpec(Spec):
     display_name: Label | None = Field(None, description="Name shown on the login page.")
     enabled: Flag | None = Field(None, description="Whether the realm accepts logins.")
     settings: RealmSettings | None = Field(None, description="Realm options (tokens, sessions, login, themes).")
+    smtp: Smtp | None = Field(None, description="The SMTP server the realm sends email through.")
+    events: Events | None = Field(None, description="Which user and admin events Keycloak records, for how long, and who listens.")
+    user_profile: UserProfile | None = Field(None, description="The declarative user profile: attributes, validations, permissions, unmanaged-attribute policy.")
     roles: list[RealmRole] = Field(default_factory=list, description="Realm roles.")
     default_roles: dict[ClientId, list[RoleName]] | None = Field(None, description="Default roles every user gets (the composites of default-roles-<realm>): client_id -> client roles; the key `realm` holds realm roles. Keycloak's: {realm: [offline_access, uma_authorization], account: [manage-account, view-profile]}.")
+    groups: list[Group] = Field(default_factory=list, description="Groups, nested with `subgroups`; members get the group's roles.")
+    default_groups: list[str] | None = Field(None, description="Groups every new user joins, by path (/staff/mcp-admins).")
     client_scopes: list[ClientScope] = Field(default_factory=list, description="Client scopes, e.g. one per MCP permission.")
     client_registration: ClientRegistration | None = Field(None, description="Dynamic Client Registration policies.")
     client_policies: ClientPolicies | None = Field(None, description="Client profiles and policies (e.g. enforce PKCE).")
+    authentication_flows: list[AuthenticationFlow] = Field(default_factory=list, description="Authentication flows defined in this realm (Keycloak's built-in flows are never deleted).")
+    flow_bindings: FlowBindings | None = Field(None, description="Which flow the realm uses for browser login, direct grant, registration, reset credentials, client authentication and first broker login.")
+    required_actions: list[RequiredAction] = Field(default_factory=list, description="Required actions: enabled, default for new users, priority, config.")
+    identity_providers: list[IdentityProvider] = Field(default_factory=list, description="Identity providers users log in through (OIDC, SAML, social), with their mappers.")
     clients: list[Client] = Field(default_factory=list, description="OIDC clients.")
     users: list[User] = Field(default_factory=list, description="Users (development realms).")
+    organizations: list[Organization] = Field(default_factory=list, description="Organizations with their domains and members (needs settings.organizations_enabled).")
     mcp_servers: list[McpServer] = Field(default_factory=list, description="MCP servers, each expanded into the objects above by a later step.")
