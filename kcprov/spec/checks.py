@@ -10,50 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from kcprov.fileio import name_problem
-from kcprov.spec.models import Client, McpClientEntry, ProtocolMapper, RealmSpec
+from kcprov.spec.models import McpClientEntry, ProtocolMapper, RealmSpec
 from kcprov.spec import events, flows, groups, identity_providers, organizations, required_actions, smtp, user_profile
 from kcprov.spec.findings import Finding, unique, unknown
+from kcprov.spec.known import (
+    BUILTIN_SCOPES, GLOBAL_CLIENT_PROFILES, all_clients, client_roles, realm_roles, role_grants,
+)
 from kcprov.spec.yamldoc import Path
-
-BUILTIN_SCOPES = frozenset(
-    {
-        "openid", "profile", "email", "address", "phone", "roles", "web-origins", "acr",
-        "basic", "offline_access", "microprofile-jwt", "organization", "service_account",
-    }
-)
-BUILTIN_CLIENT_ROLES: dict[str, frozenset[str]] = {
-    "realm-management": frozenset(
-        {
-            "create-client", "impersonation", "manage-authorization", "manage-clients",
-            "manage-events", "manage-identity-providers", "manage-realm", "manage-users",
-            "query-clients", "query-groups", "query-realms", "query-users", "realm-admin",
-            "view-authorization", "view-clients", "view-events", "view-identity-providers",
-            "view-realm", "view-users",
-        }
-    ),
-    "account": frozenset(
-        {
-            "delete-account", "manage-account", "manage-account-links", "manage-consent",
-            "view-applications", "view-consent", "view-groups", "view-profile",
-        }
-    ),
-    "broker": frozenset({"read-token"}),
-    "account-console": frozenset(),
-    "admin-cli": frozenset(),
-    "security-admin-console": frozenset(),
-}
-"""Clients every realm has, with the roles they bring."""
-BUILTIN_REALM_ROLES = frozenset({"offline_access", "uma_authorization"})
-"""Realm roles every realm has, besides default-roles-<realm>."""
-GLOBAL_CLIENT_PROFILES = frozenset(
-    {
-        "fapi-1-baseline", "fapi-1-advanced", "fapi-ciba", "fapi-2-security-profile",
-        "fapi-2-message-signing", "oauth-2-1-for-confidential-client",
-        "oauth-2-1-for-public-client",
-    }
-)
-
-
 
 def check_realm(spec: RealmSpec) -> list[Finding]:
     """Every cross-object problem of a realm that validated as a model."""
@@ -79,20 +42,10 @@ def check_realm(spec: RealmSpec) -> list[Finding]:
 # ---------------------------------------------------------------- helpers
 
 
-def _all_clients(spec: RealmSpec) -> list[tuple[Path, Client]]:
-    """Clients of `clients:` plus the pre-registered clients of MCP servers."""
-    found: list[tuple[Path, Client]] = [(("clients", i), c) for i, c in enumerate(spec.clients)]
-    for i, server in enumerate(spec.mcp_servers):
-        for j, entry in enumerate(server.clients):
-            if entry.client is not None:
-                found.append((("mcp_servers", i, "clients", j, "client"), entry.client))
-    return found
-
-
 def _mappers(spec: RealmSpec) -> Iterator[tuple[Path, list[ProtocolMapper]]]:
     for i, scope in enumerate(spec.client_scopes):
         yield ("client_scopes", i, "mappers"), scope.mappers
-    for path, client in _all_clients(spec):
+    for path, client in all_clients(spec):
         yield (*path, "mappers"), client.mappers
 
 
@@ -104,7 +57,7 @@ def _duplicates(spec: RealmSpec) -> Iterator[Finding]:
     yield from unique(
         ((("client_scopes", i, "name"), s.name) for i, s in enumerate(spec.client_scopes)), "client scope"
     )
-    clients = _all_clients(spec)
+    clients = all_clients(spec)
     yield from unique((((*p, "client_id"), c.client_id) for p, c in clients), "client_id")
     for path, client in clients:
         roles = ((((*path, "roles", i, "name"), r.name) for i, r in enumerate(client.roles)))
@@ -137,7 +90,7 @@ def _scope_references(spec: RealmSpec) -> Iterator[Finding]:
             if name not in known:
                 yield unknown((*path, i), "client scope", name, known, how)
 
-    for path, client in _all_clients(spec):
+    for path, client in all_clients(spec):
         yield from refs((*path, "default_scopes"), client.default_scopes)
         yield from refs((*path, "optional_scopes"), client.optional_scopes)
         both = set(client.default_scopes or ()) & set(client.optional_scopes or ())
@@ -159,12 +112,8 @@ def _scope_references(spec: RealmSpec) -> Iterator[Finding]:
                 yield from refs(("mcp_servers", i, "clients", j, "dcr", "allowed_client_scopes"), entry.dcr.allowed_client_scopes)
 
 
-def _realm_roles(spec: RealmSpec) -> set[str]:
-    return {r.name for r in spec.roles} | BUILTIN_REALM_ROLES | {f"default-roles-{spec.realm}"}
-
-
 def _role_references(spec: RealmSpec) -> Iterator[Finding]:
-    known = _realm_roles(spec)
+    known = realm_roles(spec)
     how = "define it under roles"
     for i, user in enumerate(spec.users):
         for j, role in enumerate(user.realm_roles or ()):
@@ -175,46 +124,16 @@ def _role_references(spec: RealmSpec) -> Iterator[Finding]:
             yield unknown(("mcp_servers", i, "admin_role"), "realm role", server.admin_role, known, how)
 
 
-def _client_roles(spec: RealmSpec) -> dict[str, set[str]]:
-    """Client id -> its roles, for clients of the file, generated introspectors and built-ins."""
-    roles = {name: set(r) for name, r in BUILTIN_CLIENT_ROLES.items()}
-    for server in spec.mcp_servers:
-        if server.introspection_client:
-            roles.setdefault(server.introspection_client, set())
-    for _, client in _all_clients(spec):  # a built-in client's roles stay: the file may add to them
-        roles.setdefault(client.client_id, set()).update(r.name for r in client.roles)
-    return roles
-
-
 def _client_references(spec: RealmSpec) -> Iterator[Finding]:
-    clients = _client_roles(spec)
-    realm_roles = _realm_roles(spec)
+    clients = client_roles(spec)
     how_client = "define it under clients"
 
-    def grants(path: Path, granted: dict[str, list[str]] | None, realm_key: bool) -> Iterator[Finding]:
-        for client_id, names in (granted or {}).items():
-            if realm_key and client_id == "realm":
-                known, what, owner, how = realm_roles, "realm role", "", "define it under roles"
-            elif client_id not in clients:
-                yield unknown((*path, client_id), "client", client_id, clients, how_client)
-                continue
-            else:
-                known, what, owner = clients[client_id], "role", f" of client '{client_id}'"
-                how = (
-                    f"Keycloak's '{client_id}' client has: {', '.join(sorted(known)) or 'no roles'}"
-                    if client_id in BUILTIN_CLIENT_ROLES
-                    else f"add it to the roles of client '{client_id}'"
-                )
-            for j, name in enumerate(names):
-                if name not in known:
-                    yield unknown((*path, client_id, j), what, name, known, how, owner)
-
     for i, user in enumerate(spec.users):
-        yield from grants(("users", i, "client_roles"), user.client_roles, realm_key=False)
-    for path, client in _all_clients(spec):
-        yield from grants((*path, "service_account_roles"), client.service_account_roles, realm_key=True)
+        yield from role_grants(spec, ("users", i, "client_roles"), user.client_roles, realm_key=False)
+    for path, client in all_clients(spec):
+        yield from role_grants(spec, (*path, "service_account_roles"), client.service_account_roles, realm_key=True)
     for i, scope in enumerate(spec.client_scopes):
-        yield from grants(("client_scopes", i, "scope_roles"), scope.scope_roles, realm_key=True)
+        yield from role_grants(spec, ("client_scopes", i, "scope_roles"), scope.scope_roles, realm_key=True)
     for path, mappers in _mappers(spec):
         for i, mapper in enumerate(mappers):
             if mapper.client_audience is not None and mapper.client_audience not in clients:
@@ -262,7 +181,7 @@ def _mcp_servers(spec: RealmSpec) -> Iterator[Finding]:
                 "remove it from client_scopes: the MCP server creates it, with the consent text of its scopes",
                 owner[scope.name][0],
             )
-    clients = {c.client_id: path for path, c in _all_clients(spec) if c.confidential is False}
+    clients = {c.client_id: path for path, c in all_clients(spec) if c.confidential is False}
     for server in spec.mcp_servers:
         if server.introspection_client in clients:
             yield Finding(
