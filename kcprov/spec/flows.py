@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from pydantic import Field
+
 from kcprov.spec.fields import Spec
 from kcprov.spec.findings import Finding
 
@@ -16,7 +18,9 @@ if TYPE_CHECKING:
 
 
 class AuthenticationFlow(Spec):
-    """TODO(issue 12)."""
+    """TODO(issue 12): the rest of a flow's keys."""
+
+    alias: str = Field(description="Flow alias, unique in the realm.")
 
 
 class FlowBindings(Spec):

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from pydantic import Field
+
 from kcprov.spec.fields import Spec
 from kcprov.spec.findings import Finding
 
@@ -16,7 +18,10 @@ if TYPE_CHECKING:
 
 
 class Group(Spec):
-    """TODO(issue 12)."""
+    """TODO(issue 12): the rest of a group's keys."""
+
+    name: str = Field(description="Group name, unique among its siblings.")
+    subgroups: list[Group] = Field(default_factory=list, description="Groups inside this one.")
 
 
 def check(spec: RealmSpec) -> Iterator[Finding]:

@@ -44,6 +44,11 @@ BUILTIN_CLIENT_ROLES: dict[str, frozenset[str]] = {
     "security-admin-console": frozenset(),
 }
 """Clients every realm has, with the roles they bring."""
+BUILTIN_FLOWS = frozenset(
+    {"browser", "clients", "direct grant", "docker auth", "first broker login", "registration", "reset credentials",
+     "saml ecp"}
+)
+"""The top-level authentication flows every realm has (Keycloak 26.7), which a binding may name."""
 BUILTIN_REALM_ROLES = frozenset({"offline_access", "uma_authorization"})
 """Realm roles every realm has, besides default-roles-<realm>."""
 GLOBAL_CLIENT_PROFILES = frozenset(
@@ -101,3 +106,21 @@ def role_grants(spec: RealmSpec, path: Path, granted: dict[str, list[str]] | Non
         for j, name in enumerate(names):
             if name not in known:
                 yield unknown((*path, client_id, j), what, name, known, how, owner)
+
+
+def group_paths(spec: RealmSpec) -> set[str]:
+    """Every group of the file by path (`/staff/mcp-admins`), as users, default groups and mappers name them."""
+    found: set[str] = set()
+    todo = [("", g) for g in spec.groups]
+    while todo:
+        parent, group = todo.pop()
+        path = f"{parent}/{group.name}"
+        found.add(path)
+        todo.extend((path, sub) for sub in group.subgroups)
+    return found
+
+
+def flow_aliases(spec: RealmSpec) -> set[str]:
+    """Top-level flows a binding may name: the file's and Keycloak's built-in ones."""
+    return {f.alias for f in spec.authentication_flows} | BUILTIN_FLOWS
+
