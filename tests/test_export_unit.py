@@ -16,7 +16,7 @@ from kcprov.export.document import EnvReference, ExportContext, env_name
 from kcprov.export.emit import emit, jinja_literal
 from kcprov.export.unmodelled import not_modelled
 from kcprov.resources.roles import mapping_of, mapping_refs
-from kcprov.resources.scopes import audience_shortcut, mapper_attrs
+from kcprov.resources.scopes import mapper_attrs, mapper_shortcut
 from kcprov.spec import load_realm
 from kcprov.spec.models import ProtocolMapper
 from kcprov.state import LiveState, RawRealm
@@ -109,12 +109,12 @@ def test_secret_names_are_uppercased_and_numbered_on_collision():
 ])
 def test_audience_shortcut_gives_back_the_shortcut(short):
     attrs = mapper_attrs(ProtocolMapper(name="aud", **short))
-    assert audience_shortcut("aud", attrs) == short
+    assert mapper_shortcut("aud", attrs) == short
 
 
 def test_audience_mapper_with_more_config_stays_generic():
     attrs = {**mapper_attrs(ProtocolMapper(name="aud", audience="https://x")), "config.lightweight.claim": "false"}
-    assert audience_shortcut("aud", attrs) is None
+    assert mapper_shortcut("aud", attrs) is None
 
 
 def test_role_mapping_round_trip():

@@ -41,6 +41,7 @@ from kcprov.keycloak import KeycloakClient
 from kcprov.plan.diff import is_builtin
 from kcprov.resources import KINDS, KINDS_BY_NAME
 from kcprov.resources.base import Attrs, Kind
+from kcprov.resources.users import user_record
 from kcprov.state import LiveState, read_state
 
 
@@ -133,12 +134,12 @@ def lineage(kind: Kind, key: str):
 
 
 def read_users(client: KeycloakClient, live: LiveState) -> None:
-    """Every user but service accounts (their clients export them), with role mappings: one request per user."""
+    """Every user but service accounts (their clients export them), with role mappings and groups: two requests
+    per user."""
     for rep in client.users(live.realm):
         if rep.get("serviceAccountClientId"):
             continue
-        roles = client.user_role_mappings(live.realm, rep["id"], rep["username"])
-        live.raw.users[rep["username"]] = {"rep": rep, "roles": roles}
+        live.raw.users[rep["username"]] = user_record(client, live.realm, rep)
     live.objects["user"] = KINDS_BY_NAME["user"].live(live.raw)
 
 

@@ -31,8 +31,6 @@ NAMED = {
     "authenticatorConfig": ("authenticator config", "alias"),
     "requiredActions": ("required action", "alias"),
     "organizations": ("organization", "alias"),
-    "groups": ("group", "path"),
-    "defaultGroups": ("default group", None),
 }
 
 

@@ -2,7 +2,7 @@
 
 Mappers live on client scopes and on clients; one MapperKind serves both,
 parametrised by its owner. The audience shortcuts expand here to Keycloak's
-`oidc-audience-mapper`.
+`oidc-audience-mapper`, `group_membership` to its `oidc-group-membership-mapper`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 OIDC = "openid-connect"
 AUDIENCE_MAPPER = "oidc-audience-mapper"
+GROUP_MEMBERSHIP_MAPPER = "oidc-group-membership-mapper"
 BUILTIN_SCOPES = {
     "role_list", "saml_organization", "AuthnContextClassRef", "profile", "email", "roles", "web-origins",
     "acr", "basic", "offline_access", "address", "phone", "microprofile-jwt", "organization", "service_account",
@@ -226,38 +227,54 @@ class ScopeRolesKind(RoleMappingsKind):
         return f"{ctx.base}/client-scopes/{scope_uuid(ctx, name)}/scope-mappings"
 
 
-# audience shortcut flag -> mapper config key
-SHORTCUT_FLAGS = {"access_token": "access.token.claim", "id_token": "id.token.claim",
-                  "introspection": "introspection.token.claim"}
+# shortcut flag -> mapper config key
+FLAG_KEYS = {"access_token": "access.token.claim", "id_token": "id.token.claim",
+             "introspection": "introspection.token.claim", "userinfo": "userinfo.token.claim", "full_path": "full.path"}
+# mapper type a shortcut expands to -> (the shortcut's key, the config key it fills)
+SHORTCUT_KEYS = {AUDIENCE_MAPPER: ("audience", "included.custom.audience"),
+                 GROUP_MEMBERSHIP_MAPPER: ("group_membership", "claim.name")}
+# mapper type -> the flags its shortcut writes, with the value it writes when the file leaves one out
+# (Keycloak's defaults for the mapper type, in its server info on 26.7.3)
+SHORTCUT_FLAGS = {
+    AUDIENCE_MAPPER: {"access_token": True, "id_token": False, "introspection": True},
+    GROUP_MEMBERSHIP_MAPPER: {"full_path": True, "access_token": True, "id_token": True, "introspection": True,
+                              "userinfo": True},
+}
 
 
-def audience_shortcut(name: str, attrs: Attrs) -> dict | None:
-    """The `audience:` form of a live mapper, if that form gives exactly its fields (else None)."""
+def mapper_shortcut(name: str, attrs: Attrs) -> dict | None:
+    """The shortcut form (`audience:`, `group_membership:`) of a live mapper, if that form gives exactly
+    its fields (else None); flags at the value the shortcut implies are left out."""
     from kcprov.spec.models import ProtocolMapper
 
-    audience = attrs.get("config.included.custom.audience")
-    if attrs.get("protocol_mapper") != AUDIENCE_MAPPER or not audience:
+    mapper = attrs.get("protocol_mapper")
+    if mapper not in SHORTCUT_KEYS:
         return None
-    short = {"audience": audience}
-    for flag_field, key in SHORTCUT_FLAGS.items():
-        if attrs.get(f"config.{key}") in ("true", "false"):
-            short[flag_field] = attrs[f"config.{key}"] == "true"
-    if mapper_attrs(ProtocolMapper(name=name, **short)) != attrs:
+    key, config_key = SHORTCUT_KEYS[mapper]
+    value = attrs.get(f"config.{config_key}")
+    if not value:
         return None
-    defaults = mapper_attrs(ProtocolMapper(name=name, audience=audience))  # the flags the shortcut implies
-    return {k: v for k, v in short.items()
-            if k == "audience" or defaults[f"config.{SHORTCUT_FLAGS[k]}"] != attrs[f"config.{SHORTCUT_FLAGS[k]}"]}
+    short: dict = {key: value}
+    for flag_field, default in SHORTCUT_FLAGS[mapper].items():
+        written = attrs.get(f"config.{FLAG_KEYS[flag_field]}")
+        if written in ("true", "false") and (written == "true") != default:
+            short[flag_field] = written == "true"
+    return short if mapper_attrs(ProtocolMapper(name=name, **short)) == attrs else None
 
 
 def mapper_attrs(m) -> Attrs:
     """The flat shape of one mapper from the spec, shortcuts expanded."""
     if m.protocol_mapper:
         return {"protocol_mapper": m.protocol_mapper, **prefixed("config", m.config)}
-    config = {"included.custom.audience": m.audience} if m.audience else {"included.client.audience": m.client_audience}
-    config["access.token.claim"] = text(True if m.access_token is None else m.access_token)
-    config["id.token.claim"] = text(False if m.id_token is None else m.id_token)
-    config["introspection.token.claim"] = text(True if m.introspection is None else m.introspection)
-    return {"protocol_mapper": AUDIENCE_MAPPER, **prefixed("config", config)}
+    if m.group_membership:
+        mapper, config = GROUP_MEMBERSHIP_MAPPER, {"claim.name": m.group_membership}
+    else:
+        mapper = AUDIENCE_MAPPER
+        config = {"included.custom.audience": m.audience} if m.audience else {"included.client.audience": m.client_audience}
+    for flag_field, default in SHORTCUT_FLAGS[mapper].items():
+        value = getattr(m, flag_field)
+        config[FLAG_KEYS[flag_field]] = text(default if value is None else value)
+    return {"protocol_mapper": mapper, **prefixed("config", config)}
 
 
 class MapperKind(Kind):
@@ -336,13 +353,13 @@ class MapperKind(Kind):
         ctx.client.delete(f"{self._base(ctx, owner)}/{rep['id']}", f"mapper '{change.key}'")
 
     def export(self, key, fields, ctx) -> None:
-        """A custom-audience mapper as the `audience:` shortcut when that gives exactly its config; else the
-        generic form. A built-in mapper (of a built-in scope) with only its changed config keys."""
+        """A custom-audience or group-membership mapper as its shortcut when that gives exactly its config;
+        else the generic form. A built-in mapper (of a built-in scope) with only its changed config keys."""
         owner, name = key.split("/", 1)
         section, id_field = ("client_scopes", "name") if self.owner == "client_scope" else ("clients", "client_id")
         entry = ctx.entry(ctx.entry(ctx.doc, section, id_field, owner), "mappers", "name", name)
         attrs = ctx.live.objects[self.name][key]
-        shortcut = audience_shortcut(name, attrs) if ctx.base(self.name, key) is None else None
+        shortcut = mapper_shortcut(name, attrs) if ctx.base(self.name, key) is None else None
         if shortcut:
             entry.update(shortcut)
             return

@@ -1,9 +1,11 @@
-"""Users for development realms, with their realm and client role mappings.
+"""Users for development realms, with their realm and client role mappings and their groups.
 
 The password is write-only: set when kcprov creates the user, never read
 back or compared (Keycloak cannot return it), never shown. A user the file
 does not say is disabled is created enabled (Keycloak's Admin API would create
-it disabled), shown as `enabled = true (default)`.
+it disabled), shown as `enabled = true (default)`. `groups` is the exact
+membership, by path: a user created with it leaves the realm's default groups
+only if they are not listed.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from kcprov.keycloak import seg
 from kcprov.secret import Secret
 from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none
+from kcprov.resources.groups import group_id
 from kcprov.resources.roles import REALM, change_role_mappings, live_role_refs, mapping_of, role_refs
 
 FIELDS = {"email": "email", "first_name": "firstName", "last_name": "lastName", "enabled": "enabled",
@@ -33,17 +36,20 @@ class UserKind(Kind):
                 attrs["roles"] = role_refs(u.realm_roles, u.client_roles)
             for key, value in (u.attributes or {}).items():
                 attrs[f"attributes.{key}"] = sorted(value) if isinstance(value, list) else [value]
+            if u.groups is not None:
+                attrs["groups"] = sorted(set(u.groups))
             out[u.username] = attrs
         return out
 
     def read(self, client, raw, desired, owned) -> None:
-        """The users the file names or kcprov made, each with its role mappings (two requests a user)."""
+        """The users the file names or kcprov made, each with its role mappings and groups (three requests a
+        user: the partial export has neither users nor their groups)."""
         for username in sorted(set(desired.get(self.name, {})) | owned.get(self.name, set())):
             found = client.get(f"/admin/realms/{seg(raw.name)}/users", f"user '{username}'",
                                username=username, exact="true", briefRepresentation="false")
             rep = next((u for u in found if u.get("username") == username), None)
             if rep is not None:
-                raw.users[username] = {"rep": rep, "roles": client.user_role_mappings(raw.name, rep["id"], username)}
+                raw.users[username] = user_record(client, raw.name, rep)
 
     def live(self, raw) -> dict[str, Attrs]:
         out = {}
@@ -52,6 +58,7 @@ class UserKind(Kind):
             attrs: Attrs = {f: rep.get(r) for f, r in FIELDS.items()}
             client_map = {c: [m["name"] for m in v.get("mappings", [])] for c, v in (roles.get("clientMappings") or {}).items()}
             attrs["roles"] = live_role_refs(raw.name, [m["name"] for m in roles.get("realmMappings") or []], client_map)
+            attrs["groups"] = found["groups"]
             for key, value in (rep.get("attributes") or {}).items():
                 attrs[f"attributes.{key}"] = sorted(value)
             out[username] = attrs
@@ -76,9 +83,12 @@ class UserKind(Kind):
         ctx.remember(self.name, change.key, user_id)
         if after.get("roles"):
             change_role_mappings(ctx, self._mappings(ctx, change.key), [], after["roles"], f"roles of user '{change.key}'")
+        if "groups" in after:  # Keycloak made it a member of the default groups
+            joined = group_paths(ctx.client.get(f"{self._path(ctx, change.key)}/groups", f"groups of user '{change.key}'"))
+            change_groups(ctx, self._path(ctx, change.key), joined, after["groups"], f"groups of user '{change.key}'")
 
     def update(self, ctx: ApplyContext, change) -> None:
-        after = {d.field: d.after for d in change.diffs if d.field != "roles"}
+        after = {d.field: d.after for d in change.diffs if d.field not in ("roles", "groups")}
         if after:
             rep = dict(ctx.live.raw.users[change.key]["rep"])
             rep.update(representation(after))
@@ -86,6 +96,8 @@ class UserKind(Kind):
         for d in change.diffs:
             if d.field == "roles":
                 change_role_mappings(ctx, self._mappings(ctx, change.key), d.before, d.after, f"roles of user '{change.key}'")
+            elif d.field == "groups":
+                change_groups(ctx, self._path(ctx, change.key), d.before, d.after, f"groups of user '{change.key}'")
 
     def delete(self, ctx: ApplyContext, change) -> None:
         ctx.client.delete(self._path(ctx, change.key), f"user '{change.key}'")
@@ -102,10 +114,33 @@ class UserKind(Kind):
                       for f, v in fields.items() if f.startswith("attributes.")}
         if attributes:
             entry["attributes"] = attributes
+        if "groups" in fields:
+            entry["groups"] = fields["groups"]
         rep = ctx.live.raw.users[key]["rep"]
         for field in ("federationLink", "requiredActions"):
             if rep.get(field):
                 ctx.not_exported(self.label, key, field)
+
+
+def user_record(client, realm: str, rep: dict) -> dict:
+    """What `live` needs of one user beyond its representation: role mappings and groups (two requests)."""
+    username = rep["username"]
+    groups = client.get(f"/admin/realms/{seg(realm)}/users/{rep['id']}/groups", f"groups of user '{username}'")
+    return {"rep": rep, "roles": client.user_role_mappings(realm, rep["id"], username), "groups": group_paths(groups)}
+
+
+def group_paths(reps: list[dict] | None) -> list[str]:
+    """GET /users/{id}/groups (every membership, no paging unless asked) -> sorted paths."""
+    return sorted(g["path"] for g in reps or [])
+
+
+def change_groups(ctx: ApplyContext, user_path: str, before: list[str] | None, after: list[str], what: str) -> None:
+    """Join and leave groups to match `after` (PUT and DELETE /users/{id}/groups/{group id})."""
+    old, new = set(before or []), set(after or [])
+    for path in sorted(new - old):
+        ctx.client.put(f"{user_path}/groups/{group_id(ctx, path)}", {}, what)
+    for path in sorted(old - new):
+        ctx.client.delete(f"{user_path}/groups/{group_id(ctx, path)}", what)
 
 
 def representation(after: Attrs) -> dict:

@@ -143,43 +143,56 @@ class ProtocolMapper(Spec):
     """A protocol mapper on a client scope or a client.
 
     Exactly one of `audience` (custom audience), `client_audience` (audience of a
-    client) or `protocol_mapper` + `config` (any mapper, raw).
+    client), `group_membership` (the user's groups in a claim) or
+    `protocol_mapper` + `config` (any mapper, raw).
     """
 
     name: Name = Field(description="Mapper name, unique within its scope or client.")
     audience: str | None = Field(None, description="Shortcut: an Audience mapper adding this custom audience (e.g. the MCP server URL) to tokens.")
     client_audience: str | None = Field(None, description="Shortcut: an Audience mapper adding this client's client_id to tokens. Must name a client in the file.")
+    group_membership: Name | None = Field(None, description="Shortcut: a Group Membership mapper (oidc-group-membership-mapper) putting the user's groups in this claim, e.g. groups.")
+    full_path: Flag | None = Field(None, description="group_membership only: the claim lists group paths (/staff/mcp-admins), false: names (mcp-admins). Keycloak default: true.")
     protocol_mapper: str | None = Field(None, description="Generic form: the mapper type id, e.g. oidc-usermodel-realm-role-mapper.")
     config: StrMap | None = Field(None, description="Generic form: the mapper configuration as Keycloak stores it.")
     access_token: Flag | None = Field(None, description="Shortcuts only: add to the access token (Keycloak default: true).")
-    id_token: Flag | None = Field(None, description="Shortcuts only: add to the ID token (Keycloak default: false).")
+    id_token: Flag | None = Field(None, description="Shortcuts only: add to the ID token (Keycloak default: false for the audience shortcuts, true for group_membership).")
     introspection: Flag | None = Field(None, description="Shortcuts only: add to the introspection response (Keycloak default: true).")
+    userinfo: Flag | None = Field(None, description="group_membership only: add to the userinfo response (Keycloak default: true).")
 
     @model_validator(mode="after")
     def _one_kind(self) -> ProtocolMapper:
-        kinds = [k for k in ("audience", "client_audience", "protocol_mapper") if getattr(self, k) is not None]
+        kinds = [k for k in ("audience", "client_audience", "group_membership", "protocol_mapper")
+                 if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise spec_error(
-                f"mapper '{self.name}' needs exactly one of audience, client_audience or protocol_mapper"
+                f"mapper '{self.name}' needs exactly one of audience, client_audience, group_membership or protocol_mapper"
                 + (f", not {' and '.join(kinds)}" if kinds else ""),
-                hint="audience: <URL> for a custom audience, client_audience: <client_id>, "
+                hint="audience: <URL> for a custom audience, client_audience: <client_id>, group_membership: <claim>, "
                 "or protocol_mapper: <type> with config: {...}",
                 at=kinds[1] if len(kinds) > 1 else None,
             )
         if self.protocol_mapper is not None:
-            for flag in ("access_token", "id_token", "introspection"):
+            for flag in ("access_token", "id_token", "introspection", "userinfo", "full_path"):
                 if getattr(self, flag) is not None:
                     raise spec_error(
-                        f"'{flag}' applies to the audience shortcuts, not to protocol_mapper",
+                        f"'{flag}' applies to the shortcuts, not to protocol_mapper",
                         hint="set it in config instead, e.g. access.token.claim: true",
                         at=flag,
                     )
         elif self.config is not None:
             raise spec_error(
                 "'config' applies to protocol_mapper only",
-                hint="the audience shortcuts take access_token, id_token and introspection",
+                hint="the shortcuts take access_token, id_token and introspection (group_membership also userinfo, full_path)",
                 at="config",
             )
+        if self.group_membership is None:
+            for flag in ("userinfo", "full_path"):
+                if getattr(self, flag) is not None and self.protocol_mapper is None:
+                    raise spec_error(
+                        f"'{flag}' applies to group_membership only",
+                        hint="an Audience mapper has no such setting; remove it",
+                        at=flag,
+                    )
         return self
 
 
