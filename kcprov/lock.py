@@ -3,9 +3,9 @@
 Keycloak has no lock primitive, but creating a top-level group is one: a
 second create of the same name answers 409. The lock is the group
 `kcprov-apply-lock` in the realm; its attribute holds who holds it (host,
-pid, user, since) and until when. No resource kind reads groups, so plans,
-ownership records and saved-plan fingerprints never see it; plans (read-only)
-do not take it. Managing groups takes realm-management `manage-users`, which
+pid, user, since) and until when. The group kind leaves it out of the live
+realm (and a realm file may not name it), so plans, ownership records and
+saved-plan fingerprints never see it; plans (read-only) do not take it. Managing groups takes realm-management `manage-users`, which
 an apply of users or service-account roles needs anyway.
 
 A holder that died leaves its group behind; the lock is then stale when its
