@@ -15,6 +15,7 @@ from typing import Any
 
 from kcprov.resources.base import without_ids
 from kcprov.resources.registration import PROVIDER_TYPE as REGISTRATION_POLICY
+from kcprov.resources.user_profile import PROVIDER_TYPE as USER_PROFILE
 
 KEY_PROVIDER = "org.keycloak.keys.KeyProvider"
 # top-level parts of a realm representation the resource kinds read (or that name the realm itself)
@@ -27,10 +28,7 @@ MODELLED = {
 NAMED = {
     "identityProviders": ("identity provider", "alias"),
     "identityProviderMappers": ("identity provider mapper", "name"),
-    "authenticationFlows": ("authentication flow", "alias"),
-    "authenticatorConfig": ("authenticator config", "alias"),
     "requiredActions": ("required action", "alias"),
-    "organizations": ("organization", "alias"),
 }
 
 
@@ -62,7 +60,7 @@ def _name(entry: Any, field: str | None) -> str:
 def _components(export: dict, base: dict) -> Iterator[tuple[str, str]]:
     def keyed(doc: dict) -> dict:
         return {(t, c.get("providerId"), c.get("subType"), c.get("name")): c
-                for t, comps in (doc.get("components") or {}).items() if t != REGISTRATION_POLICY for c in comps}
+                for t, comps in (doc.get("components") or {}).items() if t not in (REGISTRATION_POLICY, USER_PROFILE) for c in comps}
 
     known = keyed(base)
     for (provider_type, provider, _, name), comp in sorted(keyed(export).items(), key=lambda kv: str(kv[0])):

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from kcprov.secret import Secret
 from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, flag, new_builtin, prefixed, text, without_ids
+from kcprov.resources.flows import flow_id
 from kcprov.resources.roles import ADMIN_REALM, RoleMappingsKind, client_uuid, live_role_refs
 from kcprov.resources.scopes import realm_scope_types, scope_uuid
 
@@ -84,8 +85,12 @@ MANAGED_ATTRIBUTES = {*ATTRIBUTE_FIELDS.values(), "client.secret.creation.time"}
 SCOPE_SETS = {"default_scopes": "defaultClientScopes", "optional_scopes": "optionalClientScopes"}
 SCOPE_ENDPOINTS = {"default_scopes": "default-client-scopes", "optional_scopes": "optional-client-scopes"}
 SCOPE_TYPES = {"default_scopes": "default", "optional_scopes": "optional"}  # the realm list each one defaults to
+# `authentication_flow_overrides.<key>` = flow alias ('' = none); Keycloak keeps flow ids under these keys
+OVERRIDES = "authentication_flow_overrides"
+OVERRIDE_KEYS = ("browser", "direct_grant")
 # ClientRepresentation fields the flat shape covers (or that differ per client by nature: ids, secret)
 REPRESENTED = {"id", "clientId", "protocol", "publicClient", "attributes", "protocolMappers", "secret",
+               "authenticationFlowBindingOverrides",
                *FLAGS.values(), *TEXTS.values(), *SETS.values(), *SCOPE_SETS.values()}
 
 
@@ -120,6 +125,8 @@ class ClientKind(Kind):
             attrs["secret"] = Secret(c.secret.get_secret_value()) if c.secret is not None else None
             attrs.update({f: getattr(c, f) for f in ("pkce", "device_authorization_grant")})
             attrs.update({f: sorted_or_none(getattr(c, f)) for f in (*SETS, *SCOPE_SETS, "post_logout_redirect_uris")})
+            if c.authentication_flow_overrides is not None:
+                attrs.update({f"{OVERRIDES}.{k}": getattr(c.authentication_flow_overrides, k) for k in OVERRIDE_KEYS})
             attrs = drop_none(attrs)
             attrs.update(prefixed("attributes", c.attributes))
             out[c.client_id] = attrs
@@ -136,6 +143,7 @@ class ClientKind(Kind):
 
     def live(self, raw) -> dict[str, Attrs]:
         out = {}
+        flows = {f["id"]: f["alias"] for f in raw.export.get("authenticationFlows") or []}
         for c in raw.export.get("clients", []):
             attributes = c.get("attributes") or {}
             attrs: Attrs = {f: c.get(rep) for f, rep in {**FLAGS, **TEXTS}.items()}
@@ -145,6 +153,9 @@ class ClientKind(Kind):
             attrs.update({f: attribute_field(f, attributes.get(a)) for f, a in ATTRIBUTE_FIELDS.items()})
             attrs.update({f: sorted(c.get(rep) or []) for f, rep in {**SETS, **SCOPE_SETS}.items()})
             attrs.update(prefixed("attributes", attributes))
+            overrides = c.get("authenticationFlowBindingOverrides") or {}
+            attrs.update({f"{OVERRIDES}.{k}": flows.get(overrides[k], overrides[k]) if overrides.get(k) else ""
+                          for k in OVERRIDE_KEYS})
             out[c["clientId"]] = attrs
         return out
 
@@ -173,7 +184,7 @@ class ClientKind(Kind):
             uuid = client_uuid(ctx, change.key)
             current = ctx.client.get(f"{ctx.base}/clients/{uuid}", f"client '{change.key}'")
             return self._change(ctx, change.key, uuid, after, {f: current.get(r) or [] for f, r in SCOPE_SETS.items()})
-        body = {"clientId": change.key, "protocol": "openid-connect", **representation(after)}
+        body = {"clientId": change.key, "protocol": "openid-connect", **representation(after), **flow_overrides(ctx, after)}
         uuid = ctx.client.post(f"{ctx.base}/clients", body, f"client '{change.key}'")
         ctx.remember(self.name, change.key, uuid)
         # Keycloak keeps what it likes of the scope lists in a create body; converge to the plan's.
@@ -188,7 +199,8 @@ class ClientKind(Kind):
     def _change(self, ctx: ApplyContext, client_id: str, uuid: str, after: Attrs, scopes_before: dict) -> None:
         fields = {f: v for f, v in after.items() if f not in SCOPE_SETS}
         if fields:
-            ctx.client.put(f"{ctx.base}/clients/{uuid}", {"clientId": client_id, **representation(fields)},
+            ctx.client.put(f"{ctx.base}/clients/{uuid}",
+                           {"clientId": client_id, **representation(fields), **flow_overrides(ctx, fields)},
                            f"client '{client_id}'")
         for field in SCOPE_SETS:
             if field in after:
@@ -227,6 +239,9 @@ class ClientKind(Kind):
         attributes = {k: v for k, v in attributes.items() if k not in MANAGED_ATTRIBUTES}
         if attributes:
             entry["attributes"] = attributes
+        overrides = {k: fields[f"{OVERRIDES}.{k}"] for k in OVERRIDE_KEYS if f"{OVERRIDES}.{k}" in fields}
+        if overrides:
+            entry[OVERRIDES] = overrides
         reference = ctx.base_raw("clients", "clientId", key if builtin else TEMPLATE)
         for field in sorted(set(rep) - REPRESENTED):
             if without_ids(rep[field]) != without_ids(reference.get(field)):
@@ -258,6 +273,16 @@ def representation(after: Attrs) -> dict:
     if attributes:
         body["attributes"] = attributes
     return body
+
+
+def flow_overrides(ctx: ApplyContext, after: Attrs) -> dict:
+    """authenticationFlowBindingOverrides for the override fields of `after`, aliases as flow ids
+    (the flow may be made earlier in the same apply). Keycloak merges this map: a key left out keeps
+    its flow, and '' removes one."""
+    aliases = {f.removeprefix(f"{OVERRIDES}."): v for f, v in after.items() if f.startswith(f"{OVERRIDES}.")}
+    if not aliases:
+        return {}
+    return {"authenticationFlowBindingOverrides": {k: flow_id(ctx, a) if a else "" for k, a in aliases.items()}}
 
 
 def set_scopes(ctx: ApplyContext, client_id: str, uuid: str, field: str, before, after) -> None:
