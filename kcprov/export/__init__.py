@@ -82,7 +82,8 @@ def export_realm(client: KeycloakClient, realm: str, *, include_users: bool = Fa
     for rewrite in passes:
         rewrite(ctx)
     drop_invalid(ctx)
-    ctx.secrets = {n: (k, key) for n, (k, key) in ctx.secrets.items() if key in ctx.doc.get("clients", {})}
+    ctx.secrets = {n: (k, key) for n, (k, key) in ctx.secrets.items()
+                   if k != "client" or key in ctx.doc.get("clients", {})}  # a pass may have folded a client away
     secrets = read_secrets(client, live, ctx) if with_secrets else {}
     skipped = sorted(ctx.skipped)
     text = emit(ctx.doc, ctx.comments, header(client, realm, base.version, ctx), footer(skipped))

@@ -26,9 +26,6 @@ MODELLED = {
 }
 # parts with named entries, listed one line per entry: field -> (kind, name field)
 NAMED = {
-    "identityProviders": ("identity provider", "alias"),
-    "identityProviderMappers": ("identity provider mapper", "name"),
-    "requiredActions": ("required action", "alias"),
 }
 
 
