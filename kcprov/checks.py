@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from kcprov.errors import KcprovError
 from kcprov.spec.expand import CIMD_PRESETS, DEFAULT_ACCESS_TOKEN_LIFESPAN, admin_scopes, audiences
 from kcprov.spec.models import Client, McpServer, RealmSpec
+from kcprov.spec.user_profile import allows
 from kcprov.urls import is_loopback
 
 FIXED_DCR_VERSION = (26, 8, 0)
@@ -65,6 +66,7 @@ def check_setup(spec: RealmSpec, server_info: dict | None, url: str) -> list[Set
     found += _audience_issues(spec)
     found += _registration_issues(spec, url)
     found += _token_issues(spec)
+    found += _profile_issues(spec)
     return sorted(found, key=lambda i: i.level != "error")
 
 
@@ -350,3 +352,16 @@ def _token_issues(spec: RealmSpec) -> list[SetupIssue]:
                     "warning", f"client '{client.client_id}' sets pkce: plain, but the realm's mcp-pkce policy "
                     "enforces S256 (Keycloak rewrites it on every update)", "write pkce: S256", server))
     return found
+
+
+def _profile_issues(spec: RealmSpec) -> list[SetupIssue]:
+    """User attributes the file's user profile neither declares nor lets admins write: Keycloak 26 drops them
+    (unless the realm's profile, made outside this file, allows them)."""
+    dropped = sorted({(u.username, a) for u in spec.users for a in u.attributes or {} if not allows(spec.user_profile, a)})
+    if not dropped:
+        return []
+    shown = ", ".join(f"{user}.{attribute}" for user, attribute in dropped)
+    return [SetupIssue(
+        "warning", f"user attributes {shown} are not declared in user_profile: Keycloak drops undeclared "
+        "attributes unless the realm's unmanaged-attribute policy is ENABLED or ADMIN_EDIT",
+        "declare them under user_profile.attributes, or set user_profile.unmanaged_attribute_policy: ADMIN_EDIT")]

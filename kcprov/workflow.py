@@ -65,7 +65,7 @@ def plan_realm(client: KeycloakClient, spec: RealmSpec, source: str, prune: bool
         raise_for_errors(spec, server_info, client.settings.url)
         notes = warnings(spec, server_info, client.settings.url)
     else:
-        notes = []
+        notes = warnings(spec, None, client.settings.url)  # the ones that need no server info (user attributes)
     desired, groups = desired_objects(spec)
     live = read_state(client, spec.realm, desired, KINDS)
     live.warnings.extend(notes)

@@ -66,6 +66,7 @@ def template_spec(realm: str) -> RealmSpec:
         "client_scopes": [{"name": TEMPLATE}],
         "clients": [{"client_id": TEMPLATE, "roles": [TEMPLATE]}],
         "users": [{"username": TEMPLATE}],
+        "user_profile": {},  # names the profile, so the baseline reads a new realm's (kcprov.resources.user_profile)
     })
 
 

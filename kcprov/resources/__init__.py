@@ -14,7 +14,7 @@ from kcprov.resources.required_actions import RequiredActionKind
 from kcprov.resources.roles import ClientRoleKind, DefaultRolesKind, RoleKind
 from kcprov.resources.scopes import ClientScopeKind, MapperKind, ScopeRolesKind
 from kcprov.resources.smtp import SmtpKind
-from kcprov.resources.user_profile import UserProfileKind
+from kcprov.resources.user_profile import UserProfileAttributeKind, UserProfileGroupKind, UserProfileKind
 from kcprov.resources.users import UserKind
 
 KINDS: tuple[Kind, ...] = (
@@ -22,6 +22,8 @@ KINDS: tuple[Kind, ...] = (
     SmtpKind(),
     EventsKind(),
     UserProfileKind(),
+    UserProfileGroupKind(),
+    UserProfileAttributeKind(),
     RequiredActionKind(),
     AuthenticationFlowKind(),
     RoleKind(),

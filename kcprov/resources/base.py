@@ -85,6 +85,7 @@ class ApplyContext:
         self.desired = desired
         self._ids: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
+        self._documents: dict[str, threading.Lock] = {}
 
     @property
     def base(self) -> str:
@@ -93,6 +94,12 @@ class ApplyContext:
     def remember(self, kind: str, key: str, server_id: str) -> None:
         with self._lock:
             self._ids[(kind, key)] = server_id
+
+    def serialised(self, document: str) -> threading.Lock:
+        """The lock of one document several changes rewrite whole (the user profile): changes of a stage run
+        concurrently, and two GET-modify-PUTs from the same GET would lose one of them."""
+        with self._lock:
+            return self._documents.setdefault(document, threading.Lock())
 
     def known_id(self, kind: str, key: str) -> str | None:
         with self._lock:
