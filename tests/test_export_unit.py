@@ -156,7 +156,7 @@ def test_changed_and_added_objects_are_listed():
         "scopeMappings": [{"client": "app", "roles": ["admin"]}],
     }
     assert sorted(not_modelled(changed, BASE)) == [
-        ("authentication flow", "browser"), ("component UserStorageProvider", "ldap (ldap)"),
+        ("component UserStorageProvider", "ldap (ldap)"),
         ("composite role", "admin"), ("group", "/staff"), ("identity provider", "github"),
         ("realm setting", "eventsListeners"), ("required action", "VERIFY_EMAIL"), ("scope mappings of client", "app"),
     ]
