@@ -21,7 +21,7 @@ from kcprov.spec.models import RealmSpec
 # list sections of the document -> how a not-exported line names one entry
 SECTION_KINDS = {"clients": "client", "client_scopes": "client scope", "roles": "role", "mappers": "mapper",
                  "users": "user", "required_actions": "required action", "groups": "group", "subgroups": "group", "profiles": "client profile", "policies": "client policy",
-                 "identity_providers": "identity provider"}
+                 "identity_providers": "identity provider", "authentication_flows": "authentication flow"}
 
 
 def drop_invalid(ctx: ExportContext, limit: int = 1000) -> None:
