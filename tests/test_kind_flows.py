@@ -246,3 +246,19 @@ def test_bindings_overrides_and_back(tmp_path, keycloak, client, realm_name, sec
     [app] = realm.get("/clients", clientId="app")
     assert not app.get("authenticationFlowBindingOverrides")
     assert planned(realm.path, env) == []
+
+
+def test_a_flow_still_bound_is_not_deleted(tmp_path, client, realm_name):
+    """The realm binds the flow by hand; the file drops it: a clear error instead of Keycloak's 500."""
+    realm = Realm(client, realm_name, tmp_path)
+    realm.write(FLOWS)
+    realm.apply()
+    client.put(f"/admin/realms/{seg(realm_name)}", {"browserFlow": "browser-with-otp"}, "test")
+    realm.write("realm: REALM\n")
+    run = realm.plan()
+    result = apply_plan(client, run.plan, run.live, run.desired, KINDS)
+    assert not result.ok
+    [(change, error)] = result.failed
+    assert change.key == "browser-with-otp"
+    assert "is still the realm's browser flow" in str(error) and "flow_bindings" in error.hint
+    assert "browser-with-otp" in realm.flow_ids()

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from kcprov.errors import KcprovError
 from kcprov.keycloak import seg
 from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, prefixed
 from kcprov.spec.flows import BINDINGS, Execution
@@ -191,6 +192,23 @@ def info_name(info: dict) -> str:
     return FLOW + info["displayName"] if info.get("authenticationFlow") else info.get("providerId") or ""
 
 
+def bound_by(ctx: ApplyContext, alias: str) -> list[str]:
+    """What keeps using the flow after this apply: realm bindings and client overrides naming it that the
+    file does not move (a client the file leaves out is taken as going too)."""
+    export = ctx.live.raw.export or {}
+    rebound = ctx.desired.get(FlowBindingsKind.name, {}).get(ctx.realm, {})
+    users = [f"the realm's {key.replace('_', ' ')} flow" for key, rep in BINDINGS.items()
+             if export.get(rep) == alias and rebound.get(key, alias) == alias]
+    uuid = next((f["id"] for f in export.get("authenticationFlows") or [] if f["alias"] == alias), None)
+    clients = ctx.desired.get("client", {})
+    for c in export.get("clients") or []:
+        for key, bound in (c.get("authenticationFlowBindingOverrides") or {}).items():
+            wanted = clients.get(c["clientId"], {}).get(f"authentication_flow_overrides.{key}", alias)
+            if bound == uuid and c["clientId"] in clients and wanted == alias:
+                users.append(f"the {key.replace('_', ' ')} flow of client '{c['clientId']}'")
+    return users
+
+
 def flow_id(ctx: ApplyContext, alias: str) -> str:
     """The server id of a top-level flow (made earlier in this apply, in the export, or looked up)."""
     return ctx.server_id(
@@ -244,8 +262,14 @@ class AuthenticationFlowKind(Kind):
             Converge(ctx, change.key, attrs).run()
 
     def delete(self, ctx: ApplyContext, change) -> None:
-        """Sub-flows and configs go with the flow; a flow still bound (by the realm or a client) is
-        unbound first by the same apply (bindings and clients are updated before any delete)."""
+        """Sub-flows and configs go with the flow. A flow the file rebinds is unbound first (bindings and
+        clients are updated before any delete); one that stays bound is refused here with a hint, as
+        Keycloak answers a bare 500 to deleting it."""
+        users = bound_by(ctx, change.key)
+        if users:
+            raise KcprovError(f"{self._what(change.key)} is still {users[0]}; Keycloak cannot delete a flow in use.",
+                              hint="bind another flow there in the realm file (e.g. flow_bindings: {browser: browser}, "
+                                   "or a client's authentication_flow_overrides: {browser: ''}), then apply again")
         ctx.client.delete(f"{ctx.base}/authentication/flows/{flow_id(ctx, change.key)}", self._what(change.key))
 
     def export(self, key, fields, ctx) -> None:
