@@ -91,7 +91,10 @@ class UserKind(Kind):
         after = {d.field: d.after for d in change.diffs if d.field not in ("roles", "groups")}
         if after:
             rep = dict(ctx.live.raw.users[change.key]["rep"])
-            rep.update(representation(after))
+            body = representation(after)
+            if "attributes" in body:  # Keycloak replaces the whole map: keep the attributes the file does not write
+                body["attributes"] = {**(rep.get("attributes") or {}), **body["attributes"]}
+            rep.update(body)
             ctx.client.put(self._path(ctx, change.key), rep, f"user '{change.key}'")
         for d in change.diffs:
             if d.field == "roles":
