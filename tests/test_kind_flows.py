@@ -8,8 +8,13 @@ same way, each time with an empty second plan.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import html
+import re
 from pathlib import Path
 
+import httpx
 import pytest
 from kindcontract import check_kind, cli_env, kcprov, ok, planned, round_trip
 
@@ -262,3 +267,61 @@ def test_a_flow_still_bound_is_not_deleted(tmp_path, client, realm_name):
     assert change.key == "browser-with-otp"
     assert "is still the realm's browser flow" in str(error) and "flow_bindings" in error.hint
     assert "browser-with-otp" in realm.flow_ids()
+
+
+LOGIN_REALM = """realm: REALM
+authentication_flows:
+  - alias: password-form
+    executions:
+      - authenticator: auth-username-password-form
+        requirement: REQUIRED
+  - alias: nobody-passes
+    executions:
+      - authenticator: auth-username-password-form
+        requirement: REQUIRED
+      - authenticator: deny-access-authenticator
+        requirement: REQUIRED
+flow_bindings: {browser: password-form}
+clients:
+  - client_id: open
+    redirect_uris: [http://127.0.0.1:9/callback]
+  - client_id: closed
+    redirect_uris: [http://127.0.0.1:9/callback]
+    authentication_flow_overrides: {browser: nobody-passes}
+users:
+  - username: alice
+    password: flows-e2e-password-1
+    email: alice@example.com
+    email_verified: true
+    first_name: Alice
+    last_name: Example
+"""
+
+
+def log_in(keycloak, realm: str, client_id: str) -> httpx.Response:
+    """Keycloak's login page for `client_id`, filled in as alice; the answer to posting it."""
+    verifier = "v" * 43
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    params = {"client_id": client_id, "redirect_uri": "http://127.0.0.1:9/callback", "response_type": "code",
+              "scope": "openid", "state": "s", "code_challenge": challenge, "code_challenge_method": "S256"}
+    with httpx.Client(timeout=30) as http:  # follows nothing: the answer to the login form is what counts
+        page = http.get(f"{keycloak.url}/realms/{realm}/protocol/openid-connect/auth", params=params)
+        assert page.status_code == 200, page.text[:300]
+        form = re.search(r'<form[^>]*id="kc-form-login"[^>]*>', page.text)
+        action = html.unescape(re.search(r'action="([^"]+)"', form.group(0)).group(1))
+        cookies = {c.split("=", 1)[0]: c.split("=", 1)[1].split(";", 1)[0] for c in page.headers.get_list("set-cookie")}
+        return http.post(action, data={"username": "alice", "password": "flows-e2e-password-1"},
+                         headers={"cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())})
+
+
+def test_login_goes_through_the_bound_flow_and_the_clients_override(tmp_path, keycloak, client, realm_name):
+    """A real login: the realm's browser flow (bound to a custom flow) lets alice in; the client whose
+    override names a flow ending in deny-access refuses her with the same password."""
+    realm = Realm(client, realm_name, tmp_path)
+    realm.write(LOGIN_REALM)
+    realm.apply()
+    let_in = log_in(keycloak, realm_name, "open")
+    assert let_in.status_code == 302 and "code=" in let_in.headers["location"], let_in.text[:300]
+    refused = log_in(keycloak, realm_name, "closed")
+    assert "code=" not in refused.headers.get("location", ""), refused.text[:300]
+    assert "Access denied" in refused.text, refused.text[:300]
