@@ -225,11 +225,14 @@ class BrowserLogin:
         redirect_uri: str,
         consent: Consent = "accept",
         screenshot: Path | None = None,
+        identity_provider: str | None = None,
     ) -> LoginResult:
         future: Future[LoginResult] = Future()
         self._jobs.put(
             (
-                lambda browser: self._authorize(browser, url, username, password, redirect_uri, consent, screenshot),
+                lambda browser: self._authorize(
+                    browser, url, username, password, redirect_uri, consent, screenshot, identity_provider
+                ),
                 future,
             )
         )
@@ -244,6 +247,7 @@ class BrowserLogin:
         redirect_uri: str,
         consent: Consent,
         screenshot: Path | None,
+        identity_provider: str | None = None,
     ) -> LoginResult:
         context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
         context.set_default_timeout(self.timeout_ms)
@@ -255,6 +259,13 @@ class BrowserLogin:
             # Login page, consent page, or straight back to the client (consent already given).
             login, consent_button = page.locator("#kc-form-login"), page.locator("#kc-cancel")
             _wait_for_any(page, [login, consent_button], at_redirect_uri, self.timeout_ms)
+            if login.count() and identity_provider is not None:
+                # Brokered: the person clicks the identity provider's button on the realm's login
+                # page and logs in at the identity provider's own login page (a form of the same id).
+                result.pages.append(page.inner_text("body"))
+                with page.expect_navigation():
+                    page.locator(f"#social-{identity_provider}").click()
+                _wait_for_any(page, [login, consent_button], at_redirect_uri, self.timeout_ms)
             if login.count():
                 result.pages.append(page.inner_text("body"))
                 page.get_by_label(re.compile("username|email", re.I)).first.fill(username)
