@@ -149,7 +149,6 @@ def test_changed_and_added_objects_are_listed():
         "authenticationFlows": [{"alias": "browser", "authenticationExecutions": [{"authenticator": "otp"}]}],
         "requiredActions": [{"alias": "VERIFY_EMAIL", "enabled": False}],
         "identityProviders": [{"alias": "github"}],
-        "groups": [{"path": "/staff"}],
         "components": {"org.keycloak.storage.UserStorageProvider": [{"name": "ldap", "providerId": "ldap"}]},
         "roles": {"realm": [{"name": "admin", "composites": {"realm": ["a"]}}]},
         "eventsListeners": ["jboss-logging", "email"],
@@ -157,7 +156,7 @@ def test_changed_and_added_objects_are_listed():
     }
     assert sorted(not_modelled(changed, BASE)) == [
         ("component UserStorageProvider", "ldap (ldap)"),
-        ("composite role", "admin"), ("group", "/staff"), ("identity provider", "github"),
+        ("composite role", "admin"), ("identity provider", "github"),
         ("realm setting", "eventsListeners"), ("required action", "VERIFY_EMAIL"), ("scope mappings of client", "app"),
     ]
 
