@@ -274,6 +274,8 @@ class AuthenticationFlowKind(Kind):
 
     def export(self, key, fields, ctx) -> None:
         if self.is_builtin(key, ctx.realm):
+            if not ctx.changed:
+                return None  # as Keycloak made it (an export with --all hands over every built-in)
             return ctx.not_exported(self.label, key, "a built-in flow, changed here; kcprov does not change built-in "
                                                      "flows (copy it under another alias and bind the copy)")
         attrs = ctx.live.objects[self.name][key]
