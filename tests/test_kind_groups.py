@@ -15,12 +15,14 @@ import httpx
 import pytest
 from kindcontract import ROOT, cli_env, check_kind, kcprov, ok, planned
 
+from kcprov.export.document import ExportContext
 from kcprov.lock import LOCK_GROUP
 from kcprov.plan.changes import Change
 from kcprov.resources.groups import DefaultGroupsKind, GroupKind, live_groups, split
 from kcprov.resources.scopes import mapper_attrs, mapper_shortcut
+from kcprov.resources.users import UserKind
 from kcprov.spec.models import ProtocolMapper, RealmSpec
-from kcprov.state import RawRealm
+from kcprov.state import LiveState, RawRealm
 
 GROUPS = ROOT / "tests" / "realms" / "kinds" / "groups.yaml"
 PASSWORD = "groups-test-pw-7301-qq"
@@ -185,3 +187,20 @@ def test_group_membership_expands_to_keycloaks_mapper():
                      "config.id.token.claim": "true", "config.introspection.token.claim": "true",
                      "config.userinfo.token.claim": "true"}
     assert mapper_shortcut("m", {**attrs, "config.lightweight.claim": "true"}) is None  # stays generic
+
+
+def test_export_nests_subgroups_and_lists_what_paths_cannot_name():
+    export = {"groups": [{"name": "staff", "subGroups": [{"name": "admins", "realmRoles": ["u"], "subGroups": []}]},
+                         {"name": "a/b", "subGroups": []}],
+              "defaultGroups": ["/a/b"]}
+    raw = RawRealm("r", export, users={"alice": {"rep": {}, "roles": {}, "groups": ["/a/b", "/staff"]}})
+    ctx = ExportContext("r", LiveState("r", True, {}, {}, raw))
+    kind = GroupKind()
+    for key, attrs in kind.live(raw).items():
+        kind.export(key, {f: v for f, v in attrs.items() if v is not None}, ctx)
+    DefaultGroupsKind().export("r", {"groups": ["/a/b"]}, ctx)
+    UserKind().export("alice", {"groups": ["/a/b", "/staff"]}, ctx)
+    assert ctx.doc["groups"] == {"staff": {"name": "staff", "subgroups": {
+        "admins": {"name": "admins", "realm_roles": ["u"]}}}}
+    assert "default_groups" not in ctx.doc and "groups" not in ctx.doc["users"]["alice"]  # not a part of them
+    assert {line.split(":")[0] for line in ctx.skipped} == {"group '/a/b'", "default groups 'r'", "user 'alice'"}

@@ -199,5 +199,8 @@ class DefaultGroupsKind(Kind):
             ctx.client.delete(f"{ctx.base}/default-groups/{group_id(ctx, path)}", what)
 
     def export(self, key, fields, ctx) -> None:
-        if "groups" in fields:
+        """All or nothing, as a user's groups: a part of the list would clear the rest."""
+        if any((GROUP, path) in ctx.excluded for path in fields.get("groups", ())):
+            ctx.not_exported(self.label, key, "one of them is a group the file cannot name")
+        elif "groups" in fields:
             ctx.doc["default_groups"] = fields["groups"]

@@ -117,7 +117,9 @@ class UserKind(Kind):
                       for f, v in fields.items() if f.startswith("attributes.")}
         if attributes:
             entry["attributes"] = attributes
-        if "groups" in fields:
+        if any(("group", path) in ctx.excluded for path in fields.get("groups", ())):
+            ctx.not_exported(self.label, key, "groups: a member of a group the file cannot name")  # a part would be exact
+        elif "groups" in fields:
             entry["groups"] = fields["groups"]
         rep = ctx.live.raw.users[key]["rep"]
         for field in ("federationLink", "requiredActions"):
