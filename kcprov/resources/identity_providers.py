@@ -56,8 +56,8 @@ BOOLEANS = ("enabled", "trust_email", "store_token", "link_only", "hide_on_login
 # what Keycloak reads for a config key it does not hold (IdentityProviderModel, OIDCIdentityProviderConfig)
 ABSENT_CONFIG = {SYNC_MODE: "LEGACY"}
 ABSENT_OIDC_CONFIG = {"pkceEnabled": "false", "validateSignature": "false", "useJwksUrl": "false"}
-# representation fields the flat shape covers, or that Keycloak keeps by itself
-REPRESENTED = {"alias", "internalId", "providerId", "config", "types", *FIELDS.values()}
+# representation fields the flat shape covers, that Keycloak keeps by itself, or the organization kind writes
+REPRESENTED = {"alias", "internalId", "providerId", "config", "types", "organizationId", *FIELDS.values()}
 # a new provider is enabled and does not trust the provider's email; its mappers apply at first login only
 CREATE_DEFAULTS = {"enabled": True, "trust_email": False, f"config.{SYNC_MODE}": "IMPORT"}
 # friendly keys of `oidc:`/`saml:` that are booleans ("true"/"false" in the config)
