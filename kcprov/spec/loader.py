@@ -258,8 +258,13 @@ def _inner_model(annotation: Any) -> type[BaseModel] | None:
     return next(filter(None, map(_inner_model, get_args(annotation))), None)
 
 
+def _keys(model: type[BaseModel]) -> list[str]:
+    """The YAML keys of a model: a field's alias where it has one (smtp's `from`)."""
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
 def _closest_field(key: str, model: type[BaseModel] | None) -> str | None:
-    close = difflib.get_close_matches(key, list(model.model_fields), n=1) if model else []
+    close = difflib.get_close_matches(key, _keys(model), n=1) if model else []
     return close[0] if close else None
 
 
@@ -271,7 +276,7 @@ def _did_you_mean(key: str, model: type[BaseModel] | None) -> str | None:
         return f"did you mean '{close}'?"
     if len(model.model_fields) > 12:
         return "run 'kcprov schema' to see the valid keys"
-    return f"valid keys here: {', '.join(model.model_fields)}"
+    return f"valid keys here: {', '.join(_keys(model))}"
 
 
 # ---------------------------------------------------------------- strict secrets
