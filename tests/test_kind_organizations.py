@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kindcontract import ROOT, check_kind, cli_env, kcprov, ok, planned
+from kindcontract import ROOT, check_kind, cli_env, kcprov, ok, planned, round_trip
 
 from kcprov.connection import ConnectionSettings
 from kcprov.keycloak import KeycloakClient
@@ -115,6 +115,9 @@ def test_linked_identity_provider_routes_the_domain(tmp_path, keycloak, realm_na
     config = admin.get_idp("acme-sso")["config"]
     assert config["kc.org.domain"] == "acme.com"
     assert config["kc.org.broker.redirect.mode.email-matches"] == "true"
+    (tmp_path / "trip").mkdir()
+    exported = round_trip(tmp_path / "trip", env, realm_name, second_realm_name)
+    assert "      - alias: acme-sso\n        domain: acme.com\n        redirect_when_email_matches: true\n" in exported
 
     path.write_text(path.read_text().replace("redirect_when_email_matches: true", "redirect_when_email_matches: false"))
     assert planned(path, env) == [("update", "organization", "Acme")]
