@@ -359,6 +359,8 @@ def created_lookup(client: KeycloakClient, path: str, body: Any, what: str) -> C
         return lambda: (client.get_optional(f"{path}/{seg(body['name'])}", what) or {}).get("id")
     if collection in ("client-scopes", "models") and body.get("name"):  # models: protocol mappers
         return lambda: _first_id(client.get(path, what), "name", body["name"])
+    if collection == "organizations" and body.get("alias"):
+        return lambda: _first_id(client.get(path, what, first=0, max=-1), "alias", body["alias"])
     if collection == "components" and body.get("name") and body.get("providerType"):
         return lambda: _first_id(client.get(path, what, name=body["name"], type=body["providerType"],
                                             parent=body.get("parentId") or ""), "name", body["name"])

@@ -131,7 +131,11 @@ class OrganizationKind(Kind):
             for username in sorted(old - new):
                 ctx.client.delete(f"{path}/members/{ids[username]}", f"member '{username}' of {what}")
             for username in sorted(new - old):
-                ctx.client.post(f"{path}/members", user_id(ctx, username), f"member '{username}' of {what}")
+                try:
+                    ctx.client.post(f"{path}/members", user_id(ctx, username), f"member '{username}' of {what}")
+                except KeycloakApiError as exc:
+                    if exc.status != 409:  # 409: a member already (a retry whose first answer was lost)
+                        raise
         if LINKS in after:
             old, new = set(before.get(LINKS) or []), set(after[LINKS])
             for alias in sorted(old - new):
