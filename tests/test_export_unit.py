@@ -156,7 +156,7 @@ def test_changed_and_added_objects_are_listed():
     }
     assert sorted(not_modelled(changed, BASE)) == [
         ("component UserStorageProvider", "ldap (ldap)"),
-        ("composite role", "admin"), ("identity provider", "github"),
+        ("composite role", "admin"),
         ("realm setting", "eventsListeners"), ("required action", "VERIFY_EMAIL"), ("scope mappings of client", "app"),
     ]
 
