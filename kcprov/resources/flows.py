@@ -273,11 +273,13 @@ class AuthenticationFlowKind(Kind):
         ctx.client.delete(f"{ctx.base}/authentication/flows/{flow_id(ctx, change.key)}", self._what(change.key))
 
     def export(self, key, fields, ctx) -> None:
-        if self.is_builtin(key, ctx.realm):
-            if not ctx.changed:
-                return None  # as Keycloak made it (an export with --all hands over every built-in)
-            return ctx.not_exported(self.label, key, "a built-in flow, changed here; kcprov does not change built-in "
-                                                     "flows (copy it under another alias and bind the copy)")
+        """The realm's own flows, whole. A built-in one (of this Keycloak, or of an older one a realm was
+        imported from) is listed when it differs from a new realm's, never written: the file cannot hold it."""
+        if self.is_builtin(key, ctx.realm) or ctx.raw("authenticationFlows", "alias", key).get("builtIn"):
+            if ctx.changed:  # an export with --all hands over unchanged built-ins too
+                ctx.not_exported(self.label, key, "a built-in flow, changed here; kcprov does not change built-in "
+                                                  "flows (copy it under another alias and bind the copy)")
+            return
         attrs = ctx.live.objects[self.name][key]
         entry = ctx.entry(ctx.doc, "authentication_flows", "alias", key)
         if attrs.get("description"):
