@@ -13,6 +13,10 @@ and ``iss``).
   and posts Keycloak's ``kc-form-login`` form and the consent form, following
   redirects by hand until the redirect URI.
 
+With ``identity_provider=ALIAS`` the person logs in through that identity
+provider instead (a brokered login): both drivers click, or follow, the
+realm's ``social-ALIAS`` button and answer the provider's own login page.
+
 ``login_driver()`` picks the browser when ``/usr/bin/chromium`` (or
 ``KCPROV_E2E_CHROMIUM``) exists and Playwright imports, else the fallback;
 ``KCPROV_E2E_LOGIN=browser|http`` forces one.
@@ -31,7 +35,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -100,24 +104,30 @@ class HttpLogin:
         redirect_uri: str,
         consent: Consent = "accept",
         screenshot: Path | None = None,
+        identity_provider: str | None = None,
     ) -> LoginResult:
-        jar: dict[str, str] = {}
+        # (name, path) -> value: a brokered login passes two realms, whose cookies share names (Path=/realms/<realm>/).
+        jar: dict[tuple[str, str], str] = {}
         result = LoginResult(callback_url="")
         with httpx.Client(timeout=self.timeout, follow_redirects=False) as http:
 
             def send(method: str, target: str, data: dict[str, str] | None = None) -> httpx.Response:
-                headers = {"cookie": "; ".join(f"{k}={v}" for k, v in jar.items())} if jar else {}
+                path = urlsplit(target).path
+                cookies = [f"{k}={v}" for (k, scope), v in jar.items() if path.startswith(scope)]
+                headers = {"cookie": "; ".join(cookies)} if cookies else {}
                 response = http.request(method, target, data=data, headers=headers)
                 for cookie in response.headers.get_list("set-cookie"):
                     name, _, value = cookie.split(";", 1)[0].partition("=")
+                    scope = re.search(r";\s*path=([^;]*)", cookie, re.I)
+                    key = (name.strip(), scope[1].strip() if scope else "/")
                     if re.search(r"max-age=0\b", cookie, re.I):
-                        jar.pop(name.strip(), None)
+                        jar.pop(key, None)
                     else:
-                        jar[name.strip()] = value
+                        jar[key] = value
                 return response
 
             response = send("GET", url)
-            logged_in = False
+            logged_in, brokered = False, identity_provider is None
             for _ in range(20):
                 if response.is_redirect:
                     location = urljoin(str(response.url), response.headers["location"])
@@ -132,6 +142,15 @@ class HttpLogin:
                 if response.status_code != 200:
                     raise LoginError(f"HTTP {response.status_code} from {response.url}: {result.pages[-1][:500]}")
                 form = _form(page, 'id="kc-form-login"')
+                if form and not brokered:
+                    # Brokered: follow the identity provider's button; its own login form comes next.
+                    brokered = True
+                    alias = re.escape(identity_provider or "")
+                    button = re.search(rf'<a\b[^>]*\bid="social-{alias}"[^>]*\bhref="([^"]*)"', page)
+                    if button is None:
+                        raise LoginError(f"no button for identity provider {identity_provider!r} at {response.url}")
+                    response = send("GET", urljoin(str(response.url), html.unescape(button[1])))
+                    continue
                 if form and not logged_in:
                     logged_in = True
                     action, fields = form
