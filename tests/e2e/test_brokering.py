@@ -9,7 +9,8 @@ The reference server runs on the env file that apply wrote.
 
 Then, as an MCP client application does it (the official SDK, a CIMD client,
 authorization code + PKCE S256 + ``resource``), a person logs in in a real
-headless Chromium: at the MCP realm's login page they click "Company SSO", log
+headless Chromium (the browserless fallback where there is none, as everywhere
+in tests/e2e): at the MCP realm's login page they click "Company SSO", log
 in at the company SSO's page, and come back through the broker without any
 extra form (Keycloak's own first broker login flow asks nothing when the SSO
 sends email and names). The identity provider mappers decide what they may do:
