@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from kindcontract import ROOT, check_kind, cli_env, kcprov, ok, planned
 
 from kcprov.apply import apply_plan
 from kcprov.connection import ConnectionSettings
+from kcprov.plan.admin_realm import AdminRealmChange, refuse_admin_realm_lockout
+from kcprov.plan.changes import Change, FieldDiff, Plan
 from kcprov.keycloak import KeycloakClient
 from kcprov.resources import KINDS
 from kcprov.resources.user_profile import UserProfileAttributeKind, UserProfileKind, _required
@@ -166,3 +169,14 @@ def test_new_attribute_is_admins_only():
     kind = UserProfileAttributeKind()
     assert kind.create_defaults("dept", {}, {}, None) == {"permissions.view": ["admin"], "permissions.edit": ["admin"]}
     assert kind.create_defaults("email", {}, {}, None) == {}
+
+
+def test_a_required_attribute_in_the_admin_realm_is_refused():
+    """Verified on 26.7.3: a user attribute required for users makes the password grant answer
+    'Account is not fully set up' for a user without it, so kcprov would lock itself out."""
+    required = Change("create", "user_profile_attribute", "badge", 1.5, (FieldDiff("required", None, {"roles": ["user"]}),))
+    optional = Change("create", "user_profile_attribute", "nick", 1.5, (FieldDiff("required", None, False),))
+    with pytest.raises(AdminRealmChange, match="user_profile_attribute.badge"):
+        refuse_admin_realm_lockout(Plan("master", True, [required, optional], 0, "x"), "master", "admin", None, KINDS)
+    refuse_admin_realm_lockout(Plan("master", True, [optional], 0, "x"), "master", "admin", None, KINDS)
+    refuse_admin_realm_lockout(Plan("mcp", True, [required], 0, "x"), "master", "admin", None, KINDS)

@@ -6,8 +6,10 @@ could lock every later command out of Keycloak: disable the realm, demand TLS
 the admin does not use, expire the admin's password through a policy, move the
 token issuer, change or prune the clients and roles Keycloak administers itself
 with (`admin-cli`, `security-admin-console`, `master-realm`, `realm-management`,
-the `admin` role), add client policies that also bind those clients, or
-disable, demote or delete the account kcprov logs in as.
+the `admin` role), add client policies that also bind those clients, make a
+user-profile attribute required (the admin's password grant then fails with
+"Account is not fully set up", checked on 26.7.3), or disable, demote or
+delete the account kcprov logs in as.
 `refuse_admin_realm_lockout` finds these in a plan and refuses it at plan time,
 before anything is applied; `allow=True` (`--allow-admin-realm-changes`) lets
 them through. The check reads the plan only: values are never quoted (a
@@ -57,6 +59,9 @@ def lockout_reasons(change: Change, realm: str, login_user: str | None, login_cl
                 if (name := realm_field_name(d.field)) in LOCKOUT_SETTINGS]
     if is_builtin(by_name[change.kind], change.key, realm, by_name):
         return ["Keycloak administers itself with it"]
+    if change.kind == "user_profile_attribute" and any(d.field == "required" and d.after not in (None, False)
+                                                       for d in change.diffs):
+        return ["a required attribute the admin lacks fails its password login (Account is not fully set up)"]
     if change.kind in POLICY_KINDS and change.action != "delete":
         return ["a client policy can apply to admin-cli and the admin console (e.g. refuse the password grant)"]
     if login_client is not None and (change.kind, change.key) in {("client", login_client),

@@ -169,6 +169,10 @@ class OrganizationKind(Kind):
             entry["domains"] = [n if not v else {"name": n, "verified": True} for n, v in sorted(fields["domains"].items())]
         if fields.get("members"):
             entry["members"] = fields["members"]
+            missing = [m for m in fields["members"] if m not in ctx.live.objects.get("user", {})]
+            if missing:  # kept: a file without them would have the next plan remove them from the organization
+                ctx.not_exported(self.label, key, f"members {', '.join(missing)} are not exported users "
+                                                  "(--include users writes them; a new realm needs them first)")
         if fields.get(LINKS):
             links = []
             for alias in fields[LINKS]:
