@@ -325,3 +325,14 @@ def test_login_goes_through_the_bound_flow_and_the_clients_override(tmp_path, ke
     refused = log_in(keycloak, realm_name, "closed")
     assert "code=" not in refused.headers.get("location", ""), refused.text[:300]
     assert "Access denied" in refused.text, refused.text[:300]
+
+
+def test_copies_of_builtin_flows_round_trip(tmp_path, keycloak, client, realm, second_realm_name):
+    """Flows copied in the admin console (four levels of sub-flows, conditions, configs) export as a file
+    that plans empty against the realm and makes the same flows in a new one."""
+    for builtin, copy in (("browser", "my browser"), ("first broker login", "my first broker login")):
+        client.post(f"/admin/realms/{seg(realm)}/authentication/flows/{seg(builtin)}/copy", {"newName": copy}, "test")
+    exported = round_trip(tmp_path, cli_env(keycloak), realm, second_realm_name)
+    assert "  - alias: my browser\n" in exported and "  - alias: my first broker login\n" in exported
+    assert "alias: my first broker login review profile config" in exported
+    assert "authentication flow" not in exported.partition("\n# Not exported:")[2]
