@@ -140,7 +140,7 @@ def read_users(client: KeycloakClient, live: LiveState) -> None:
     for rep in client.users(live.realm):
         if rep.get("serviceAccountClientId"):
             continue
-        live.raw.users[rep["username"]] = user_record(client, live.realm, rep)
+        live.raw.users[rep["username"]] = user_record(client, live.realm, rep, with_groups=True)
     live.objects["user"] = KINDS_BY_NAME["user"].live(live.raw)
 
 

@@ -42,14 +42,17 @@ class UserKind(Kind):
         return out
 
     def read(self, client, raw, desired, owned) -> None:
-        """The users the file names or kcprov made, each with its role mappings and groups (three requests a
-        user: the partial export has neither users nor their groups)."""
-        for username in sorted(set(desired.get(self.name, {})) | owned.get(self.name, set())):
+        """The users the file names or kcprov made, each with its role mappings (two requests a user: the partial
+        export has no users), and its groups (one more) unless the file names the user without `groups:`:
+        that entry does not manage them, so a file without group memberships costs what it did. A user only
+        the ownership record names (an export, or a delete) is read whole."""
+        wanted = desired.get(self.name, {})
+        for username in sorted(set(wanted) | owned.get(self.name, set())):
             found = client.get(f"/admin/realms/{seg(raw.name)}/users", f"user '{username}'",
                                username=username, exact="true", briefRepresentation="false")
             rep = next((u for u in found if u.get("username") == username), None)
             if rep is not None:
-                raw.users[username] = user_record(client, raw.name, rep)
+                raw.users[username] = user_record(client, raw.name, rep, "groups" in wanted.get(username, {"groups": None}))
 
     def live(self, raw) -> dict[str, Attrs]:
         out = {}
@@ -58,7 +61,8 @@ class UserKind(Kind):
             attrs: Attrs = {f: rep.get(r) for f, r in FIELDS.items()}
             client_map = {c: [m["name"] for m in v.get("mappings", [])] for c, v in (roles.get("clientMappings") or {}).items()}
             attrs["roles"] = live_role_refs(raw.name, [m["name"] for m in roles.get("realmMappings") or []], client_map)
-            attrs["groups"] = found["groups"]
+            if "groups" in found:
+                attrs["groups"] = found["groups"]
             for key, value in (rep.get("attributes") or {}).items():
                 attrs[f"attributes.{key}"] = sorted(value)
             out[username] = attrs
@@ -127,11 +131,14 @@ class UserKind(Kind):
                 ctx.not_exported(self.label, key, field)
 
 
-def user_record(client, realm: str, rep: dict) -> dict:
-    """What `live` needs of one user beyond its representation: role mappings and groups (two requests)."""
+def user_record(client, realm: str, rep: dict, with_groups: bool) -> dict:
+    """What `live` needs of one user beyond its representation: role mappings, and groups if asked (a request each)."""
     username = rep["username"]
-    groups = client.get(f"/admin/realms/{seg(realm)}/users/{rep['id']}/groups", f"groups of user '{username}'")
-    return {"rep": rep, "roles": client.user_role_mappings(realm, rep["id"], username), "groups": group_paths(groups)}
+    record = {"rep": rep, "roles": client.user_role_mappings(realm, rep["id"], username)}
+    if with_groups:
+        groups = client.get(f"/admin/realms/{seg(realm)}/users/{rep['id']}/groups", f"groups of user '{username}'")
+        record["groups"] = group_paths(groups)
+    return record
 
 
 def group_paths(reps: list[dict] | None) -> list[str]:
