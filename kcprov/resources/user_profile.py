@@ -123,15 +123,12 @@ class UserProfileKind(Kind):
 class _Entries(Kind):
     """Named entries of one list of the document (attributes, groups): upserted and removed by name."""
 
-    section = ""  # the UPConfig list
-    file_section = ""  # the list under user_profile: in the realm file
+    section = ""  # the UPConfig list, and the list under `user_profile:` in the realm file
     builtin: frozenset[str] = frozenset()
 
-    def entries(self, spec) -> list:
-        return getattr(spec.user_profile, self.file_section) if spec.user_profile else []
-
     def desired(self, spec) -> dict[str, Attrs]:
-        return {e.name: self.flat_of_spec(e) for e in self.entries(spec)}
+        entries = getattr(spec.user_profile, self.section) if spec.user_profile else []
+        return {e.name: self.flat_of_spec(e) for e in entries}
 
     def live(self, raw) -> dict[str, Attrs]:
         return {e["name"]: self.flat(e) for e in profile_of(raw).get(self.section) or []}
@@ -165,7 +162,7 @@ class _Entries(Kind):
     def export(self, key, fields, ctx) -> None:
         if ctx.base(self.name, key) is None and not ctx.everything:  # a new entry: Keycloak's implicit values go unsaid
             fields = {f: v for f, v in fields.items() if ATTRIBUTE_ABSENT.get(f, None) != v}
-        entries = ctx.section("user_profile").setdefault(self.file_section, [])
+        entries = ctx.section("user_profile").setdefault(self.section, [])
         entries.append({"name": key, **self.to_file(fields)})
         entries.sort(key=lambda e: e["name"])
 
@@ -187,7 +184,6 @@ class UserProfileGroupKind(_Entries):
     label = "user profile group"
     stage = 1
     section = "groups"
-    file_section = "groups"
     builtin = frozenset({BUILTIN_GROUP})
 
     def flat_of_spec(self, group) -> Attrs:
@@ -208,7 +204,6 @@ class UserProfileAttributeKind(_Entries):
     label = "user profile attribute"
     stage = 1.5  # after the groups it may name
     section = "attributes"
-    file_section = "attributes"
     builtin = BUILTIN_ATTRIBUTES
 
     def flat_of_spec(self, a) -> Attrs:
