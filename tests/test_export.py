@@ -70,7 +70,8 @@ def test_mcp_dev_realm_exported_as_primitives_round_trips(tmp_path, env, realm_n
 def make_by_hand(admin, realm: str) -> str:
     """Through the Admin API as an operator would: a scope with an audience mapper, a confidential client
     with a service account, a longer token lifespan, a built-in scope moved, a default role added and an
-    identity provider (which kcprov cannot model). Returns the client's Keycloak-generated secret."""
+    GitHub identity provider (whose client secret Keycloak never returns). Returns the client's
+    Keycloak-generated secret."""
     admin.update_realm(realm, {"accessTokenLifespan": 600})
     scope_id = admin.create_client_scope({"name": "mcp:tools", "protocol": "openid-connect",
                                           "attributes": {"include.in.token.scope": "true"}})
@@ -95,15 +96,20 @@ def make_by_hand(admin, realm: str) -> str:
 def test_realm_made_by_hand_round_trips_with_notes(tmp_path, env, keycloak, realm, second_realm_name):
     secret = make_by_hand(keycloak.admin(realm), realm)
     exported = ok(kcprov("export", "--realm", realm, env=env, cwd=tmp_path), secret)
-    assert "1 objects not exported: identity provider 'github'" in exported.stderr
+    assert "identity provider 'github'" in exported.stderr  # its client secret: only the operator knows it
     assert "gh-secret-never-shown" not in exported.stdout + exported.stderr
+    idp_secret = f"KC_{re.sub(r'[^A-Za-z0-9]+', '_', realm).upper()}_IDENTITY_PROVIDER_GITHUB_SECRET"
+    assert f"client_secret: \"{{{{ env.{idp_secret} }}}}\"" in exported.stdout
 
-    text = round_trip(tmp_path, env, realm, second_realm_name, secret)
+    # the operator sets the provider's secret, as the export's note says; the copy realm reads the same name
+    copy_secret = f"KC_{re.sub(r'[^A-Za-z0-9]+', '_', second_realm_name).upper()}_IDENTITY_PROVIDER_GITHUB_SECRET"
+    env = {**env, idp_secret: "gh-secret-never-shown", copy_secret: "gh-secret-never-shown"}
+    text = round_trip(tmp_path, env, realm, second_realm_name, secret, "gh-secret-never-shown")
     assert "access_token_lifespan: 600  # Keycloak default is 300" in text
     assert re.search(r"(?m)^default_roles:\n  account: \[manage-account, view-profile\]\n"
                      r"  realm: \[mcp-user, offline_access, uma_authorization\]$", text)
     assert re.search(r"(?m)^  - name: profile\n    type: optional$", text)
     assert "included.custom.audience: https://mcp.example.com/mcp" in text
-    assert text.rstrip().endswith("#   identity provider 'github'")
+    assert "provider_id: github" in text
     assert dotenv_values(tmp_path / "first.env")[
         f"KC_{re.sub(r'[^A-Za-z0-9]+', '_', realm).upper()}_CLIENT_MCP_SERVER_SECRET"] == secret

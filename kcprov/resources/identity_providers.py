@@ -14,8 +14,10 @@ scrypt fingerprint of it (config `kcprov.secretFingerprint`); a plan compares th
 file's secret with that fingerprint, without any request. The secret is
 therefore written on create, and again whenever the file's differs from the one
 kcprov last wrote (a rotation); a secret set by hand in the console is not seen.
-A provider with a secret but no fingerprint (made by hand, then adopted) shows
-one change of `client_secret`, which writes it once.
+A provider with a secret but no fingerprint (made by hand, then adopted or
+exported) cannot be compared: its secret counts as the file's, so the plan of
+an export is empty, and the first update kcprov makes to it for any other
+reason writes the file's secret with a fingerprint, from when on a rotation shows.
 
 Keycloak ignores a changed providerId in an update (answers 204, keeps the old
 one), so a changed `provider_id` is refused at apply, not silently lost.
@@ -112,12 +114,15 @@ class IdentityProviderKind(Kind):
         return out
 
     def read(self, client, raw, desired, owned) -> None:
-        """No request: the file's secrets that match the fingerprint kcprov stored with the secret it wrote."""
+        """No request: the file's secrets that match the fingerprint kcprov stored with the secret it wrote, or
+        that nothing can be compared with (a stored secret without a fingerprint)."""
         matched = {}
         for rep in _providers(raw.export):
             wanted = desired.get(self.name, {}).get(rep["alias"], {}).get("client_secret")
             config = rep.get("config") or {}
-            if wanted is not None and SECRET_KEY in config and fingerprint_matches(wanted.reveal(), config.get(FINGERPRINT, "")):
+            if wanted is None or SECRET_KEY not in config:
+                continue
+            if FINGERPRINT not in config or fingerprint_matches(wanted.reveal(), config[FINGERPRINT]):
                 matched[rep["alias"]] = wanted
         raw.extra[self.name] = matched
 
@@ -163,6 +168,9 @@ class IdentityProviderKind(Kind):
                 f"it to {after['provider_id']}",
                 hint="give the new provider another alias (and remove the old one), or keep provider_id")
         body = {**rep, "config": dict(rep.get("config") or {})}  # the stored secret stays: its mask is sent back
+        wanted = ctx.desired.get(self.name, {}).get(change.key, {}).get("client_secret")
+        if wanted is not None and FINGERPRINT not in body["config"]:
+            after.setdefault("client_secret", wanted)  # unknown until now: from here on kcprov knows it
         self._merge(body, after)
         ctx.client.put(_path(ctx, change.key), body, f"identity provider '{change.key}'")
 
