@@ -42,6 +42,7 @@ from mcp.shared.exceptions import MCPError
 from e2e_support import (
     ADMIN_SCOPE,
     REPO,
+    SEEN_TOKENS,
     SUMMARY,
     TOOLS_SCOPE,
     CallbackListener,
@@ -331,4 +332,5 @@ def test_the_identity_providers_secret_is_in_no_output(brokered: Brokered, sso_s
     env_file = brokered.mcp.env_file
     assert env_file is not None and brokered.secret not in env_file.read_text()
     assert brokered.secret not in sso_server.log()
-    assert_no_tokens_in(sso_server.log())
+    if SEEN_TOKENS:  # the logins ran in this session
+        assert_no_tokens_in(sso_server.log())
