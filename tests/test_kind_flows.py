@@ -336,3 +336,45 @@ def test_copies_of_builtin_flows_round_trip(tmp_path, keycloak, client, realm, s
     assert "  - alias: my browser\n" in exported and "  - alias: my first broker login\n" in exported
     assert "alias: my first broker login review profile config" in exported
     assert "authentication flow" not in exported.partition("\n# Not exported:")[2]
+
+
+RECAPTCHA = """realm: REALM
+authentication_flows:
+  - alias: captcha-registration
+    executions:
+      - flow: captcha-registration form
+        type: form-flow
+        requirement: REQUIRED
+        executions:
+          - authenticator: registration-user-creation
+            requirement: REQUIRED
+          - authenticator: registration-password-action
+            requirement: REQUIRED
+          - authenticator: registration-recaptcha-action
+            requirement: DISABLED
+            config:
+              alias: captcha
+              site.key: SITE-KEY
+              secret.key: "{{ env.FLOWS_TEST_CAPTCHA_SECRET }}"
+"""
+CAPTCHA_SECRET = "captcha-secret-5150-qqq"
+
+
+def test_a_secret_config_value_is_never_shown_nor_read_back(tmp_path, keycloak, realm_name):
+    """reCAPTCHA's secret.key: Keycloak answers `**********` for it, so kcprov writes it and never compares it;
+    plans, output and exports never hold it."""
+    env = {**cli_env(keycloak), "FLOWS_TEST_CAPTCHA_SECRET": CAPTCHA_SECRET}
+    path = tmp_path / "realm.yaml"
+    path.write_text(RECAPTCHA.replace("REALM", realm_name))
+    shown = ok(kcprov("plan", str(path), env=env, cwd=tmp_path), CAPTCHA_SECRET).stdout
+    assert "secret.key" in shown and "(sensitive)" in shown
+    ok(kcprov("apply", str(path), "--auto-approve", "--no-env", env=env, cwd=tmp_path), CAPTCHA_SECRET)
+    assert planned(path, env, CAPTCHA_SECRET) == []
+    path.write_text(path.read_text().replace("SITE-KEY", "OTHER-SITE-KEY"))
+    assert planned(path, env, CAPTCHA_SECRET) == [("update", "authentication_flow", "captcha-registration")]
+    ok(kcprov("apply", str(path), "--auto-approve", "--no-env", env=env, cwd=tmp_path), CAPTCHA_SECRET)
+    assert planned(path, env, CAPTCHA_SECRET) == []
+    ok(kcprov("export", "--realm", realm_name, "-o", "out.yaml", env=env, cwd=tmp_path), CAPTCHA_SECRET)
+    exported = (tmp_path / "out.yaml").read_text()
+    assert "site.key: OTHER-SITE-KEY" in exported and "**********" not in exported and CAPTCHA_SECRET not in exported
+    assert "secret.key: Keycloak does not return secret config values" in exported

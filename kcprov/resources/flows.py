@@ -46,7 +46,8 @@ from collections.abc import Iterable
 from kcprov.errors import KcprovError
 from kcprov.keycloak import seg
 from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, prefixed
-from kcprov.spec.flows import BINDINGS, Execution
+from kcprov.secret import Secret
+from kcprov.spec.flows import BINDINGS, SECRET_CONFIG, Execution
 from kcprov.spec.known import BUILTIN_FLOWS
 
 FLOW = "flow:"  # how a sub-flow's step is named (authenticators by their provider id)
@@ -60,6 +61,20 @@ def field(path: str, name: str) -> str:
 
 def child(path: str, step: str) -> str:
     return f"{path}/{step}" if path else step
+
+
+def secret_key(field_name: str) -> bool:
+    """Whether a flat field is a config value Keycloak keeps secret (`<step>.config.secret.key` of reCAPTCHA)."""
+    step, sep, key = field_name.rsplit("/", 1)[-1].partition(".config.")
+    return bool(sep) and key in SECRET_CONFIG.get(provider(step), ())
+
+
+class SecretConfigFields:
+    """The kind's `write_only`: secret config values are written with their config, never compared
+    (Keycloak answers `**********` for them)."""
+
+    def __contains__(self, field_name: object) -> bool:
+        return isinstance(field_name, str) and secret_key(field_name)
 
 
 def step_names(names: Iterable[str]) -> list[str]:
@@ -126,7 +141,7 @@ def steps_attrs(executions: list[Execution], path: str) -> Attrs:
         elif step.config is not None:
             values = dict(step.config)
             attrs[f"{at}.config"] = values.pop("alias")
-            attrs.update(prefixed(f"{at}.config", values))
+            attrs.update({f: Secret(v) if secret_key(f) else v for f, v in prefixed(f"{at}.config", values).items()})
     return attrs
 
 
@@ -152,8 +167,9 @@ def live_steps(flow: dict, path: str, flows: dict[str, dict], configs: dict[str,
     return attrs
 
 
-def file_steps(attrs: Attrs, path: str) -> list[dict]:
-    """Flat fields -> the file's `executions` (the inverse of steps_attrs)."""
+def file_steps(attrs: Attrs, path: str, secrets: list[str]) -> list[dict]:
+    """Flat fields -> the file's `executions` (the inverse of steps_attrs); secret config values are left
+    out (Keycloak never returns them) and their fields added to `secrets`."""
     out = []
     for name in attrs.get(field(path, "executions")) or []:
         at = child(path, name)
@@ -163,13 +179,15 @@ def file_steps(attrs: Attrs, path: str) -> list[dict]:
                 step["type"] = attrs[f"{at}.type"]
             if attrs.get(f"{at}.description"):
                 step["description"] = attrs[f"{at}.description"]
-            step["executions"] = file_steps(attrs, at)
+            step["executions"] = file_steps(attrs, at, secrets)
         else:
             step = {"authenticator": provider(name), "requirement": attrs.get(f"{at}.requirement")}
             if attrs.get(f"{at}.config") is not None:
                 prefix = f"{at}.config."
+                values = {f: v for f, v in attrs.items() if f.startswith(prefix)}
+                secrets += [f for f in values if secret_key(f)]
                 step["config"] = {"alias": attrs[f"{at}.config"],
-                                  **{f.removeprefix(prefix): v for f, v in attrs.items() if f.startswith(prefix)}}
+                                  **{f.removeprefix(prefix): v for f, v in values.items() if not secret_key(f)}}
         out.append(step)
     return out
 
@@ -223,6 +241,7 @@ class AuthenticationFlowKind(Kind):
     label = "authentication flow"
     stage = 1
     reads = frozenset({"authenticationFlows", "authenticatorConfig"})
+    write_only = SecretConfigFields()  # type: ignore[assignment]
 
     def desired(self, spec) -> dict[str, Attrs]:
         return {
@@ -286,7 +305,11 @@ class AuthenticationFlowKind(Kind):
             entry["description"] = attrs["description"]
         if attrs.get("type") != "basic-flow":
             entry["type"] = attrs["type"]
-        entry["executions"] = file_steps(attrs, "")
+        secrets: list[str] = []
+        entry["executions"] = file_steps(attrs, "", secrets)
+        for f in secrets:
+            ctx.not_exported(self.label, key, f"{f}: Keycloak does not return secret config values; write it as "
+                                              "{{ env.NAME }} in the config")
 
     @staticmethod
     def _what(alias: str) -> str:
@@ -394,7 +417,8 @@ class Converge:
         if alias is None:
             return
         prefix = f"{at}.config."
-        values = {f.removeprefix(prefix): v for f, v in self.attrs.items() if f.startswith(prefix)}
+        values = {f.removeprefix(prefix): v.reveal() if isinstance(v, Secret) else v
+                  for f, v in self.attrs.items() if f.startswith(prefix)}
         what = f"authenticator config '{alias}' of {self.what}"
         config_id = info.get("authenticationConfig")
         if config_id is None:
@@ -403,8 +427,11 @@ class Converge:
             return
         current = self.configs.get(config_id) or self.ctx.client.get(
             f"{self.ctx.base}/authentication/config/{config_id}", what)
-        merged = {**(current.get("config") or {}), **values}  # keys the file does not write keep their value
-        if current.get("alias") != alias or merged != (current.get("config") or {}):
+        # keys the file does not write keep their value (a secret's `**********` too: Keycloak keeps the stored
+        # one for it, which is what the admin console relies on when it saves a config it read)
+        merged = {**(current.get("config") or {}), **values}
+        compared = {k for k in merged if not secret_key(f"{prefix}{k}")}  # secrets: write-only
+        if current.get("alias") != alias or any(merged[k] != (current.get("config") or {}).get(k) for k in compared):
             self.ctx.client.put(f"{self.ctx.base}/authentication/config/{config_id}",
                                 {"id": config_id, "alias": alias, "config": merged}, what)
 

@@ -39,6 +39,10 @@ BUILTIN_CONFIGS = frozenset(
      "review profile config"}
 )
 """Authenticator configs of the built-in flows (Keycloak 26.7)."""
+SECRET_CONFIG = {"registration-recaptcha-action": frozenset({"secret.key"}),
+                 "registration-recaptcha-enterprise": frozenset({"api.key"})}
+"""Authenticator config keys Keycloak 26.7 keeps secret (`secret: true` in /authentication/config-description/{id};
+the export and GET answer `**********` for them): never shown, never read back."""
 CLIENT_FLOW = "client-flow"
 BUILTIN_TYPES = {"clients": CLIENT_FLOW}  # the other built-in flows are basic-flow
 # flow_bindings key -> RealmRepresentation field
