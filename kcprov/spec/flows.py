@@ -59,7 +59,17 @@ OVERRIDES = ("browser", "direct_grant")  # the keys of ClientRepresentation.auth
 
 
 RESERVED = "?#&/[]\\+:;=@!$*,()"
-"""Characters Keycloak 26.7 refuses in a top-level flow's alias ("Character '?' not allowed."; sub-flows take them)."""
+"""Characters Keycloak 26.7 refuses in the alias of a top-level flow or an authenticator config ("Character '?' not
+allowed."; sub-flows take them)."""
+
+
+def _reserved(alias: str, what: str, at: str):
+    """The error for an alias holding a character Keycloak refuses, or None."""
+    char = next((c for c in alias if c in RESERVED), None)
+    if char is None:
+        return None
+    return spec_error(f"{what} '{alias}' contains {char!r}, which Keycloak refuses in it",
+                      hint=f"use letters, digits, spaces, - _ . (Keycloak refuses {' '.join(RESERVED)})", at=at)
 
 
 class Execution(Spec):
@@ -90,6 +100,8 @@ class Execution(Spec):
             if self.config is not None and not self.config.get("alias"):
                 raise spec_error(f"the config of authenticator '{self.authenticator}' has no alias",
                                  hint="add `alias: <name>` to it (Keycloak names every authenticator config)", at="config")
+            if self.config is not None and (error := _reserved(self.config["alias"], "config alias", "config")):
+                raise error
         elif self.config is not None:
             raise spec_error(f"sub-flow '{self.flow}' cannot have a config", hint="configs belong to authenticators",
                              at="config")
@@ -111,11 +123,8 @@ class AuthenticationFlow(Spec):
 
     @model_validator(mode="after")
     def _keycloak_takes_alias(self) -> AuthenticationFlow:
-        char = next((c for c in self.alias if c in RESERVED), None)
-        if char is not None:
-            raise spec_error(f"flow alias '{self.alias}' contains {char!r}, which Keycloak refuses in a flow alias",
-                             hint=f"use letters, digits, spaces, - _ . (Keycloak refuses {' '.join(RESERVED)})",
-                             at="alias")
+        if error := _reserved(self.alias, "flow alias", "alias"):
+            raise error
         return self
 
 
