@@ -3,9 +3,9 @@
 The issue-12 kinds (groups, identity providers, flows, ...) are read from the
 same partial export as the rest, so an in-sync plan of a realm file should cost
 the same requests whatever it models: 1 partial export, plus 2 per user the file
-names (lookup, role mappings; 3 with group membership), 1 per client whose
-secret the file sets, and 1 each for the user profile and organizations when
-the file has them. Each file is applied to a fresh realm `bench-req-<n>`
+names (lookup, role mappings; 3 where it writes `groups:`), 1 per client whose
+secret the file sets, 1 for a user profile never changed from Keycloak's, and
+1 plus 2 per organization for organizations. Each file is applied to a fresh realm `bench-req-<n>`
 (deleted at the end), then planned three times; the table shows the last.
 Needs a running Keycloak: KCPROV_URL/KCPROV_USER/KCPROV_PASSWORD, or the dev
 server (`kcprov dev up`).
