@@ -40,9 +40,13 @@ def test_every_key_realm_round_trips_and_its_secret_stays_out(tmp_path, env, rea
     assert dotenv_values(tmp_path / "first.env") == {
         f"KC_{re.sub(r'[^A-Za-z0-9]+', '_', realm_name).upper()}_CLIENT_MCP_SERVER_SECRET": SECRET}
     assert "secret: \"{{ env.KC_" in text
-    assert "username: alice" in text and "password" not in text
+    assert "username: alice" in text and "password:" not in text
     for entry in ("name: mcp:tools", "audience: http://localhost:3000", "max_clients: 150", "name: mcp-hardening",
-                  "service_account_roles:", "scope_roles:", "custom.flag: \"on\""):
+                  "service_account_roles:", "scope_roles:", "custom.flag: \"on\"",
+                  # the issue-12 kinds
+                  "alias: company-saml", "hardcoded_group: /staff", "default_groups: [/staff]", "alias: browser-sso",
+                  "browser: browser-sso", "alias: CONFIGURE_TOTP", "host: smtp.example.com", "types: [LOGIN",
+                  "name: department", "alias: every-key", "groups: [/staff/mcp-admins]", "group_membership: groups"):
         assert entry in text
 
     # (d) export twice: byte-identical (stdout this time)
