@@ -167,9 +167,9 @@ def test_nothing_read_when_organizations_are_off():
     assert OrganizationKind().live(raw) == {}
 
 
-def test_live_members_are_the_unmanaged_ones():
+def test_live_members_are_the_unmanaged_ones_and_the_managed_ones_the_file_lists():
     raw = RawRealm(name="r", export={}, extra={"organization": {"acme": {
-        "rep": {"id": "1", "name": "Acme", "alias": "acme", "enabled": True},
+        "rep": {"id": "1", "name": "Acme", "alias": "acme", "enabled": True}, "listed": [],
         "members": [{"id": "u1", "username": "alice", "membershipType": "UNMANAGED"},
                     {"id": "u2", "username": "brokered", "membershipType": "MANAGED"}],
         "providers": [{"alias": "sso", "config": {"kc.org.domain": "acme.com"}}]}}})
@@ -178,3 +178,5 @@ def test_live_members_are_the_unmanaged_ones():
     assert live["identity_providers"] == ["sso"]
     assert live["identity_provider.sso.domain"] == "acme.com"
     assert live["identity_provider.sso.redirect_when_email_matches"] is False
+    raw.extra["organization"]["acme"]["listed"] = ["alice", "brokered"]  # a brokered member the file lists
+    assert OrganizationKind().live(raw)["acme"]["members"] == ["alice", "brokered"]

@@ -11,7 +11,8 @@ Fields: `domains` {name: verified} and `attributes.<k>` go in the
 representation, which PUT replaces whole (so an update sends the live one with
 the changes); `members` are the members an admin added (membershipType
 UNMANAGED), added and removed one by one (POST .../members with the user id as a
-JSON string); members Keycloak made by brokering (MANAGED) are left alone.
+JSON string); members Keycloak made by brokering (MANAGED) are left alone: a file listing one
+finds it a member, and leaving it out never removes it.
 `identity_providers` are linked (POST .../identity-providers with the alias as a
 JSON string) and unlinked; the domain a linked provider serves and whether it
 redirects matching emails live in the provider's config (`kc.org.domain`,
@@ -72,6 +73,7 @@ class OrganizationKind(Kind):
                 what = f"organization '{alias}'"
                 found[alias] = {
                     "rep": rep,
+                    "listed": desired.get(self.name, {}).get(alias, {}).get("members") or [],
                     "members": client.get(f"{base}/{rep['id']}/members", f"members of {what}", first=0, max=-1,
                                           briefRepresentation="true"),
                     "providers": client.get(f"{base}/{rep['id']}/identity-providers", f"providers of {what}"),
@@ -86,7 +88,9 @@ class OrganizationKind(Kind):
             for key, value in (rep.get("attributes") or {}).items():
                 attrs[f"attributes.{key}"] = sorted(value)
             attrs["domains"] = {d["name"]: bool(d.get("verified")) for d in rep.get("domains") or []}
-            attrs["members"] = sorted(m["username"] for m in found["members"] if m.get("membershipType") != "MANAGED")
+            # a member by brokering (MANAGED) counts where the file lists it, and is never removed by kcprov
+            attrs["members"] = sorted(m["username"] for m in found["members"]
+                                      if m.get("membershipType") != "MANAGED" or m["username"] in found["listed"])
             attrs[LINKS] = sorted(p["alias"] for p in found["providers"])
             for provider in found["providers"]:
                 config = provider.get("config") or {}
