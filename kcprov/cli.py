@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.console import Console
@@ -147,7 +147,9 @@ def plan(
     detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help="Exit 0 in sync, 2 changes pending, 1 error.")] = False,
     output: Annotated[Optional[str], typer.Option("-o", "--out", metavar="FILE",
                                                   help="Save the plan (no secrets) for `kcprov apply FILE`; - for stdout.")] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the plan as JSON (same as --format json).")] = False,
+    output_format: Annotated[Literal["text", "markdown", "json"], typer.Option(
+        "--format", help="text for a terminal, markdown for a pull-request comment, json for programs.")] = "text",
     adopt: Annotated[bool, typer.Option("--adopt", help="Also plan taking over the objects the files name that exist "
                                                         "but kcprov did not create (saved plans keep it).")] = False,
     allow_admin_realm_changes: AllowAdminRealm = False,
@@ -156,9 +158,12 @@ def plan(
     """Show what `apply` would change in Keycloak (reads the live realms, changes nothing)."""
     from kcprov.envgen import check_env_targets
     from kcprov.fileio import resolve_output
+    from kcprov.plan.markdown import render_markdown
     from kcprov.plan.render import render_json, render_text
     from kcprov.workflow import plan_realm, save_plans
 
+    if json_output and output_format == "markdown":
+        raise typer.BadParameter("--json is --format json; give one of them", param_hint="--json")
     if output and output != "-":
         resolve_output(output, origin="command-line", what="plan file")
     specs = realm_files.load(files)
@@ -169,8 +174,10 @@ def plan(
             for path, spec in zip(files, specs)]
     plans = [r.plan for r in runs]
     shown = err_console if output == "-" else out  # stdout carries the saved plan then
-    if json_output:
+    if json_output or output_format == "json":
         shown.print(render_json(plans, client.settings.url), markup=False, soft_wrap=True)
+    elif output_format == "markdown":
+        print(render_markdown(plans, client.settings.url), file=shown.file)
     else:
         render_text(plans, shown, client.settings.url)
         for p in plans:
