@@ -214,7 +214,7 @@ class KeycloakClient:
         return resp
 
     def _send(self, method: str, path: str, what: str, body: Any = None, params: dict | None = None,
-              find: Callable[[], str | None] | None = None):
+              find: Callable[[], str | None] | None = None, once: bool = False):
         """The request with bounded, budgeted retries; `find` guards a create against a lost answer.
 
         A create whose answer was lost (connection closed, 5xx from a gateway)
@@ -224,7 +224,7 @@ class KeycloakClient:
         """
         retrying = Retrying(
             retry=retry_if_exception_type(_Transient),
-            stop=stop_any(stop_after_attempt(self.attempts), lambda _state: not self.budget.take()),
+            stop=stop_any(stop_after_attempt(1 if once else self.attempts), lambda _state: not self.budget.take()),
             wait=wait_exponential(multiplier=0.5, max=8) + wait_random(0, 0.5),
             reraise=True,
         )
@@ -267,15 +267,19 @@ class KeycloakClient:
                 return None
             raise
 
-    def post(self, path: str, body: Any, what: str, **params: Any) -> str | None:
+    def post(self, path: str, body: Any, what: str, *, once: bool = False, **params: Any) -> str | None:
         """POST; returns the id from the Location header of a created object, if any.
 
         A create of a kind of object `created_lookup` knows is looked up before
         any retry (see _send); other POSTs kcprov makes (role mappings, exports)
-        are idempotent in Keycloak and simply retried.
+        are idempotent in Keycloak and simply retried. `once`: a create with no
+        natural key to look it up by (an authenticator execution, an authenticator
+        config), or one whose caller relies on Keycloak's 409 (the realm lock): sent
+        once, and a lost answer fails the run instead of risking a second object;
+        the next plan shows whether it was made.
         """
-        find = created_lookup(self, path, body, what)
-        resp = self._send("POST", path, what, body=body, params=params, find=find)
+        find = None if once else created_lookup(self, path, body, what)
+        resp = self._send("POST", path, what, body=body, params=params, find=find, once=once)
         if isinstance(resp, _Found):
             return resp.id
         location = resp.headers.get("Location")
@@ -358,6 +362,18 @@ def created_lookup(client: KeycloakClient, path: str, body: Any, what: str) -> C
     if collection == "roles" and body.get("name"):
         return lambda: (client.get_optional(f"{path}/{seg(body['name'])}", what) or {}).get("id")
     if collection in ("client-scopes", "models") and body.get("name"):  # models: protocol mappers
+        return lambda: _first_id(client.get(path, what), "name", body["name"])
+    if collection in ("groups", "children") and body.get("name"):  # a top-level group, a subgroup
+        return lambda: _first_id(client.get(path, what, search=body["name"], exact="true", max=-1), "name", body["name"])
+    if collection == "flows" and path.endswith("/authentication/flows") and body.get("alias"):
+        return lambda: _first_id(client.get(path, what), "alias", body["alias"])
+    if path.endswith("/executions/flow") and body.get("alias"):  # a sub-flow: its alias is realm-unique
+        executions = path.removesuffix("/flow")
+        return lambda: next((e["id"] for e in client.get(executions, what) or []
+                             if e.get("authenticationFlow") and e.get("displayName") == body["alias"]), None)
+    if collection == "instances" and body.get("alias"):  # an identity provider, named by its alias
+        return lambda: body["alias"] if client.get_optional(f"{path}/{seg(body['alias'])}", what) else None
+    if collection == "mappers" and body.get("name"):  # an identity provider's mappers
         return lambda: _first_id(client.get(path, what), "name", body["name"])
     if collection == "organizations" and body.get("alias"):
         return lambda: _first_id(client.get(path, what, first=0, max=-1), "alias", body["alias"])

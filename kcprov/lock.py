@@ -97,7 +97,8 @@ class RealmLock:
         holder: dict = {}
         for _ in range(2):  # a stale lock is removed once, then the create decides
             try:
-                self._group_id = self.client.post(self._groups, self._representation(), self._what)
+                # once: the lock is Keycloak's 409; a lookup after a lost answer could find another run's lock
+                self._group_id = self.client.post(self._groups, self._representation(), self._what, once=True)
                 return None
             except KeycloakApiError as exc:
                 if exc.status == 403:

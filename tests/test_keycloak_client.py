@@ -187,6 +187,43 @@ def test_a_create_whose_answer_was_lost_is_found_not_repeated(proxy, keycloak, r
     assert [c["id"] for c in keycloak.admin(realm).get_clients() if c["clientId"] == "made-once"] == [client_uuid]
 
 
+def test_lost_creates_of_the_realm_kinds_are_found_not_repeated(proxy, keycloak, realm):
+    """Groups, subgroups, flows, sub-flows, identity providers and their mappers: a natural key finds each."""
+    client = client_via(proxy, keycloak)
+    base = f"/admin/realms/{realm}"
+
+    def made_once(path: str, body: dict) -> str | None:
+        proxy.lost_answers = 1
+        return client.post(f"{base}{path}", body, "a create")
+
+    top = made_once("/groups", {"name": "staff"})
+    kid = made_once(f"/groups/{top}/children", {"name": "admins"})
+    admin = keycloak.admin(realm)
+    assert [(g["id"], [s["id"] for s in g["subGroups"]]) for g in admin.get_groups(full_hierarchy=True)] == [(top, [kid])]
+    flow = made_once("/authentication/flows", {"alias": "once", "providerId": "basic-flow", "topLevel": True})
+    made_once("/authentication/flows/once/executions/flow", {"alias": "once forms", "type": "basic-flow"})
+    assert [f["id"] for f in admin.get_authentication_flows() if f["alias"] == "once"] == [flow]
+    assert [e["displayName"] for e in admin.get_authentication_flow_executions("once")] == ["once forms"]
+    assert made_once("/identity-provider/instances", {"alias": "sso", "providerId": "github",
+                                                      "config": {"clientId": "x"}}) == "sso"
+    mapper = made_once("/identity-provider/instances/sso/mappers",
+                       {"name": "m", "identityProviderAlias": "sso", "identityProviderMapper": "hardcoded-user-session-attribute-idp-mapper",
+                        "config": {"attribute": "a", "attribute.value": "b"}})
+    assert [m["id"] for m in admin.get_idp_mappers("sso")] == [mapper]
+
+
+def test_a_create_sent_once_fails_the_run_when_its_answer_is_lost(proxy, keycloak, realm):
+    """An authenticator execution has no key to find it by: a lost answer ends the run, it is never sent twice."""
+    client = client_via(proxy, keycloak)
+    client.post(f"/admin/realms/{realm}/authentication/flows", {"alias": "f", "providerId": "basic-flow",
+                                                                "topLevel": True}, "flow")
+    proxy.lost_answers = 1
+    with pytest.raises(KeycloakUnreachable):
+        client.post(f"/admin/realms/{realm}/authentication/flows/f/executions/execution", {"provider": "auth-cookie"},
+                    "execution", once=True)
+    assert len(keycloak.admin(realm).get_authentication_flow_executions("f")) == 1
+
+
 def test_an_expired_admin_token_is_renewed_mid_run(proxy, keycloak, realm):
     """A service account of a realm whose tokens live 3 s: requests after expiry log in again and succeed."""
     admin = keycloak.admin(realm)

@@ -382,8 +382,8 @@ class Converge:
             self.ctx.client.post(f"{self._flows}/{seg(flow)}/executions/flow", body, self.what)
             self.made.add(step.removeprefix(FLOW))
         else:
-            self.ctx.client.post(f"{self._flows}/{seg(flow)}/executions/execution",
-                                 {"provider": provider(step), "priority": priority}, self.what)
+            self.ctx.client.post(f"{self._flows}/{seg(flow)}/executions/execution",  # no key to look it up by
+                                 {"provider": provider(step), "priority": priority}, self.what, once=True)
 
     def _settle(self, flow: str, path: str, tree: dict[str, list[dict]]) -> None:
         """Each step's requirement and priority (one PUT where either differs), config, sub-flow description."""
@@ -423,7 +423,7 @@ class Converge:
         config_id = info.get("authenticationConfig")
         if config_id is None:
             self.ctx.client.post(f"{self.ctx.base}/authentication/executions/{info['id']}/config",
-                                 {"alias": alias, "config": values}, what)
+                                 {"alias": alias, "config": values}, what, once=True)
             return
         current = self.configs.get(config_id) or self.ctx.client.get(
             f"{self.ctx.base}/authentication/config/{config_id}", what)
