@@ -52,7 +52,8 @@ def main() -> None:
                 assert again.plan.empty, again.plan.summary()
             print(f"{str(path):<28} {len(run.plan.changes):>8} {requests:>22} {seconds:>8.2f}")
         finally:
-            client.delete(f"/admin/realms/{name}", "bench realm")
+            if client.get_optional(f"/admin/realms/{name}", "bench realm"):
+                client.delete(f"/admin/realms/{name}", "bench realm")
 
 
 if __name__ == "__main__":
