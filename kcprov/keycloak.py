@@ -337,6 +337,28 @@ class KeycloakClient:
         doc = self.get(f"/admin/realms/{seg(realm)}/clients/{client_uuid}/client-secret", f"secret of client '{client_id}'")
         return (doc or {}).get("value")
 
+    def oidc_token(self, realm: str, form: dict[str, str], what: str) -> tuple[int, dict]:
+        """One grant at a realm's token endpoint (`kcprov dev token`): Keycloak's status and JSON answer.
+
+        Not the Admin API: a form post without the admin session's token, sent
+        once (a refused password is no transient failure, and each try counts
+        for brute-force detection). Errors come back as Keycloak's `error` /
+        `error_description` for the caller to explain; `form` holds secrets
+        and is never part of a message.
+        """
+        self._count()
+        url = f"{self.settings.url}/realms/{seg(realm)}/protocol/openid-connect/token"
+        try:
+            resp = requests.post(url, data=form, timeout=self.timeout, verify=self.settings.verify)
+        except requests.RequestException as exc:
+            raise KeycloakUnreachable(f"{what}: Keycloak at {self.settings.url} could not be reached "
+                                      f"({type(exc).__name__}).", hint=UNREACHABLE_HINT) from None
+        try:
+            answer = resp.json()
+        except ValueError:
+            answer = {}
+        return resp.status_code, answer if isinstance(answer, dict) else {}
+
     def server_info(self) -> dict:
         return self.get("/admin/serverinfo", "server info")
 

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from kcprov.dev import runner
+from kcprov.dev import err_console, runner
 from kcprov.dev.dist import ensure_dist
 from kcprov.dev.state import DevState, load_state, state_dir
 from kcprov.errors import DevServerError
@@ -155,6 +155,64 @@ def fetch(
     """Download, verify and unpack a Keycloak distribution into the cache (no start)."""
     kc = ensure_dist(version, dist)
     out.print(f"Keycloak {kc.version} is ready to run from {kc.root}", markup=False)
+
+
+@app.command()
+def token(
+    realm: str = typer.Option(..., "--realm", help="Realm of the user (or client).", show_default=False),
+    user: str | None = typer.Option(None, "--user", help="The user whose token to get (password grant)."),
+    client: str | None = typer.Option(
+        None, "--client", help="Use this existing client (it must allow the password grant) instead of a "
+        "temporary one; with --client-credentials, the confidential client whose token to get."
+    ),
+    scope: list[str] | None = typer.Option(
+        None, "--scope", help="Scope to request, e.g. mcp:tools (repeatable, or space-separated)."
+    ),
+    resource: str | None = typer.Option(
+        None, "--resource", help="RFC 8707 resource: the MCP server URL the token is for."
+    ),
+    client_credentials: bool = typer.Option(
+        False, "--client-credentials", help="A token of the client itself (its service account), no user."
+    ),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the user's password from stdin (first line); else "
+        "$KCPROV_DEV_USER_PASSWORD, else a prompt on the terminal."
+    ),
+    client_secret_stdin: bool = typer.Option(
+        False, "--client-secret-stdin", help="Read the client secret from stdin; else $KCPROV_DEV_CLIENT_SECRET, "
+        "else kcprov reads it from the dev server."
+    ),
+    url: str | None = typer.Option(
+        None, "--url", envvar="KCPROV_URL", help="Must be the dev server's URL if given (anything else is refused)."
+    ),
+    timeout: float = typer.Option(30.0, "--timeout", min=1, help="Seconds per request."),
+) -> None:
+    """Print an access token for a user or client of the dev Keycloak (no browser): TOKEN=$(kcprov dev token ...).
+
+    Only on kcprov's own dev server (`kcprov dev up`): for a user, kcprov makes a
+    temporary client allowing the password grant and deletes it afterwards. Only
+    the token goes to stdout.
+    """
+    from kcprov.dev.token import PASSWORD_ENV, SECRET_ENV, SecretInput, TokenRequest, dev_server_admin, issue_token
+
+    if client_credentials and (not client or user):
+        raise typer.BadParameter("--client-credentials needs --client and no --user", param_hint="--client-credentials")
+    if not client_credentials and not user:
+        raise typer.BadParameter("give --user (or --client-credentials --client C)", param_hint="--user")
+    if password_stdin and client_secret_stdin:
+        raise typer.BadParameter("stdin holds one secret: pass the other in its variable", param_hint="--password-stdin")
+    request = TokenRequest(realm=realm, user=user, client=client,
+                           scopes=tuple(dict.fromkeys(s for item in scope or () for s in item.split())),
+                           resource=resource, client_credentials=client_credentials)
+    password = SecretInput(password_stdin, PASSWORD_ENV, "password", "--password-stdin")
+    secret = SecretInput(client_secret_stdin, SECRET_ENV, "client secret", "--client-secret-stdin")
+    admin = dev_server_admin(url, timeout)
+    try:
+        access_token = issue_token(admin, request, password, secret, say=lambda text: err_console.print(text, markup=False))
+    except KeyboardInterrupt:
+        err_console.print("Interrupted; no temporary client is left behind.", markup=False)
+        raise typer.Exit(130) from None
+    print(access_token)
 
 
 def _required_state() -> DevState:
