@@ -1,0 +1,191 @@
+"""`kcprov audit --server`: probes of running MCP servers, against the real Keycloak and real servers.
+
+One realm per module, applied by `kcprov apply` from realms/mcp-dev.yaml
+(renamed, its server moved to a free port); the reference server and the
+deliberately weak ones of tests/audit_servers run in-process on that realm.
+The reference server must give no finding above low; each weak one its
+weakness under the right rule id; the temporary client and realm must be gone
+after every audit, an interrupted one too.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from audit_servers.weak import config_mod, config_for, serve
+from kcprov.audit.rules import RULES, Severity
+from kcprov.audit.server import (
+    TEMPORARY_PREFIX,
+    Answer,
+    as_metadata_urls,
+    audit_server,
+    forge_hs256,
+    forge_unsigned,
+    prm_url,
+    token_parts,
+)
+from kcprov.connection import ConnectionSettings
+from kcprov.keycloak import KeycloakClient
+
+REPO = Path(__file__).resolve().parents[1]
+DEV_REALM = REPO / "realms" / "mcp-dev.yaml"
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def test_well_known_urls_follow_rfc_9728_and_8414() -> None:
+    assert prm_url("https://mcp.example.com/mcp") == "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+    assert prm_url("http://localhost:3000") == "http://localhost:3000/.well-known/oauth-protected-resource"
+    assert as_metadata_urls("https://id.example.com/realms/a") == [
+        "https://id.example.com/.well-known/oauth-authorization-server/realms/a",
+        "https://id.example.com/.well-known/openid-configuration/realms/a",
+        "https://id.example.com/realms/a/.well-known/openid-configuration",
+    ]
+
+
+def test_challenge_parameters_are_parsed_quoted_or_not() -> None:
+    import httpx
+
+    headers = httpx.Headers([("www-authenticate", 'Basic realm="x"'),
+                             ("www-authenticate", 'Bearer error="invalid_token", scope="a b", '
+                                                  'error_description="say \\"hi\\"", resource_metadata=http://h/x')])
+    assert Answer(401, headers, b"").challenge() == {
+        "error": "invalid_token", "scope": "a b", "error_description": 'say "hi"', "resource_metadata": "http://h/x"}
+    assert Answer(401, httpx.Headers(), b"").challenge() is None
+
+
+def test_forged_tokens_keep_the_payload_and_change_the_algorithm() -> None:
+    import jwt
+
+    token = jwt.encode({"sub": "x", "aud": "u"}, "k" * 32, algorithm="HS256", headers={"kid": "k1"})
+    unsigned = forge_unsigned(token)
+    assert token_parts(unsigned) == ({"alg": "none", "typ": "JWT", "kid": "k1"}, {"sub": "x", "aud": "u"})
+    assert unsigned.endswith(".")
+    forged = forge_hs256(token, b"public key pem")
+    assert jwt.decode(forged, b"public key pem", algorithms=["HS256"], audience="u") == {"sub": "x", "aud": "u"}
+
+
+def test_server_rules_are_registered_with_what_they_rest_on() -> None:
+    server_rules = [r for r in RULES.values() if r.scope == "server"]
+    assert len(server_rules) >= 20
+    for rule in server_rules:
+        assert rule.id.startswith("server-") and rule.rests_on and rule.fix and rule.title
+
+
+# --------------------------------------------------------------------------- against Keycloak and servers
+
+
+def _client(keycloak: Any) -> KeycloakClient:
+    return KeycloakClient(ConnectionSettings(url=keycloak.url, user=keycloak.user, password=keycloak.password))
+
+
+@pytest.fixture(scope="module")
+def dev_realm(keycloak: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """realms/mcp-dev.yaml applied under a fresh name; yields the env file's settings kcprov wrote."""
+    workdir = tmp_path_factory.mktemp("audit-server")
+    name = f"t-audit-server-{secrets.token_hex(3)}"
+    source = workdir / "mcp-dev.yaml"
+    source.write_text(DEV_REALM.read_text().replace("realm: mcp-dev", f"realm: {name}"))
+    env = {**os.environ, "KCPROV_URL": keycloak.url, "KCPROV_USER": keycloak.user,
+           "KCPROV_PASSWORD": keycloak.password, "ALICE_PASSWORD": secrets.token_urlsafe(12)}
+    try:
+        done = subprocess.run([sys.executable, "-m", "kcprov.cli", "apply", str(source), "--auto-approve"], env=env,
+                              cwd=workdir, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        yield config_mod.read_settings(workdir / "examples" / "mcp-server" / ".env", environ={})
+    finally:
+        try:
+            keycloak.admin().delete_realm(name)
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def server_config(dev_realm: dict[str, str], free_ports: Any) -> Any:
+    return config_for(dev_realm, free_ports(1)[0])
+
+
+def _leftovers(keycloak: Any, realm: str) -> list[str]:
+    admin = keycloak.admin()
+    realms = [r["realm"] for r in admin.get_realms() if r["realm"].startswith(TEMPORARY_PREFIX)]
+    clients = [c["clientId"] for c in keycloak.admin(realm).get_clients() if c["clientId"].startswith(TEMPORARY_PREFIX)]
+    return realms + clients
+
+
+def _realm(config: Any) -> str:
+    return config.issuer.rsplit("/", 1)[1]
+
+
+def _above_low(findings: list) -> list[str]:
+    return [f"{f.rule.id}: {f.message}" for f in findings if f.rule.severity > Severity.LOW]
+
+
+def test_reference_server_without_credentials_has_no_finding(server_config: Any) -> None:
+    with serve(server_config) as url:
+        assert audit_server(url) == []
+
+
+def test_reference_server_with_tokens_has_no_finding_above_low(keycloak: Any, server_config: Any) -> None:
+    with serve(server_config) as url:
+        findings = audit_server(url, client=_client(keycloak))
+    assert _above_low(findings) == []
+    assert _leftovers(keycloak, _realm(server_config)) == []
+
+
+@pytest.mark.parametrize(("weakness", "rule"), [
+    ("no-audience", "server-accepts-wrong-audience"),
+    ("alg-none", "server-accepts-unsigned-token"),
+])
+def test_a_weak_server_is_found_under_the_rule(keycloak: Any, server_config: Any, weakness: str, rule: str) -> None:
+    with serve(server_config, weakness) as url:
+        findings = audit_server(url, client=_client(keycloak))
+    assert [f.rule.id for f in findings if f.rule.severity > Severity.LOW] == [rule]
+    assert all(f.location.url == url for f in findings)
+    assert _leftovers(keycloak, _realm(server_config)) == []
+
+
+INTERRUPTED = """
+import sys
+from kcprov.audit.server import audit_server
+from kcprov.connection import ConnectionSettings
+from kcprov.keycloak import KeycloakClient
+client = KeycloakClient(ConnectionSettings(url=sys.argv[2], user=sys.argv[3], password=sys.stdin.read()))
+try:
+    audit_server(sys.argv[1], client=client)
+except KeyboardInterrupt:
+    sys.exit(130)
+sys.exit(0)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_audit_leaves_no_temporary_client(keycloak: Any, server_config: Any, sig: int) -> None:
+    """Ctrl-C (or SIGTERM) once the temporary client exists: the audit ends 130 and the client is gone."""
+    realm = _realm(server_config)
+    with serve(server_config) as url:
+        process = subprocess.Popen([sys.executable, "-c", INTERRUPTED, url, keycloak.url, keycloak.user],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        process.stdin.write(keycloak.password)
+        process.stdin.close()
+        try:
+            while not _leftovers(keycloak, realm):
+                assert process.poll() is None, f"the audit ended before its client was seen: {process.stdout.read()}"
+                time.sleep(0.1)
+            process.send_signal(sig)
+            output, _ = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 130, output
+    assert _leftovers(keycloak, realm) == []
