@@ -130,6 +130,31 @@ def validate(files: Files, realm_files: RealmFileOptions) -> None:
 
 
 @app.command()
+def init(
+    name: Annotated[str, typer.Option("--name", help="The MCP server's name (also the realm's, unless --realm).", show_default=False)],
+    url: Annotated[str, typer.Option("--url", help="The URL MCP clients call, e.g. http://localhost:3000/mcp.", show_default=False)],
+    client: Annotated[Optional[list[str]], typer.Option("--client", help="How clients get tokens (repeatable): vscode, "
+                                                        "claude-code, claude-desktop, mcp-inspector, or dcr (default).")] = None,
+    validation: Annotated[str, typer.Option("--validation", metavar="jwt|introspection",
+                                            help="How the server checks tokens.")] = "jwt",
+    realm: Annotated[Optional[str], typer.Option("--realm", help="Realm name (default: --name).")] = None,
+    output: Annotated[Optional[str], typer.Option("-o", "--out", metavar="FILE",
+                                                  help="Where to write it (default realms/NAME.yaml; never over a file); - for stdout.")] = None,
+) -> None:
+    """Write a commented starter realm file for an MCP server, ready to validate, plan and apply."""
+    from kcprov.init import CLIENT_CHOICES, init_command
+
+    if validation not in ("jwt", "introspection"):
+        raise typer.BadParameter(f"{validation!r} is not jwt or introspection", param_hint="--validation")
+    unknown = [c for c in client or () if c not in CLIENT_CHOICES]
+    if unknown:
+        raise typer.BadParameter(f"{', '.join(unknown)}: choose from {', '.join(CLIENT_CHOICES)}", param_hint="--client")
+    written = init_command(name, url, client or (), validation, realm, output)  # type: ignore[arg-type]
+    if written:
+        err_console.print(f"Wrote {printable(written)}. Next: kcprov validate {printable(written)}", markup=False)
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of realm files (for editors: yaml-language-server)."""
     from kcprov.spec.commands import schema_command
