@@ -15,6 +15,7 @@ KCPROV_UPDATE_SNAPSHOTS=1 and review the diff of tests/snapshots/.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -23,9 +24,11 @@ from pathlib import Path
 
 import pytest
 from markdown_it import MarkdownIt
+from rich.console import Console
 
 from kcprov.plan.changes import Change, FieldDiff, Plan
 from kcprov.plan.markdown import MARKER, MAX_CHARS, code, diff_lines, prose, render_markdown
+from kcprov.plan.render import render_text
 from kcprov.secret import Secret
 from kcprov.terminal import printable
 from kindcontract import kcprov, ok
@@ -121,9 +124,17 @@ def test_hostile_names_cannot_break_the_comment():
 
 
 def test_the_diff_shows_what_the_text_plan_shows():
-    lines = diff_lines(hostile_plan())
-    assert lines[0].startswith("= client_scope.> quote (exists, will be adopted)")
-    assert "~ user.<img src=x onerror=alert(1)>" in lines
+    plan = hostile_plan()
+    plan.warnings, plan.unmanaged, plan.not_adopted = [], [], []
+    terminal = io.StringIO()
+    render_text([plan], Console(file=terminal, width=10_000, no_color=True, highlight=False))
+
+    def signed(lines):  # the change and field lines, indentation aside
+        return [re.sub(r"^\s*([-+~=])\s+", r"\1 ", line).rstrip() for line in lines if re.match(r"^\s*[-+~=] ", line)]
+
+    assert signed(diff_lines(plan)) == signed(terminal.getvalue().splitlines())
+    lines = diff_lines(plan)
+    assert lines[0] == "= client_scope.> quote (exists, will be adopted)"
     assert "~     password = (sensitive) (changed)" in lines
     assert "- role.# heading" in lines and not any("- item" in line for line in lines)  # deletes list no fields
     assert any(line.startswith("+     secret ") and line.endswith(" = (sensitive)") for line in lines)
