@@ -24,6 +24,7 @@ import typer
 from rich.console import Console
 
 from kcprov import KEYCLOAK_VERSION, __version__
+from kcprov.audit.command import FailOn
 from kcprov.cli_options import options
 from kcprov.dev.cli import app as dev_app
 from kcprov.errors import KcprovError
@@ -364,6 +365,36 @@ def export(
         err_console.print("[yellow]warning:[/] ", end="")  # names from Keycloak are printed without markup
         err_console.print(f"{len(result.not_exported)} objects not exported: {printable('; '.join(result.not_exported))}"
                           " (listed at the end of the file)", markup=False, soft_wrap=True)
+
+
+@app.command()
+@options(RealmFileOptions, KeycloakOptions)
+def audit(
+    realm_files: RealmFileOptions,
+    keycloak: KeycloakOptions,
+    files: Annotated[Optional[list[Path]], typer.Argument(metavar="FILE", help="Realm files to audit offline.",
+                                                          show_default=False)] = None,
+    realm: Annotated[Optional[list[str]], typer.Option("--realm", metavar="NAME", help="Audit this live realm (repeatable).")] = None,
+    server: Annotated[Optional[list[str]], typer.Option("--server", metavar="URL", help="Probe this running MCP server (repeatable).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+    sarif: Annotated[Optional[str], typer.Option("--sarif", metavar="FILE", help="Also write SARIF 2.1.0 (code scanning) here; - for stdout.")] = None,
+    fail_on: Annotated[FailOn, typer.Option("--fail-on", help="Exit 3 if a finding at or above this severity is not waived.")] = FailOn.medium,
+    rules_markdown: Annotated[bool, typer.Option("--rules-markdown", hidden=True)] = False,
+) -> None:
+    """Check realm files, live realms and running MCP servers against the MCP authorization spec (exit 3: findings)."""
+    from kcprov.audit.command import all_rules, audit_command, rules_markdown as table
+    from kcprov.audit.rules import Severity
+
+    if rules_markdown:  # the README's rule table (tests/test_audit_report.py checks it is current)
+        print(table(all_rules()), end="")
+        return
+    if not (files or realm or server):
+        raise typer.BadParameter("name a realm FILE, --realm NAME or --server URL", param_hint="what to audit")
+    if json_output and sarif == "-":
+        raise typer.BadParameter("--json and --sarif - both print to stdout; give --sarif a file", param_hint="--sarif")
+    raise typer.Exit(audit_command(files or [], realm or [], server or [], realm_files=realm_files,
+                                   connect=keycloak.connect, json_output=json_output, sarif=sarif,
+                                   fail_on=Severity[fail_on.name.upper()], out=out, err=err_console))
 
 
 def _write_env_files(client, spec, source: str, only, allow_outside) -> list:

@@ -51,6 +51,19 @@ def load_realms(
     Template variables: the var files merged in order, then `vars`; later wins.
     A realm or var file over `max_input_size` bytes is a problem, not read.
     """
+    return [spec for spec, _ in load_realms_located(paths, vars, var_files, strict_secrets, max_input_size)]
+
+
+def load_realms_located(
+    paths: Iterable[Path],
+    vars: Mapping[str, Any] | None = None,
+    var_files: Sequence[Path] = (),
+    strict_secrets: bool = False,
+    max_input_size: int = MAX_INPUT_BYTES,
+) -> list[tuple[RealmSpec, _Locator]]:
+    """`load_realms`, each spec with its file's locator: data paths to file:line problems, and the parsed
+    document (`.document.data` keeps the top-level `x-` keys the model drops), for tools that report on
+    the file after loading it (`kcprov audit`)."""
     variables: dict[str, Any] = {}
     problems: list[Problem] = []
     for var_file in var_files:
@@ -58,7 +71,7 @@ def load_realms(
         variables.update(values)
         problems += found
     variables.update(vars or {})
-    specs: list[RealmSpec] = []
+    specs: list[tuple[RealmSpec, _Locator]] = []
     first_file: dict[str, str] = {}
     for path in paths:
         spec, found, locate = _load_file(Path(path), variables, strict_secrets, max_input_size)
@@ -70,7 +83,7 @@ def load_realms(
                 locate(("realm",), f"realm '{spec.realm}' is also defined in {first_file[spec.realm]}", "one file per realm")
             )
         first_file.setdefault(spec.realm, display_path(path))
-        specs.append(spec)
+        specs.append((spec, locate))
     if problems:
         raise SpecError(problems)
     return specs
