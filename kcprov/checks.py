@@ -30,6 +30,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from kcprov.errors import KcprovError
+from kcprov.plan.changes import PlanWarning
 from kcprov.spec.expand import CIMD_PRESETS, DEFAULT_ACCESS_TOKEN_LIFESPAN, admin_scopes, audiences
 from kcprov.spec.models import Client, McpServer, RealmSpec
 from kcprov.spec.user_profile import allows
@@ -42,6 +43,9 @@ RESOURCE_INDICATORS_FEATURE = "RESOURCE_INDICATORS"
 
 @dataclass(frozen=True)
 class SetupIssue:
+    """One finding; `id` is stable (a warning's is in kcprov.spec.quiet.WARNINGS: files and CI scripts name it)."""
+
+    id: str
     level: Literal["error", "warning"]
     message: str
     hint: str | None = None
@@ -70,9 +74,10 @@ def check_setup(spec: RealmSpec, server_info: dict | None, url: str) -> list[Set
     return sorted(found, key=lambda i: i.level != "error")
 
 
-def warnings(spec: RealmSpec, server_info: dict | None, url: str) -> list[str]:
-    """One line per warning, for the plan's `warning:` lines."""
-    return [str(i) for i in check_setup(spec, server_info, url) if i.level == "warning"]
+def warnings(spec: RealmSpec, server_info: dict | None, url: str) -> list[PlanWarning]:
+    """One per warning, for the plan's `warning:` lines; those the file silences (x-kcprov-quiet-warnings) left out."""
+    return [PlanWarning(i.id, str(i)) for i in check_setup(spec, server_info, url)
+            if i.level == "warning" and i.id not in spec.quiet_warnings]
 
 
 def errors(spec: RealmSpec, server_info: dict | None, url: str) -> list[str]:
@@ -127,17 +132,17 @@ def _feature_issues(spec: RealmSpec, info: dict) -> list[SetupIssue]:
     for server in spec.mcp_servers:
         kinds = _cimd_entries(server)
         if kinds and cimd is False:
-            found.append(SetupIssue(
+            found.append(SetupIssue("cimd-feature-off",
                 "error", f"{', '.join(kinds)} needs Keycloak's 'cimd' feature, which is off: the "
                 "client-id-metadata-document executor and client-id-uri condition do not exist, apply would fail",
                 "start Keycloak with --features=cimd (kcprov dev up does), or remove those clients entries", server.name))
         if server.audience_binding == "resource-indicators" and indicators is False:
-            found.append(SetupIssue(
+            found.append(SetupIssue("resource-indicators-feature-off",
                 "error", "audience_binding is resource-indicators but Keycloak's 'resource-indicators' feature is "
                 f"off: Keycloak ignores `resource` and no token would carry the audience {server.url}",
                 "start Keycloak with --features=resource-indicators, or use audience_binding: mapper", server.name))
         if server.audience_binding == "mapper" and indicators and server.extra_audiences:
-            found.append(SetupIssue(
+            found.append(SetupIssue("resource-indicators-audience",
                 "warning", "Keycloak's 'resource-indicators' feature is on: tokens requested with "
                 f"resource={server.url} (MCP clients always send it) carry only that audience, not "
                 f"{', '.join(server.extra_audiences)}", "the server must accept its URL as audience", server.name))
@@ -153,7 +158,7 @@ def _version_issues(spec: RealmSpec, info: dict) -> list[SetupIssue]:
     dcr_servers = [s for s in spec.mcp_servers if _dcr_used(s)]
     primitive_dcr = bool(spec.client_registration and spec.client_registration.anonymous)
     if dcr_servers:
-        found.append(SetupIssue(
+        found.append(SetupIssue("dcr-default-scopes",
             "warning", f"Keycloak {shown} (< 26.8.0) gives a DCR client that asks for scopes only 'basic' as default "
             "scope (keycloak#50807): realm default scopes (profile, email, roles) never reach it. The audience "
             "still does: kcprov puts the audience mappers on the server's optional scopes "
@@ -162,7 +167,7 @@ def _version_issues(spec: RealmSpec, info: dict) -> list[SetupIssue]:
     if dcr_servers or primitive_dcr:
         for scope in spec.client_scopes:
             if scope.type == "default" and any(m.audience or m.client_audience for m in scope.mappers):
-                found.append(SetupIssue(
+                found.append(SetupIssue("dcr-default-scope-audience",
                     "warning", f"client scope '{scope.name}' is a realm default scope with an audience mapper: on "
                     f"Keycloak {shown} DCR clients that ask for scopes do not get it (keycloak#50807), so their tokens "
                     "lack that audience", "make it an optional scope the client requests (or an MCP server scope)"))
@@ -171,13 +176,13 @@ def _version_issues(spec: RealmSpec, info: dict) -> list[SetupIssue]:
             accept = entry.preset == "claude-desktop" or (
                 entry.cimd is not None and entry.cimd.accept_public_client_with_confidential_grant_types)
             if accept:
-                found.append(SetupIssue(
+                found.append(SetupIssue("claude-desktop-grant",
                     "warning", f"Keycloak {shown} ignores 'accept public client with confidential-only grant types' "
                     "(new in 26.8): Claude Desktop's metadata document (jwt-bearer grant) is rejected",
                     "use Keycloak 26.8 or later for Claude Desktop", server.name))
         if feature_enabled(info, RESOURCE_INDICATORS_FEATURE) and any(
                 e.client is not None and e.client.service_account for e in server.clients):
-            found.append(SetupIssue(
+            found.append(SetupIssue("client-credentials-resource",
                 "warning", f"Keycloak {shown} answers HTTP 500 to client credentials requests that carry "
                 "`resource=` (resource-indicators feature on, seen on 26.7.3)",
                 "let service-account clients omit `resource` and ask for the scope instead; "
@@ -204,34 +209,34 @@ def _url_issues(spec: RealmSpec, url: str) -> list[SetupIssue]:
     found = []
     issuer = f"{url.rstrip('/')}/realms/{spec.realm}"
     if spec.mcp_servers and _insecure(issuer):
-        found.append(SetupIssue(
+        found.append(SetupIssue("issuer-http",
             "warning", f"the issuer {issuer} is plain http on a non-loopback host: MCP requires HTTPS for every "
             "authorization server endpoint (OAuth 2.1 §1.5)", "put Keycloak behind HTTPS"))
     for server in spec.mcp_servers:
         if _insecure(server.url):
-            found.append(SetupIssue(
+            found.append(SetupIssue("server-url-http",
                 "warning", f"url {server.url} is plain http on a non-loopback host: MCP clients refuse it, and the "
                 "reference server refuses to start with OAUTH_STRICT=true", "serve the MCP server over HTTPS",
                 server.name))
         canonical = _canonical(server.url)
         if canonical != server.url:
-            found.append(SetupIssue(
+            found.append(SetupIssue("server-url-not-canonical",
                 "warning", f"url {server.url} is not in canonical form ({canonical}): clients compare the resource "
                 "metadata's `resource` with the URL they called character for character",
                 f"write url: {canonical}", server.name))
         if any(e.cimd is not None and e.cimd.allow_http for e in server.clients) and not is_loopback(
                 urlsplit(url).hostname):
-            found.append(SetupIssue(
+            found.append(SetupIssue("cimd-allow-http",
                 "warning", "cimd allow_http accepts http:// client_id documents: development only",
                 "remove allow_http outside development", server.name))
     for client, server in _all_clients(spec):
         for uri in client.redirect_uris or []:
             if "*" in uri:
-                found.append(SetupIssue(
+                found.append(SetupIssue("redirect-uri-wildcard",
                     "warning", f"client '{client.client_id}' has the wildcard redirect URI {uri}: MCP requires exact "
                     "redirect URI matching (OAuth 2.1 §7.12)", "list each redirect URI exactly", server))
             elif _insecure(uri):
-                found.append(SetupIssue(
+                found.append(SetupIssue("redirect-uri-http",
                     "warning", f"client '{client.client_id}' has the redirect URI {uri}: MCP allows only loopback "
                     "or HTTPS redirect URIs (OAuth 2.1 §1.5)", "use https:// or a loopback address", server))
     return found
@@ -261,7 +266,7 @@ def _audience_issues(spec: RealmSpec) -> list[SetupIssue]:
     for server in spec.mcp_servers:
         for extra in server.extra_audiences or []:
             if extra != server.url and extra.rstrip("/") == server.url.rstrip("/"):
-                found.append(SetupIssue(
+                found.append(SetupIssue("extra-audience-slash",
                     "warning", f"extra audience {extra} differs from the url {server.url} only by a trailing '/'",
                     "audiences are compared exactly; remove it or fix the spelling", server.name))
     mappers = [(f"client scope '{s.name}'", m) for s in spec.client_scopes for m in s.mappers]
@@ -272,7 +277,7 @@ def _audience_issues(spec: RealmSpec) -> list[SetupIssue]:
             continue
         for server in spec.mcp_servers:
             if _same_origin(audience, server.url):
-                found.append(SetupIssue(
+                found.append(SetupIssue("audience-mismatch",
                     "warning", f"{owner} adds the audience {audience}, which does not match the MCP server url "
                     f"{server.url}: the server accepts only tokens whose aud is its url (or an extra audience)",
                     f"use audience: {server.url}, or add {audience} to extra_audiences", server.name))
@@ -299,19 +304,19 @@ def _registration_issues(spec: RealmSpec, url: str) -> list[SetupIssue]:
     for server in spec.mcp_servers:
         if any(e.dcr is not None for e in server.clients) and not explicit_hosts and not any(
                 e.preset == "mcp-inspector" for s in spec.mcp_servers for e in s.clients):
-            found.append(SetupIssue(
+            found.append(SetupIssue("dcr-no-trusted-hosts",
                 "warning", "dcr has no trusted_hosts: Keycloak's anonymous registration then refuses every host",
                 "list the hosts MCP clients register from, e.g. trusted_hosts: [localhost, 127.0.0.1]", server.name))
         for entry in server.clients:
             if entry.cimd is not None and not entry.cimd.trusted_domains:
-                found.append(SetupIssue(
+                found.append(SetupIssue("cimd-no-trusted-domains",
                     "warning", "cimd has no trusted_domains: Keycloak accepts no client_id document",
                     "list the domains of the client_id URLs (and of their redirect URIs)", server.name))
         mapped = admin_scopes(server)
         unmapped = [t for t in server.admin_tools or [] if (server.tool_scopes or {})[t] not in mapped]
         if server.admin_role and _dcr_used(server) and unmapped:
             scopes = sorted({(server.tool_scopes or {})[t] for t in unmapped})
-            found.append(SetupIssue(
+            found.append(SetupIssue("dcr-admin-role",
                 "warning", f"DCR clients are registered with full scope disabled (Keycloak's anonymous 'Full Scope "
                 f"Disabled' policy): their tokens carry only the roles their scopes map, and kcprov maps "
                 f"'{server.admin_role}' only onto scopes that admin tools alone require. {', '.join(scopes)} "
@@ -320,7 +325,7 @@ def _registration_issues(spec: RealmSpec, url: str) -> list[SetupIssue]:
                 "give the admin tools a scope of their own (e.g. mcp:admin), or use a pre-registered client "
                 "(clients: - client: ...) for administration", server.name))
         if server.admin_tools and not server.admin_role:
-            found.append(SetupIssue(
+            found.append(SetupIssue("admin-tools-no-role",
                 "warning", f"admin tools {', '.join(server.admin_tools)} have no admin_role: only their scope "
                 "protects them", "set admin_role to a realm role", server.name))
     return found
@@ -333,22 +338,22 @@ def _token_issues(spec: RealmSpec) -> list[SetupIssue]:
         lifespans = [s.access_token_lifespan for s in spec.mcp_servers if s.access_token_lifespan is not None]
         wanted = min(lifespans, default=DEFAULT_ACCESS_TOKEN_LIFESPAN)
         if settings.access_token_lifespan is not None and settings.access_token_lifespan > wanted:
-            found.append(SetupIssue(
+            found.append(SetupIssue("token-lifespan",
                 "warning", f"settings.access_token_lifespan is {settings.access_token_lifespan}s, longer than the "
                 f"{wanted}s the MCP servers ask for: MCP wants short-lived access tokens",
                 "remove settings.access_token_lifespan (kcprov then uses the servers' value) or shorten it"))
         if settings.revoke_refresh_token is False:
-            found.append(SetupIssue(
+            found.append(SetupIssue("refresh-token-rotation",
                 "warning", "settings.revoke_refresh_token is false: MCP requires refresh token rotation for public "
                 "clients", "set it to true, with refresh_token_max_reuse: 0"))
         if settings.refresh_token_max_reuse:
-            found.append(SetupIssue(
+            found.append(SetupIssue("refresh-token-reuse",
                 "warning", f"settings.refresh_token_max_reuse is {settings.refresh_token_max_reuse}: a rotated "
                 "refresh token can be replayed", "set it to 0"))
     if spec.mcp_servers:
         for client, server in _all_clients(spec):
             if client.pkce == "plain":
-                found.append(SetupIssue(
+                found.append(SetupIssue("pkce-plain",
                     "warning", f"client '{client.client_id}' sets pkce: plain, but the realm's mcp-pkce policy "
                     "enforces S256 (Keycloak rewrites it on every update)", "write pkce: S256", server))
     return found
@@ -361,7 +366,7 @@ def _profile_issues(spec: RealmSpec) -> list[SetupIssue]:
     if not dropped:
         return []
     shown = ", ".join(f"{user}.{attribute}" for user, attribute in dropped)
-    return [SetupIssue(
+    return [SetupIssue("undeclared-user-attribute",
         "warning", f"user attributes {shown} are not declared in user_profile: Keycloak drops undeclared "
         "attributes unless the realm's unmanaged-attribute policy is ENABLED or ADMIN_EDIT",
         "declare them under user_profile.attributes, or set user_profile.unmanaged_attribute_policy: ADMIN_EDIT")]

@@ -15,7 +15,9 @@ its KCPROV_* variable, shown in --help).
 
 from __future__ import annotations
 
+import platform
 import sys
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Optional
@@ -29,14 +31,13 @@ from kcprov.cli_options import options
 from kcprov.dev.cli import app as dev_app
 from kcprov.errors import KcprovError
 from kcprov.fileio import MAX_INPUT_BYTES
-from kcprov.terminal import printable
+from kcprov.terminal import QUIET, printable
 
 app = typer.Typer(
     name="kcprov",
     help="Declarative Keycloak provisioning for MCP servers: validate, plan, apply.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
 app.add_typer(dev_app, name="dev")
 
@@ -44,18 +45,31 @@ out = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False)
 
 
+VERBOSE: ContextVar[bool] = ContextVar("VERBOSE", default=False)
+
+
 def _print_version(value: bool) -> None:
     if value:
-        print(f"kcprov {__version__} (dev Keycloak {KEYCLOAK_VERSION})")
+        print(f"kcprov {__version__} (Python {platform.python_version()}, dev Keycloak {KEYCLOAK_VERSION})")
         raise typer.Exit()
+
+
+def _log_request(method: str, path: str, status: int, seconds: float) -> None:
+    """`-v`: one stderr line per Admin API answer (the path has no token or secret; bodies are never shown)."""
+    err_console.print(f"{method} /{printable(path)} {status} {seconds * 1000:.0f} ms", markup=False)
 
 
 @app.callback()
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
                                           help="Print kcprov's version and exit.")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors and the final summary.")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log each Keycloak request to stderr "
+                                                                  "(method, path, status, time; no tokens).")] = False,
 ) -> None:
     """Declarative Keycloak provisioning for MCP servers: validate, plan, apply."""
+    QUIET.set(quiet)
+    VERBOSE.set(verbose)
 
 
 # -- option groups ------------------------------------------------------------------------
@@ -104,7 +118,7 @@ class KeycloakOptions:
 
         settings = resolve_connection(self.url, self.user, self.password, self.client_id, self.client_secret,
                                       self.auth_realm, self.ca_cert, self.insecure, self.allow_http)
-        return KeycloakClient(settings, timeout=self.timeout)
+        return KeycloakClient(settings, timeout=self.timeout, on_request=_log_request if VERBOSE.get() else None)
 
 
 # -- arguments and options of single commands --------------------------------------------
@@ -115,6 +129,20 @@ AllowAdminRealm = Annotated[bool, typer.Option(
     help="Allow changes that could lock kcprov out: disabling the realm it logs in to, or its admin's roles.")]
 LockTimeout = Annotated[float, typer.Option("--lock-timeout", min=0, metavar="SECONDS",
                                            help="Wait this long for another apply of the realm to finish (0: refuse at once).")]
+
+
+def _warning_ids(ids: Optional[list[str]]) -> list[str]:
+    from kcprov.spec.quiet import WARNINGS, id_hint
+
+    for warning_id in ids or ():
+        if warning_id not in WARNINGS:
+            raise typer.BadParameter(f"unknown warning id '{warning_id}': {id_hint(warning_id)}")
+    return ids
+
+
+QuietWarning = Annotated[Optional[list[str]], typer.Option(
+    "--quiet-warning", metavar="ID", callback=_warning_ids,
+    help="Do not show the plan warning with this id (the [id] after it; repeatable).")]
 AllowOutside = Annotated[Optional[list[Path]], typer.Option(
     "--allow-outside", metavar="DIR",
     help="Allow env files under DIR although it is outside the current directory (repeatable).")]
@@ -180,6 +208,7 @@ def plan(
                                                         "but kcprov did not create (saved plans keep it).")] = False,
     allow_admin_realm_changes: AllowAdminRealm = False,
     allow_outside: AllowOutside = None,
+    quiet_warning: QuietWarning = None,
 ) -> None:
     """Show what `apply` would change in Keycloak (reads the live realms, changes nothing)."""
     from kcprov.envgen import check_env_targets
@@ -192,7 +221,7 @@ def plan(
         raise typer.BadParameter("--json is --format json; give one of them", param_hint="--json")
     if output and output != "-":
         resolve_output(output, origin="command-line", what="plan file")
-    specs = realm_files.load(files)
+    specs = _silenced(realm_files.load(files), quiet_warning)
     for spec in specs:  # what apply would refuse, a plan refuses already: a pull request learns it at review
         check_env_targets(spec, allow_outside or ())
     client = keycloak.connect()
@@ -233,6 +262,7 @@ def apply(
     lock_timeout: LockTimeout = 0.0,
     allow_admin_realm_changes: AllowAdminRealm = False,
     allow_outside: AllowOutside = None,
+    quiet_warning: QuietWarning = None,
     adopt: Annotated[bool, typer.Option("--adopt", help="Also take over the objects the files name that exist but "
                                                         "kcprov did not create (as `kcprov adopt` does).")] = False,
 ) -> None:
@@ -247,7 +277,7 @@ def apply(
         prune = saved.get("prune", False)
         adopt = adopt or saved.get("adopt", False)  # --adopt on a plan saved without it is refused by check_saved
         files = [Path(p["source"]) for p in saved["plans"]]
-    specs = realm_files.load(files)
+    specs = _silenced(realm_files.load(files), quiet_warning)
     if not no_env:  # a bad env file target is refused before anything changes in Keycloak
         for spec in specs:
             check_env_targets(spec, allow_outside or ())
@@ -395,6 +425,11 @@ def audit(
     raise typer.Exit(audit_command(files or [], realm or [], server or [], realm_files=realm_files,
                                    connect=keycloak.connect, json_output=json_output, sarif=sarif,
                                    fail_on=Severity[fail_on.name.upper()], out=out, err=err_console))
+
+
+def _silenced(specs: list, ids: list[str] | None) -> list:
+    """The specs with the warnings of --quiet-warning silenced too, as if the files named them."""
+    return [spec.model_copy(update={"quiet_warnings": [*spec.quiet_warnings, *ids]}) for spec in specs] if ids else specs
 
 
 def _write_env_files(client, spec, source: str, only, allow_outside) -> list:

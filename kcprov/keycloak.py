@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -115,12 +116,15 @@ class KeycloakClient:
     `timeout` bounds each request (seconds until Keycloak answers); a request
     that times out is not retried, since waiting again would multiply the
     bound the user chose. `attempts` bounds the tries of one request, `retries`
-    the retries of the whole session (a RetryBudget).
+    the retries of the whole session (a RetryBudget). `on_request(method, path,
+    status, seconds)` hears of every Admin API answer (`kcprov -v`): the path
+    holds names and ids only, never a token, a secret or a body.
     """
 
     def __init__(self, settings: ConnectionSettings, timeout: float = DEFAULT_TIMEOUT, attempts: int = 4,
-                 retries: int = DEFAULT_RETRIES):
+                 retries: int = DEFAULT_RETRIES, on_request: Callable[[str, str, int, float], None] | None = None):
         self.settings = settings
+        self.on_request = on_request
         self.timeout = timeout
         self.attempts = attempts
         self.budget = RetryBudget(retries)
@@ -186,6 +190,7 @@ class KeycloakClient:
         self.budget.check()
         self._count()
         path = path.lstrip("/")  # relative to the server URL, prefix included (see __init__)
+        started = time.monotonic()
         try:
             if method == "GET":
                 resp = self._conn.raw_get(path, **(params or {}))
@@ -209,6 +214,8 @@ class KeycloakClient:
                 hint=HINTS[401],
                 status=exc.response_code,
             ) from None
+        if self.on_request is not None:
+            self.on_request(method, path, resp.status_code, time.monotonic() - started)
         if resp.status_code in TRANSIENT_STATUS:
             raise _Transient(f"kept answering HTTP {resp.status_code}")
         return resp

@@ -15,11 +15,14 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kcprov.keycloak import KeycloakClient
 from kcprov.secret import public
 from kcprov.resources.realm import OWNERSHIP_ATTRIBUTE
+
+if TYPE_CHECKING:
+    from kcprov.plan.changes import PlanWarning
 
 
 @dataclass
@@ -47,7 +50,7 @@ class LiveState:
     objects: dict[str, dict[str, dict[str, Any]]]
     owned: dict[str, set[str]]
     raw: RawRealm
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[PlanWarning] = field(default_factory=list)
 
     @property
     def fingerprint(self) -> str:

@@ -59,6 +59,7 @@ def plan_realm(client: KeycloakClient, spec: RealmSpec, source: str, prune: bool
     from kcprov.checks import raise_for_errors, warnings
     from kcprov.plan.adopt import adoptable, adoptions_only, with_adoptions
     from kcprov.plan.admin_realm import refuse_admin_realm_lockout
+    from kcprov.plan.dcr import dcr_clients
 
     if spec.mcp_servers:
         server_info = client.server_info()
@@ -73,6 +74,7 @@ def plan_realm(client: KeycloakClient, spec: RealmSpec, source: str, prune: bool
     plan = with_adoptions(plan, adoptable(spec.realm, desired, live, KINDS), KINDS, groups, adopt)
     if not changes:
         plan = adoptions_only(plan)
+    plan.dcr_clients = dcr_clients(live.raw.export, plan.unmanaged)
     login = client.settings
     service = bool(login.client_id and login.client_secret)
     refuse_admin_realm_lockout(plan, login.auth_realm,

@@ -128,7 +128,7 @@ def test_non_canonical_url():
 def test_redirect_uris():
     clients = [{"client_id": "web", "redirect_uris": ["https://app.example.com/*", "http://app.example.com/cb",
                                                       "http://127.0.0.1:8000/cb", "https://app.example.com/cb"]}]
-    found = warnings(spec({}, clients=clients), None, LOCAL)
+    found = [w.message for w in warnings(spec({}, clients=clients), None, LOCAL)]
     assert len(found) == 2
     assert "wildcard redirect URI https://app.example.com/*" in found[0]
     assert "redirect URI http://app.example.com/cb" in found[1]
@@ -136,11 +136,11 @@ def test_redirect_uris():
 
 def test_an_audience_that_misses_the_server_url():
     scope = {"name": "old", "mappers": [{"name": "a", "audience": "http://localhost:3000/mcp/"}]}
-    [found] = warnings(spec({}, client_scopes=[scope]), None, LOCAL)
+    [found] = texts(warnings(spec({}, client_scopes=[scope]), None, LOCAL)).splitlines()
     assert "does not match the MCP server url http://localhost:3000/mcp" in found
     ok = {"name": "old", "mappers": [{"name": "a", "audience": "http://localhost:3000"}]}
     assert warnings(spec({"extra_audiences": ["http://localhost:3000"]}, client_scopes=[ok]), None, LOCAL) == []
-    [slash] = warnings(spec({"extra_audiences": [URL + "/"]}), None, LOCAL)
+    [slash] = texts(warnings(spec({"extra_audiences": [URL + "/"]}), None, LOCAL)).splitlines()
     assert "trailing '/'" in slash
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kcprov.errors import KcprovError
+from kcprov.plan.dcr import DcrClient
 from kcprov.secret import Secret, public
 
 Action = Literal["adopt", "create", "update", "delete"]
@@ -83,6 +84,20 @@ class Change:
                 "group": self.group, "diffs": [d.to_json() for d in self.diffs]}
 
 
+@dataclass(frozen=True)
+class PlanWarning:
+    """A legal but risky setup, shown with the plan; `id` silences it (kcprov.spec.quiet)."""
+
+    id: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "message": self.message}
+
+
 @dataclass
 class Plan:
     """Everything `kcprov apply` will do to one realm, and what it will leave alone."""
@@ -93,12 +108,14 @@ class Plan:
     managed_count: int
     state_fingerprint: str
     unmanaged: list[tuple[str, str]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[PlanWarning] = field(default_factory=list)
     source: str | None = None  # the realm file this plan came from
     # objects the file names that exist but kcprov does not own, in a plan that does not adopt them
     not_adopted: list[tuple[str, str]] = field(default_factory=list)
     # only in a plan of `kcprov adopt`: the changes it leaves for the next apply
     deferred: list[Change] | None = None
+    # the unmanaged clients that DCR registered, by (kind, key) as in `unmanaged`: what they call themselves, when
+    dcr_clients: dict[tuple[str, str], DcrClient] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.changes.sort(key=Change.sort_key)
@@ -151,7 +168,8 @@ class Plan:
             "managed_count": self.managed_count,
             "summary": {a: self.count(a) for a in ("adopt", "create", "update", "delete")},
             "changes": [c.to_json() for c in self.changes],
-            "unmanaged": [{"kind": k, "key": key} for k, key in self.unmanaged],
+            "unmanaged": [{"kind": k, "key": key, **(self.dcr_clients[k, key].to_json() if (k, key) in self.dcr_clients else {})}
+                          for k, key in self.unmanaged],
             "not_adopted": [{"kind": k, "key": key} for k, key in self.not_adopted],
-            "warnings": self.warnings,
+            "warnings": [w.to_json() for w in self.warnings],
         }

@@ -5,22 +5,33 @@ PlanLogger/PlanMarkdown split). Secrets appear only as `(sensitive)`. Every
 name and value passes through `terminal.shown`: object names come from
 realm files and from Keycloak (a DCR client names itself), so neither markup
 nor a terminal escape sequence in them takes effect.
+
+A warning ends with its id (`[dcr-default-scopes]`, what `--quiet-warning`
+takes) and wraps between words on a terminal (one line in a file). Clients
+DCR registered are shown by their client_name and registration date; more
+than DCR_LISTED of them are one line, counted by name. With `-q`
+(`terminal.QUIET`) a plan is its summary line.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
-from kcprov.plan.changes import Change, FieldDiff, Plan
+from kcprov.plan.changes import Change, FieldDiff, Plan, PlanWarning
+from kcprov.plan.dcr import DcrClient
 from kcprov.secret import SENSITIVE, public
-from kcprov.terminal import shown
+from kcprov.terminal import QUIET, printable, shown, wrapped
 
 SIGNS = {"adopt": ("=", "cyan"), "create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", "red")}
 ADOPTED = " [dim](exists, will be adopted)[/]"
+WARNING = "  warning: "
+DCR_LISTED = 10  # DCR clients listed one by one; more are summed up in one line
 
 
 def show(value: Any) -> str:
@@ -48,11 +59,16 @@ def _diff_line(change: Change, d: FieldDiff, width: int) -> str:
 def render_text(plans: Sequence[Plan], console: Console, url: str | None = None, verbose_deletes: bool = False) -> None:
     """Print plans the way `terraform plan` does."""
     for plan in plans:
+        if QUIET.get():
+            console.print(f"[bold]Plan[/] (realm '{shown(plan.realm)}'): {plan.summary()}.")
+            continue
         where = f" at {url}" if url else ""
         console.print(f"[bold]Realm '{shown(plan.realm)}'[/]{shown(where)}"
                       + ("" if plan.realm_exists else " [green](new realm)[/]"))
         for warning in plan.warnings:
-            console.print(f"  [yellow]warning:[/] {shown(warning)}")
+            console.print(warning_text(warning, console.width if console.is_terminal else None), soft_wrap=True)
+        if plan.warnings:
+            console.print("  [dim](--quiet-warning ID or x-kcprov-quiet-warnings: \\[ID] silences a warning)[/]")
         if plan.empty:
             console.print("  No changes. The realm matches the file." if plan.deferred is None else
                           "  Nothing to adopt: what the file names is managed by kcprov already, or does not exist.")
@@ -80,9 +96,44 @@ def render_text(plans: Sequence[Plan], console: Console, url: str | None = None,
                 console.print(f"  [dim]  {shown(kind)}.{shown(key)}[/]")
         if plan.unmanaged:
             console.print("\n  [dim]Not managed by this file (left alone; `--prune` deletes them):[/]")
+            summed = len(plan.dcr_clients) > DCR_LISTED
             for kind, key in plan.unmanaged:
-                console.print(f"  [dim]  {shown(kind)}.{shown(key)}[/]")
+                dcr = plan.dcr_clients.get((kind, key))
+                if dcr is None or not summed:
+                    console.print(f"  [dim]  {shown(kind)}.{shown(key)}{_dcr_note(dcr)}[/]")
+            if summed:
+                console.print(f"  [dim]  {shown(dcr_summary(list(plan.dcr_clients.values())))}[/]")
         console.print(f"\n[bold]Plan:[/] {plan.summary()}.\n")
+
+
+def warning_text(warning: PlanWarning, width: int | None) -> Text:
+    """`  warning: <message> [id]`, broken between words at `width` (None: one line)."""
+    tag = f"[{warning.id}]"
+    text = Text(wrapped(f"{WARNING}{printable(warning.message)} {tag}", width, len(WARNING)))
+    text.stylize("yellow", 2, len(WARNING) - 1)
+    text.stylize("dim", len(text) - len(tag))
+    return text
+
+
+def _dcr_note(dcr: DcrClient | None) -> str:
+    if dcr is None:
+        return ""
+    name = f"'{shown(dcr.name)}'" if dcr.name else "(no client_name)"
+    when = f" on {dcr.registered:%Y-%m-%d}" if dcr.registered else ""
+    return f"  {name}, registered by DCR{when}"
+
+
+def dcr_summary(clients: Sequence[DcrClient], names: int = 3) -> str:
+    """One line for many DCR clients: how many, the commonest names, the newest registration known."""
+    counted = Counter(c.name or "(no client_name)" for c in clients).most_common()
+    shown_names = ", ".join(f"{n} '{name}'" for name, n in counted[:names])
+    others = sum(n for _, n in counted[names:])
+    line = f"{len(clients)} clients registered by DCR: {shown_names}" + (f", {others} others" if others else "")
+    dated = [c for c in clients if c.registered]
+    if dated:
+        newest = max(dated, key=lambda c: c.registered)
+        line += f" (newest: '{newest.name or '(no client_name)'}' on {newest.registered:%Y-%m-%d})"
+    return line + "; `kcprov plan --json` lists each"
 
 
 def render_json(plans: Sequence[Plan], url: str | None = None) -> str:

@@ -58,6 +58,7 @@ from kcprov.spec.flows import AuthenticationFlow, FlowBindings, FlowOverrides
 from kcprov.spec.groups import Group
 from kcprov.spec.identity_providers import IdentityProvider
 from kcprov.spec.organizations import Organization
+from kcprov.spec.quiet import KEY as QUIET_KEY, WarningId
 from kcprov.spec.required_actions import RequiredAction
 from kcprov.spec.smtp import Smtp
 from kcprov.spec.user_profile import UserProfile
@@ -457,7 +458,8 @@ class RealmSpec(Spec):
     """One realm file: the desired state of one Keycloak realm.
 
     Top-level keys starting with `x-` are ignored, as in Docker Compose, so a
-    file can hold YAML anchors (`x-spa: &spa {...}`) to merge into entries.
+    file can hold YAML anchors (`x-spa: &spa {...}`) to merge into entries;
+    except kcprov's own `x-kcprov-quiet-warnings` (kcprov.spec.quiet says why).
     """
 
     model_config = ConfigDict(json_schema_extra={"patternProperties": {"^x-": {}}})
@@ -466,7 +468,7 @@ class RealmSpec(Spec):
     @classmethod
     def _drop_extension_keys(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            return {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+            return {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-") and k != QUIET_KEY)}
         return data
 
     realm: RealmName = Field(description="Realm name.")
@@ -491,3 +493,4 @@ class RealmSpec(Spec):
     users: list[User] = Field(default_factory=list, description="Users (development realms).")
     organizations: list[Organization] = Field(default_factory=list, description="Organizations with their domains and members (needs settings.organizations_enabled).")
     mcp_servers: list[McpServer] = Field(default_factory=list, description="MCP servers, each expanded into the objects above by a later step.")
+    quiet_warnings: list[WarningId] = Field(default_factory=list, alias=QUIET_KEY, description="Plan warnings not to show, by the id in brackets after each (e.g. [dcr-default-scopes]).")
