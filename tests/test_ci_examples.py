@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -135,6 +136,16 @@ def test_the_checker_refuses_what_the_cli_refuses():
                 ["kcprov", "plan", "a.yaml", "-o"], ["kcprov", "dev"]):
         with pytest.raises(AssertionError):
             check_command_line(bad)
+
+
+@pytest.mark.parametrize("schema, files", [("vendor.github-workflows", GITHUB), ("vendor.gitlab-ci", [GITLAB])],
+                         ids=["github", "gitlab"])
+def test_the_workflows_follow_the_forges_schemas(schema, files):
+    """SchemaStore's schemas of workflow files, as vendored by check-jsonschema (no network)."""
+    pytest.importorskip("check_jsonschema", reason="check-jsonschema (a dev dependency) is not installed")
+    result = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, *map(str, files)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_github_workflows_fit_together():
