@@ -7,7 +7,11 @@ from typing import Any
 
 from kcprov.spec.models import RealmSpec
 
-SCHEMA_ID = "urn:kcprov:realm-file:v1"
+# SchemaStore's form: the schema's address there is its `$id`, and its catalog entry
+# says which file names editors give it without a modeline (realm files have no fixed
+# name, so a suffix of its own: realms/prod.kcprov.yaml).
+SCHEMA_ID = "https://json.schemastore.org/kcprov.json"
+FILE_MATCH = ["*.kcprov.yaml", "*.kcprov.yml"]
 
 
 def realm_schema() -> dict[str, Any]:
@@ -18,6 +22,16 @@ def realm_schema() -> dict[str, Any]:
         "$id": SCHEMA_ID,
         "title": "kcprov realm file",
         **{k: v for k, v in schema.items() if k != "title"},
+    }
+
+
+def catalog_entry() -> dict[str, Any]:
+    """kcprov's entry in SchemaStore's catalog (src/api/json/catalog.json)."""
+    return {
+        "name": "kcprov realm file",
+        "description": "Declarative Keycloak realm file of kcprov (validate, plan, apply)",
+        "fileMatch": FILE_MATCH,
+        "url": SCHEMA_ID,
     }
 
 
