@@ -31,7 +31,7 @@ deviate say so in their docstring.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -51,7 +51,7 @@ from kcprov.spec.expand import (
     resource_client_id,
 )
 from kcprov.spec.identity_providers import OIDC_PROVIDERS, SAML
-from kcprov.spec.models import Client, ClientScope, McpServer, ProtocolMapper, RealmSpec, RegistrationPolicy
+from kcprov.spec.models import Client, ClientScope, ProtocolMapper, RealmSpec, RegistrationPolicy
 from kcprov.spec.problems import display_path
 from kcprov.spec.yamldoc import Path as YamlPath
 
@@ -102,10 +102,6 @@ class RealmView:
     live: bool = False  # True: read from Keycloak (the "live"-scope rules run too)
     keycloak_version: str | None = None  # None offline
     features: set[str] | None = None  # Keycloak features enabled; None offline
-    servers: dict[str, McpServer] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.servers = {s.name: s for s in self.spec.mcp_servers}
 
     @classmethod
     def from_file(cls, path: str | Path, spec: RealmSpec, source_map: SourceMap) -> RealmView:
@@ -116,7 +112,7 @@ class RealmView:
         origins = _origins(spec)
 
         def locate(where: Where) -> Location:
-            line, column = source_map(_yaml_path(spec, groups, origins, where))
+            line, column = source_map(_yaml_path(spec, expanded, origins, groups, where))
             return Location(file=file, line=line, column=column)
 
         return cls(spec, expanded, groups, locate)
@@ -217,13 +213,14 @@ def _origins(spec: RealmSpec) -> dict[tuple[str, Any], YamlPath]:
     return out
 
 
-def _yaml_path(spec: RealmSpec, groups: Groups, origins: dict[tuple[str, Any], YamlPath], where: Where) -> YamlPath:
+def _yaml_path(spec: RealmSpec, expanded: RealmSpec, origins: dict[tuple[str, Any], YamlPath],
+               groups: Groups, where: Where) -> YamlPath:
     kind, key, rest = where[0], where[1], tuple(where[2:])
     if kind == "realm":
         name = rest[0] if rest else None
-        if name and spec.settings is not None and getattr(spec.settings, name, None) is not None:
+        if name and getattr(spec.settings, name, None) is not None:
             return ("settings", name)
-        if name and groups.get(("realm", spec.realm)):  # a setting expansion supplied
+        if name and getattr(expanded.settings, name, None) is not None:  # a setting expansion supplied
             lifespans = [i for i, s in enumerate(spec.mcp_servers) if s.access_token_lifespan is not None]
             if name == "access_token_lifespan" and lifespans:
                 return ("mcp_servers", lifespans[0], "access_token_lifespan")
@@ -300,29 +297,28 @@ def _duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
-def _mapper_audiences(mapper: ProtocolMapper) -> list[tuple[str, str]]:
-    """(kind, value) of what an audience mapper adds: ("custom", URL) or ("client", client_id)."""
+def _mapper_audiences(mapper: ProtocolMapper) -> list[tuple[str, str, YamlPath]]:
+    """What an audience mapper adds: ("custom", URL) or ("client", client_id), with the mapper field saying so."""
     if mapper.audience is not None:
-        return [("custom", mapper.audience)]
+        return [("custom", mapper.audience, ("audience",))]
     if mapper.client_audience is not None:
-        return [("client", mapper.client_audience)]
+        return [("client", mapper.client_audience, ("client_audience",))]
     if mapper.protocol_mapper == AUDIENCE_MAPPER_TYPE:
         config = mapper.config or {}
-        return [(kind, config[key]) for kind, key in (("custom", "included.custom.audience"),
-                                                      ("client", "included.client.audience")) if config.get(key)]
+        return [(kind, config[key], ("config", key)) for kind, key in (("custom", "included.custom.audience"),
+                                                                      ("client", "included.client.audience"))
+                if config.get(key)]
     return []
 
 
-def _audience_mappers(view: RealmView) -> Iterator[tuple[str, str, int, str, str]]:
-    """(owner kind, owner, mapper index, audience kind, value) of every audience mapper on scopes and clients."""
-    for scope in view.expanded.client_scopes:
-        for i, mapper in enumerate(scope.mappers):
-            for kind, value in _mapper_audiences(mapper):
-                yield ("client_scope", scope.name, i, kind, value)
-    for client in view.expanded.clients:
-        for i, mapper in enumerate(client.mappers):
-            for kind, value in _mapper_audiences(mapper):
-                yield ("client", client.client_id, i, kind, value)
+def _audience_mappers(view: RealmView) -> Iterator[tuple[str, str, str, Where]]:
+    """(owner label, audience kind, value, where) of every audience mapper on scopes and clients."""
+    owners = [("client_scope", s.name, s.mappers) for s in view.expanded.client_scopes]
+    owners += [("client", c.client_id, c.mappers) for c in view.expanded.clients]
+    for kind, key, mappers in owners:
+        for i, mapper in enumerate(mappers):
+            for audience_kind, value, at in _mapper_audiences(mapper):
+                yield f"{OBJECT_LABELS[kind]} '{key}'", audience_kind, value, (kind, key, "mappers", i, *at)
 
 
 def _policy_covers_public_clients(view: RealmView) -> bool:
@@ -582,11 +578,11 @@ def audience_mismatch(view: RealmView) -> Iterator[tuple[str, Where]]:
         allowed = set(audiences(server))
         for name in server.scopes:
             for i, mapper in enumerate(scopes[name].mappers if name in scopes else []):
-                for kind, value in _mapper_audiences(mapper):
+                for kind, value, at in _mapper_audiences(mapper):
                     if (kind == "custom" and value not in allowed) or \
                             (kind == "client" and value != resource_client_id(server)):
                         yield (f"client scope '{name}' of MCP server '{server.name}' adds audience {value!r}, "
-                               f"not {server.url!r}", ("client_scope", name, "mappers", i))
+                               f"not {server.url!r}", ("client_scope", name, "mappers", i, *at))
 
 
 @realm_rule("generic-audience", Severity.MEDIUM,
@@ -594,10 +590,9 @@ def audience_mismatch(view: RealmView) -> Iterator[tuple[str, Where]]:
             "seed: audience/resource indicator misuse (no generic audiences like api)",
             "name the one resource the token is for: the MCP server's URL")
 def generic_audience(view: RealmView) -> Iterator[tuple[str, Where]]:
-    for owner_kind, owner, i, _, value in _audience_mappers(view):
+    for owner, _, value, where in _audience_mappers(view):
         if value.lower() in GENERIC_AUDIENCES:
-            yield (f"{OBJECT_LABELS[owner_kind]} '{owner}' adds the generic audience {value!r} to tokens",
-                   (owner_kind, owner, "mappers", i))
+            yield f"{owner} adds the generic audience {value!r} to tokens", where
     for server in view.spec.mcp_servers:
         for i, extra in enumerate(server.extra_audiences or []):
             if extra.lower() in GENERIC_AUDIENCES:
@@ -649,17 +644,18 @@ def dcr_scopes_too_wide(view: RealmView) -> Iterator[tuple[str, Where]]:
                ("registration", "anonymous", "allowed_client_scopes"))
 
 
-@realm_rule("dcr-max-clients", Severity.LOW,
-            "anonymous registration has no client limit the file sets",
+@realm_rule("dcr-max-clients", Severity.MEDIUM,
+            "anonymous registration has no limit on the number of clients",
             "seed: DCR controls",
             "set client_registration.anonymous.max_clients (Keycloak's new realm: 200)")
 def dcr_max_clients(view: RealmView) -> Iterator[tuple[str, Where]]:
-    """A file that turns anonymous registration on without max_clients relies on the realm's current
-    limit (a new realm's 200, or none if removed); a live export leaves out exactly the 200."""
+    """A file cannot remove the limit (max_clients >= 1; kcprov never deletes policies), and leaving it
+    out keeps the realm's, 200 on a new realm: offline this never fires. A live view has the policies'
+    effective values (`kcprov.audit.live`): unset there means the Max Clients Limit policy is gone."""
     policy = view.anonymous_dcr()
-    if policy is not None and policy.max_clients is None and not view.live:
-        yield (f"anonymous client registration is on without max_clients: the realm's own limit applies "
-               f"({NEW_REALM_MAX_CLIENTS} on a new realm)", ("registration", "anonymous"))
+    if view.live and policy is not None and policy.max_clients is None:
+        yield "anonymous client registration has no Max Clients Limit policy: anyone trusted can register " \
+            "any number of clients", ("registration", "anonymous")
 
 
 @realm_rule("dcr-where-cimd-works", Severity.LOW,
