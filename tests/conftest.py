@@ -16,6 +16,7 @@ import secrets
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
@@ -35,6 +36,9 @@ class KeycloakServer:
     user: str
     password: str = field(repr=False)
     management_url: str | None = None
+    #: Its dev state dir (the `kcprov dev up` record, admin password inside): the suite's own server's, or
+    #: KCPROV_TEST_HOME for one named by KCPROV_TEST_URL; None if unknown. `kcprov dev token` needs it.
+    home: Path | None = None
 
     def admin(self, realm: str = "master") -> KeycloakAdmin:
         """An Admin API client for ``realm``, logged in as the master realm's admin."""
@@ -94,6 +98,7 @@ def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeycloakServe
             user=os.environ.get("KCPROV_TEST_USER", "admin"),
             password=password,
             management_url=os.environ.get("KCPROV_TEST_MANAGEMENT_URL"),
+            home=Path(os.environ["KCPROV_TEST_HOME"]) if os.environ.get("KCPROV_TEST_HOME") else None,
         )
         return
     home = tmp_path_factory.mktemp("keycloak")
@@ -107,7 +112,7 @@ def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeycloakServe
         progress=False,
     )
     try:
-        yield KeycloakServer(state.url, state.user, state.password, state.management_url)
+        yield KeycloakServer(state.url, state.user, state.password, state.management_url, home)
     finally:
         runner.down(home)
 
