@@ -140,8 +140,14 @@ def _warning_ids(ids: Optional[list[str]]) -> list[str]:
     return ids
 
 
+def _complete_warning_id(incomplete: str) -> list[str]:
+    from kcprov.spec.quiet import WARNINGS
+
+    return [warning_id for warning_id in WARNINGS if warning_id.startswith(incomplete)]
+
+
 QuietWarning = Annotated[Optional[list[str]], typer.Option(
-    "--quiet-warning", metavar="ID", callback=_warning_ids,
+    "--quiet-warning", metavar="ID", callback=_warning_ids, autocompletion=_complete_warning_id,
     help="Do not show the plan warning with this id (the [id] after it; repeatable).")]
 AllowOutside = Annotated[Optional[list[Path]], typer.Option(
     "--allow-outside", metavar="DIR",
