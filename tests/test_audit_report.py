@@ -84,7 +84,7 @@ def test_plain_text_is_one_linkable_line_per_finding_with_its_fix():
     report.render_text(FINDINGS, console, Severity.MEDIUM)
     lines = buffer.getvalue().splitlines()
     assert lines[0] == "realms/weak.yaml:9:3: high test-long-token: access tokens live 1 day"
-    assert lines[1] == "  fix: set settings.access_token_lifespan to 15m or less"
+    assert lines[1] == "  fix: set settings.access_token_lifespan to 15m or less — rests on A46; seed: short-lived tokens"
     assert "https://mcp.example/mcp: high test-no-prm: no PRM at the well-known URL" in lines
     assert "realm 'prod' realm: low test-old-keycloak: Keycloak 26.7.3 drops default scopes of DCR clients" in lines
     assert ("realms/weak.yaml:22:5: medium test-open-dcr: DCR allows 10000 clients (waived: load test realm, deleted "
@@ -97,7 +97,8 @@ def test_table_on_a_terminal():
     report.render_text(FINDINGS, console, Severity.MEDIUM)
     text = buffer.getvalue()
     assert "┃ severity" in text and "test-long-token" in text and "realms/weak.yaml:9:3" in text
-    assert "fix: set trusted_hosts" in text and "waived: load test realm, deleted nightly" in text
+    assert "fix: set trusted_hosts" in text and "rests on: A51" in text
+    assert "waived: load test realm, deleted nightly" in text
 
 
 @pytest.mark.parametrize("terminal", [True, False])
@@ -344,3 +345,41 @@ def test_sarif_to_stdout_moves_the_findings_to_stderr(monkeypatch, capsys):
     assert code == 0
     _valid_sarif(out)
     assert "at or above medium" in err
+
+
+# ---------------------------------------------------------------- a live realm (real Keycloak)
+
+WEAK = """realm: {realm}
+settings:
+  access_token_lifespan: 1d
+  ssl_required: none
+clients:
+  - client_id: web
+    redirect_uris: ["*"]
+    direct_access_grants: true
+"""
+WEAK_RULES = {"long-access-token", "ssl-not-required", "wildcard-redirect-uri", "direct-access-grants"}
+
+
+def test_a_weak_realm_is_found_alike_in_the_file_and_live(keycloak, realm_name, tmp_path):
+    from kindcontract import cli_env, kcprov, ok
+
+    env = cli_env(keycloak)
+    (tmp_path / "weak.yaml").write_text(WEAK.format(realm=realm_name))
+    offline = kcprov("audit", "weak.yaml", "--json", env=env, cwd=tmp_path)
+    assert offline.returncode == 3, offline.stderr
+    file_rules = {f["rule"] for f in json.loads(offline.stdout)["findings"]}
+    assert WEAK_RULES <= file_rules
+    ok(kcprov("apply", "weak.yaml", "--auto-approve", "--no-env", env=env, cwd=tmp_path))
+    live = kcprov("audit", "--realm", realm_name, "--json", "--sarif", "live.sarif", env=env, cwd=tmp_path)
+    assert live.returncode == 3 and "Traceback" not in live.stderr, live.stderr
+    document = json.loads(live.stdout)
+    found = {f["rule"]: f for f in document["findings"]}
+    assert WEAK_RULES <= set(found)
+    assert found["wildcard-redirect-uri"]["location"] == {"realm": realm_name, "resource": "client 'web'"}
+    assert {"live"} <= {r["scope"] for r in document["rules"]}
+    log = _valid_sarif((tmp_path / "live.sarif").read_text())
+    results = {r["ruleId"]: r for r in log["runs"][0]["results"]}
+    assert results["wildcard-redirect-uri"]["locations"] == [{"logicalLocations": [
+        {"name": "client 'web'", "kind": "resource", "fullyQualifiedName": f"realm '{realm_name}' client 'web'"}]}]
+    assert kcprov("audit", "--realm", realm_name, "--fail-on", "high", env=env, cwd=tmp_path).returncode == 3

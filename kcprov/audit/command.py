@@ -12,7 +12,7 @@ rules for `--server`.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
 from pathlib import Path
 from types import ModuleType
@@ -34,6 +34,7 @@ class FailOn(str, Enum):
     high = "high"
 
 
+_SCOPES = ("realm", "live", "server")
 _RULE_MODULES = {"realm_rules": "auditing realm files and live realms", "live": "auditing live realms (--realm)",
                  "server": "auditing running MCP servers (--server)"}
 
@@ -51,13 +52,18 @@ def rule_module(name: str) -> ModuleType:
 
 
 def all_rules() -> list[Rule]:
-    """Every rule of this build, in registration order (realm, live, server)."""
+    """Every rule of this build: realm rules, live rules, server rules, each in registration order."""
     for name in _RULE_MODULES:
         try:
             rule_module(name)
         except KcprovError:
             continue
-    return list(RULES.values())
+    return by_scope(RULES.values())
+
+
+def by_scope(rules: Iterable[Rule]) -> list[Rule]:
+    """Realm, live, then server rules: the same order whichever rule module was imported first."""
+    return sorted(rules, key=lambda r: _SCOPES.index(r.scope) if r.scope in _SCOPES else len(_SCOPES))
 
 
 def audit_command(
@@ -96,16 +102,16 @@ def audit_command(
         if client is None:
             client = _optional_client(connect, err)
         for url in servers:
-            findings += audit_server(url, client=client)
+            findings += audit_server(url, client=client, note=lambda text: _note(err, text))
         scopes.add("server")
-    rules = [r for r in RULES.values() if r.scope in scopes]
+    rules = by_scope(r for r in RULES.values() if r.scope in scopes)
     human = err if sarif == "-" else out  # stdout carries the SARIF log then
-    if json_output:
-        human.print(report.render_json(findings, rules, fail_on), markup=False, highlight=False, soft_wrap=True)
+    if json_output:  # documents go to the stream as they are: no console markup, emoji codes or wrapping
+        print(report.render_json(findings, rules, fail_on), file=out.file)
     else:
         report.render_text(findings, human, fail_on)
     if sarif == "-":
-        out.print(report.render_sarif(findings, rules), markup=False, highlight=False, soft_wrap=True)
+        print(report.render_sarif(findings, rules), file=out.file)
     elif sarif:
         write_output(sarif, report.render_sarif(findings, rules) + "\n", origin="command-line", what="SARIF report")
         err.print(f"Wrote {printable(sarif)} (SARIF 2.1.0, {len(findings)} results)", markup=False, highlight=False)
@@ -143,8 +149,12 @@ def _optional_client(connect: Callable[[], Any], err: Console) -> Any:
     try:
         return connect()
     except ConnectionError_ as exc:
-        err.print(f"note: {printable(exc.message)} Probing without tokens.", markup=False, highlight=False)
+        _note(err, f"{printable(exc.message)} Probing without tokens.")
         return None
+
+
+def _note(err: Console, text: str) -> None:
+    err.print(f"note: {text}", markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 _AUDITS = {"realm": "realm files, live realms", "live": "live realms", "server": "MCP servers"}

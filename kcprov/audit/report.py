@@ -2,7 +2,7 @@
 
 - The table is for a terminal (rich); anywhere else the same findings are
   plain `file:line:col: severity rule: message` lines that editors and CI logs
-  link, with the fix under each. Every text from outside (names from a realm
+  link, with the fix and what the rule rests on under each. Every text from outside (names from a realm
   file or from Keycloak, waiver reasons) is shown through `printable`; rules
   never put a secret or a token in a message, and nothing here adds one.
 - `--json` is a stable document (`"format": 1`): the rules that ran, then the
@@ -84,7 +84,7 @@ def render_text(findings: Sequence[Finding], console: Console, fail_on: Severity
         table.add_column("finding", overflow="fold", min_width=30)
         for f in findings:
             text = Text(printable(f.message))
-            text.append(f"\nfix: {printable(f.rule.fix)}", style="dim")
+            text.append(f"\nfix: {printable(f.rule.fix)}\nrests on: {printable(f.rule.rests_on)}", style="dim")
             if f.waived is not None:
                 text.append(f"\nwaived: {printable(f.waived)}", style="green")
             severity = Text(str(f.rule.severity), style="dim" if f.waived is not None else _STYLES[f.rule.severity])
@@ -94,9 +94,10 @@ def render_text(findings: Sequence[Finding], console: Console, fail_on: Severity
         for f in findings:
             waived = f" (waived: {printable(f.waived)})" if f.waived is not None else ""
             console.print(f"{printable(f.location)}: {f.rule.severity} {f.rule.id}: {printable(f.message)}{waived}",
-                          markup=False, highlight=False, soft_wrap=True)
-            console.print(f"  fix: {printable(f.rule.fix)}", markup=False, highlight=False, soft_wrap=True)
-    console.print(summary(findings, fail_on), markup=False, highlight=False, soft_wrap=True)
+                          markup=False, emoji=False, highlight=False, soft_wrap=True)
+            console.print(f"  fix: {printable(f.rule.fix)} — rests on {printable(f.rule.rests_on)}", markup=False,
+                          emoji=False, highlight=False, soft_wrap=True)
+    console.print(summary(findings, fail_on), markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 # ---------------------------------------------------------------- JSON
