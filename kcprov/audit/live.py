@@ -166,7 +166,8 @@ def dcr_default_scopes(view: RealmView) -> Iterator[tuple[str, Where]]:
         if scope.type != "default":
             continue
         for i, mapper in enumerate(scope.mappers):
-            for _, audience in _mapper_audiences(mapper):
+            for found in _mapper_audiences(mapper):  # (kind, audience, ...)
+                audience = found[1]
                 yield (f"client scope '{scope.name}' is a realm default scope with audience {audience!r}, but "
                        f"Keycloak {view.keycloak_version} gives DCR clients only 'basic' (keycloak#50807): "
                        "their tokens lack that audience", ("client_scope", scope.name, "mappers", i))
