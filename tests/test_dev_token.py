@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "dev-token.md"
 DEV_REALM = REPO / "realms" / "mcp-dev.yaml"
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
-from e2e_support import (  # noqa: E402
+from e2e_support import (
     INITIALIZE,
     MCP_HEADERS,
     free_port,
@@ -90,7 +90,7 @@ def dev_token(*args: str, home: Path, stdin: str | None = None, env: dict[str, s
     clean = {k: v for k, v in os.environ.items() if not k.startswith("KCPROV_")}
     command = [sys.executable, "-c", "import sys; sys.argv[0] = 'kcprov'; from kcprov.cli import main; main()",
                "dev", "token", *args]
-    return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120,
+    return subprocess.run(command, input=stdin, check=False, capture_output=True, text=True, timeout=120,
                           env={**clean, "KCPROV_HOME": str(home), **(env or {})})
 
 
@@ -122,7 +122,7 @@ def sse_result(text: str) -> dict[str, Any]:
 
 def doc_block(marker: str) -> str:
     """The ```sh block right after `<!-- tested: MARKER ...-->` in docs/dev-token.md."""
-    match = re.search(rf"<!-- tested: {marker}\b.*?-->\n```sh\n(.*?)```", DOC.read_text(), re.S)
+    match = re.search(rf"<!-- tested: {marker}\b.*?-->\n```sh\n(.*?)```", DOC.read_text(), re.DOTALL)
     assert match, f"docs/dev-token.md has no tested {marker} block"
     return match[1]
 
@@ -177,7 +177,7 @@ def test_the_curl_lines_in_the_docs_work_as_printed(dev_home: Path, mcp_dev: dic
     shim.write_text(KCPROV_SHIM.format(python=sys.executable))
     shim.chmod(0o755)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("KCPROV_")}
-    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=120,
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], check=False, capture_output=True, text=True, timeout=120,
                           env={**clean, "PATH": f"{shim.parent}:{os.environ['PATH']}", "KCPROV_HOME": str(dev_home),
                                "ALICE_PASSWORD": ALICE})
     assert done.returncode == 0, done.stderr

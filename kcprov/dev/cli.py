@@ -193,7 +193,14 @@ def token(
     temporary client allowing the password grant and deletes it afterwards. Only
     the token goes to stdout.
     """
-    from kcprov.dev.token import PASSWORD_ENV, SECRET_ENV, SecretInput, TokenRequest, dev_server_admin, issue_token
+    from kcprov.dev.token import (
+        PASSWORD_ENV,
+        SECRET_ENV,
+        SecretInput,
+        TokenRequest,
+        dev_server_admin,
+        issue_token,
+    )
 
     if client_credentials and (not client or user):
         raise typer.BadParameter("--client-credentials needs --client and no --user", param_hint="--client-credentials")
