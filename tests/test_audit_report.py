@@ -109,7 +109,7 @@ def test_text_from_outside_cannot_drive_the_terminal_or_rich_markup(terminal):
     report.render_text([hostile], console, Severity.MEDIUM)
     text = buffer.getvalue()
     assert "\x1b" not in text and "\x07" not in text
-    assert "\\x1b]0;owned\\x07[bold]x[/bold]" in text.replace("\n", "") or "\\x1b]0;owned\\x07" in text
+    assert "\\x1b]0;owned\\x07" in text and "[bold]x[/bold]" in text.replace("\n", "").replace(" ", "").replace("│", "")
     assert "\\x1b[2Jreason" in text
 
 
@@ -222,8 +222,7 @@ def test_waivers_are_read_from_the_document(tmp_path):
 def test_a_waiver_that_cannot_stand_is_a_file_line_error(tmp_path, body, line, message, hint):
     source = _source(tmp_path, "realm: w\n" + body)
     waivers, [problem] = read_waivers(source, RULES)
-    assert (problem.file, problem.line, problem.column) == ("realm.yaml", line, 1 if line == 2 else 3) or \
-        problem.line == line
+    assert (problem.file, problem.line) == ("realm.yaml", line)
     assert message in problem.message and hint in problem.hint
     assert waivers.reasons == {}
 
@@ -383,3 +382,17 @@ def test_a_weak_realm_is_found_alike_in_the_file_and_live(keycloak, realm_name, 
     assert results["wildcard-redirect-uri"]["locations"] == [{"logicalLocations": [
         {"name": "client 'web'", "kind": "resource", "fullyQualifiedName": f"realm '{realm_name}' client 'web'"}]}]
     assert kcprov("audit", "--realm", realm_name, "--fail-on", "high", env=env, cwd=tmp_path).returncode == 3
+
+
+@needs_realm_rules
+def test_a_waived_finding_is_listed_and_does_not_fail_the_audit(monkeypatch, capsys, tmp_path):
+    (tmp_path / "w.yaml").write_text("realm: w\nsettings:\n  access_token_lifespan: 1d\nx-audit-waive:\n"
+                                     "  long-access-token: \"batch jobs; reviewed\"\n  wildcard-redirect-uri: old\n")
+    code, out, err = _run(monkeypatch, capsys, "w.yaml", "--fail-on", "low")
+    assert code == 0, out
+    assert "w.yaml:3:3: medium long-access-token: " in out and "(waived: batch jobs; reviewed)" in out
+    assert "0 findings, 1 waived; none at or above low" in out
+    assert "w.yaml:6:3: x-audit-waive: 'wildcard-redirect-uri' waives no finding" in err  # a stale waiver is named
+    code, out, _ = _run(monkeypatch, capsys, "w.yaml", "--json")
+    [finding] = json.loads(out)["findings"]
+    assert finding["waived"] == "batch jobs; reviewed" and code == 0

@@ -87,7 +87,7 @@ def audit_command(
     findings: list[Finding] = []
     scopes: set[str] = set()
     if files:
-        findings += audit_files(files, realm_files)
+        findings += audit_files(files, realm_files, err)
         scopes.add("realm")
     client = None
     if realms:
@@ -118,10 +118,12 @@ def audit_command(
     return report.exit_code(findings, fail_on)
 
 
-def audit_files(files: Sequence[Path], realm_files: Any) -> list[Finding]:
-    """Load the files (all problems of all files, waivers included, at once), then run the realm rules on each."""
+def audit_files(files: Sequence[Path], realm_files: Any, err: Console) -> list[Finding]:
+    """Load the files (all problems of all files, waivers included, at once), then run the realm rules on each.
+
+    A waiver no finding needs is named on stderr: left in the file, it would hide the next finding of its rule."""
     from kcprov.audit.locate import RealmSource
-    from kcprov.audit.waivers import read_waivers
+    from kcprov.audit.waivers import WAIVE_KEY, read_waivers
     from kcprov.spec.loader import load_realms_located, parse_var_options
     from kcprov.spec.problems import SpecError
 
@@ -140,7 +142,12 @@ def audit_files(files: Sequence[Path], realm_files: Any) -> list[Finding]:
     findings: list[Finding] = []
     for path, spec, source, waivers in prepared:
         view = realm_rules.RealmView.from_file(path, spec, source)
-        findings += map(waivers.apply, realm_rules.audit_realm(view))
+        found = [waivers.apply(f) for f in realm_rules.audit_realm(view)]
+        for rule_id in sorted(set(waivers.reasons) - {f.rule.id for f in found}):
+            line, column = source((WAIVE_KEY, rule_id))
+            _note(err, f"{printable(source.file)}:{line}:{column}: {WAIVE_KEY}: '{rule_id}' waives no finding; "
+                       "remove it unless the finding is expected back")
+        findings += found
     return findings
 
 
