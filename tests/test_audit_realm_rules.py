@@ -225,6 +225,21 @@ def test_live_cases(rule_id, text, expected):
     assert any(f.rule.id == rule_id for f in live_findings(text)) is expected
 
 
+def test_a_live_field_kcprov_would_create_but_keycloak_lacks_reads_as_absent():
+    """A live client without PKCE exports like one with kcprov's S256 (the export leaves the field out);
+    the live view's `absent` tells them apart. Likewise an identity provider's PKCE and signature check."""
+    spec = RealmSpec.model_validate(parse("realm: r\n" + PUBLIC + "identity_providers: "
+                                          "[{alias: sso, oidc: {jwks_url: 'https://sso.example.com/certs'}}]").data)
+
+    def rules(absent=()):
+        return {f.rule.id for f in audit_realm(RealmView.from_live("r", spec, absent=absent))}
+
+    checked = {"pkce-not-enforced", "idp-no-pkce", "idp-unsigned-tokens"}
+    assert rules() & checked == set()
+    assert rules({("client", "spa", "pkce"), ("identity_provider", "sso", "pkce"),
+                  ("identity_provider", "sso", "validate_signature")}) & checked == checked
+
+
 def test_dcr_max_clients_is_silent_offline(tmp_path):
     """A file cannot remove the limit; left out, the realm keeps its own (200 on a new realm)."""
     assert not [f for f in findings_of(tmp_path, "realm: t\n" + DCR_ON) if f.rule.id == "dcr-max-clients"]

@@ -30,7 +30,7 @@ deviate say so in their docstring.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,6 @@ SourceMap = Callable[[YamlPath], tuple[int, int]]
 NEW_REALM = {"access_token_lifespan": 300, "revoke_refresh_token": False, "refresh_token_max_reuse": 0,
              "ssl_required": "external"}
 """RealmRepresentation values of a realm created with only its name."""
-NEW_REALM_MAX_CLIENTS = 200  # the anonymous 'Max Clients Limit' policy of a new realm
 MAX_ACCESS_TOKEN_LIFESPAN = 900  # 15 minutes: the issue's bound for "short-lived" (A46)
 ACCESS_TOKEN_LIFESPAN_ATTRIBUTE = "access.token.lifespan"  # per-client override (seconds)
 PKCE_ENFORCER = "pkce-enforcer"
@@ -102,6 +101,10 @@ class RealmView:
     live: bool = False  # True: read from Keycloak (the "live"-scope rules run too)
     keycloak_version: str | None = None  # None offline
     features: set[str] | None = None  # Keycloak features enabled; None offline
+    absent: frozenset[tuple[str, str, str]] = frozenset()
+    """Live only: (kind, key, spec field) an object lacks where kcprov's create would write a value, e.g.
+    ("client", "web", "pkce") for a client without PKCE. An export leaves such a field out (it lists it
+    as unset), which would read as the create value; these read as absent."""
 
     @classmethod
     def from_file(cls, path: str | Path, spec: RealmSpec, source_map: SourceMap) -> RealmView:
@@ -119,9 +122,9 @@ class RealmView:
 
     @classmethod
     def from_live(cls, realm: str, spec: RealmSpec, keycloak_version: str | None = None,
-                  features: set[str] | None = None) -> RealmView:
+                  features: set[str] | None = None, absent: Iterable[tuple[str, str, str]] = ()) -> RealmView:
         """A view of a live realm; `spec` is its export (fields differing from a new realm, `--mcp`
-        recognition applied so kcprov's MCP servers are audited as servers)."""
+        recognition applied so kcprov's MCP servers are audited as servers), `absent` as the field says."""
         expanded, groups = expand_mcp_servers(spec)
 
         def locate(where: Where) -> Location:
@@ -129,9 +132,21 @@ class RealmView:
             label = OBJECT_LABELS.get(kind, str(kind))
             return Location(realm=realm, resource=f"{label} '{key}'" if key else label)
 
-        return cls(spec, expanded, groups, locate, live=True, keycloak_version=keycloak_version, features=features)
+        return cls(spec, expanded, groups, locate, live=True, keycloak_version=keycloak_version, features=features,
+                   absent=frozenset(absent))
 
     # -- effective values ------------------------------------------------------------
+    def value(self, kind: str, key: str, name: str, written: Any, created: Any) -> Any:
+        """A field as written, else None where `absent` says so, else `created` (kcprov's create value)."""
+        if written is not None:
+            return written
+        return None if (kind, key, name) in self.absent else created
+
+    def pkce(self, client: Client) -> str | None:
+        """A client's PKCE method; kcprov's create writes S256 on code-flow clients."""
+        return self.value("client", client.client_id, "pkce", client.pkce,
+                          "S256" if _flag(client, "standard_flow") else None)
+
     def setting(self, name: str) -> Any:
         value = getattr(self.expanded.settings, name, None) if self.expanded.settings else None
         return NEW_REALM.get(name) if value is None else value
@@ -279,15 +294,29 @@ def _user_flows(client: Client) -> bool:
                                             or _flag(client, "device_authorization_grant"))
 
 
-def _pkce(client: Client) -> str | None:
-    if client.pkce is not None:
-        return client.pkce
-    return "S256" if _flag(client, "standard_flow") else None  # kcprov's create writes S256 on code-flow clients
-
-
 def _loopback(host: str | None) -> bool:
     host = (host or "").lower()
     return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname or "", parts.port or DEFAULT_PORTS.get(scheme)
+
+
+def _canonical(url: str) -> str:
+    """RFC 3986 §6.2.2-6.2.3 normalisation of scheme and authority: lower case, no default port."""
+    parts = urlsplit(url)
+    scheme, host, port = _origin(url)
+    if ":" in host:
+        host = f"[{host}]"
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = (f"{userinfo}@" if userinfo else "") + host + (f":{port}" if port != DEFAULT_PORTS.get(scheme) else "")
+    return parts._replace(scheme=scheme, netloc=netloc).geturl()
 
 
 def _duration(seconds: int) -> str:
@@ -421,7 +450,7 @@ def pkce_not_enforced(view: RealmView) -> Iterator[tuple[str, Where]]:
     if _policy_covers_public_clients(view):
         return
     for client in _code_flow_public_clients(view):
-        method = _pkce(client)
+        method = view.pkce(client)
         if method != "S256":
             yield (f"public client '{client.client_id}' uses the code flow with PKCE {method or 'not required'} "
                    "and no client policy enforces S256", ("client", client.client_id, "pkce"))
@@ -519,7 +548,7 @@ def service_account_admin(view: RealmView) -> Iterator[tuple[str, Where]]:
                   or r == "impersonation"]
         if view.expanded.realm == "master":
             strong += [r for r in roles.get("realm", []) if r in ("admin", "create-realm")]
-        if strong and client.service_account is not False:
+        if strong:
             yield (f"the service account of client '{client.client_id}' holds {', '.join(strong)}",
                    ("client", client.client_id, "service_account_roles"))
 
@@ -562,17 +591,11 @@ def audience_mismatch(view: RealmView) -> Iterator[tuple[str, Where]]:
     origin, and the audience mappers on its scopes naming its URLs or its resource client only."""
     scopes = view.client_scopes()
     for server in view.spec.mcp_servers:
-        parts = urlsplit(server.url)
-        default_port = {"http": 80, "https": 443}.get(parts.scheme.lower())
-        if parts.scheme != parts.scheme.lower() or parts.netloc.split("@")[-1] != parts.netloc.split("@")[-1].lower() \
-                or (parts.port is not None and parts.port == default_port):
-            yield (f"MCP server '{server.name}' url {server.url!r} is not in canonical form: clients send the "
-                   "normalised URL as resource and get tokens for another audience", ("mcp_server", server.name, "url"))
-        origin = (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default_port)
+        if _canonical(server.url) != server.url:
+            yield (f"MCP server '{server.name}' url {server.url!r} is not in canonical form "
+                   f"({_canonical(server.url)!r}): clients send that as resource", ("mcp_server", server.name, "url"))
         for i, extra in enumerate(server.extra_audiences or []):
-            other = urlsplit(extra)
-            other_default = {"http": 80, "https": 443}.get(other.scheme.lower())
-            if other.hostname and (other.scheme.lower(), other.hostname.lower(), other.port or other_default) != origin:
+            if urlsplit(extra).hostname and _origin(extra) != _origin(server.url):
                 yield (f"MCP server '{server.name}' tokens also name {extra!r}, another origin: they are valid "
                        "there too", ("mcp_server", server.name, "extra_audiences", i))
         allowed = set(audiences(server))
@@ -696,9 +719,10 @@ def cimd_insecure_http(view: RealmView) -> Iterator[tuple[str, Where]]:
 def idp_no_pkce(view: RealmView) -> Iterator[tuple[str, Where]]:
     """Unset is kcprov's create value for OpenID Connect providers, S256."""
     for idp in view.expanded.identity_providers:
-        method = idp.oidc.pkce if idp.oidc else None
-        if idp.provider_id in OIDC_PROVIDERS and method in ("plain", "none"):
-            yield f"identity provider '{idp.alias}' uses PKCE {method}", ("identity_provider", idp.alias, "oidc", "pkce")
+        method = view.value("identity_provider", idp.alias, "pkce", idp.oidc.pkce if idp.oidc else None, "S256")
+        if idp.provider_id in OIDC_PROVIDERS and method != "S256":
+            yield f"identity provider '{idp.alias}' uses PKCE {method or 'none'}", \
+                ("identity_provider", idp.alias, "oidc", "pkce")
 
 
 @realm_rule("idp-unsigned-tokens", Severity.HIGH,
@@ -719,7 +743,7 @@ def idp_unsigned_tokens(view: RealmView) -> Iterator[tuple[str, Where]]:
         value = settings.validate_signature if settings else None
         if value is None and (idp.config or {}).get("validateSignature") is not None:
             value = _true(idp.config["validateSignature"])
-        if not (default if value is None else value):
+        if not view.value("identity_provider", idp.alias, "validate_signature", value, default):
             yield f"identity provider '{idp.alias}' does not check token signatures", \
                 ("identity_provider", idp.alias, block, "validate_signature")
 
