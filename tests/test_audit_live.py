@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
+import requests
 
 from kcprov.apply import apply_plan
 from kcprov.audit.live import LiveView, before, insecure_http, read_live_view, server_facts, version_tuple
@@ -101,8 +102,17 @@ def test_registration_without_trusted_hosts_policy_is_open(client, keycloak, rea
                                                             "ClientRegistrationPolicy"})
                   if c["providerId"] == "trusted-hosts" and c["subType"] == "anonymous")
     assert "open-dcr" not in rule_ids(audit_realm(read_live_view(client, realm)))
+    assert register(keycloak, realm) == 403  # a new realm: no trusted host, the sender must be one
     admin.delete_component(policy["id"])
     assert "open-dcr" in rule_ids(audit_realm(read_live_view(client, realm)))
+    assert register(keycloak, realm) == 201  # Keycloak's fact behind it: now anyone registers anything
+
+
+def register(keycloak, realm: str) -> int:
+    """An anonymous DCR request (RFC 7591) with a redirect URI on a host nobody trusted: the status."""
+    answer = requests.post(f"{keycloak.url}/realms/{realm}/clients-registrations/openid-connect", timeout=30,
+                           json={"client_name": "stranger", "redirect_uris": ["https://elsewhere.example.com/cb"]})
+    return answer.status_code
 
 
 def with_clients(realm: str, count: int) -> RealmSpec:

@@ -9,15 +9,20 @@ recogniser folding what kcprov made for an MCP server back into an
 `mcp_servers:` entry (so it is audited as a server: canonical URL, scopes,
 which clients belong to it), and the realm file's own models (an entry they
 refuse is left out, as the export leaves it out). The cost is constant: no
-request per client, scope or mapper (a test pins it).
+request per client, scope or mapper (a test pins it): the partial export,
+the reads of the users kcprov owns and of the user profile, server info
+(for the baseline and for the rules), and once a run the export's baseline
+(a throwaway realm: the account needs create-realm, as for `kcprov export`).
 
 Two kinds are written with their *effective* values, not only what differs
 from a new realm: the realm settings (a 5-minute access token is the
 Keycloak default a file may leave out, but live it is a fact) and the
 registration policies. A registration policy that does not exist live cannot
 be left unset: Keycloak then does not restrict anonymous registration by host
-at all, which the file format says as a Trusted Hosts policy that trusts no
-host and checks neither the sender nor the client URIs.
+at all (checked on 26.7.3: without it an anonymous registration with any
+redirect URI is accepted, with it refused), which the file format says as a
+Trusted Hosts policy that trusts no host and checks neither the sender nor
+the client URIs.
 
 Then what the file cannot say (live-only rules, `scope="live"`): the Keycloak
 version (`GET /admin/serverinfo` `systemInfo.version`) against known
