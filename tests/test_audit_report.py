@@ -26,6 +26,7 @@ from kcprov.audit.rules import Finding, Location, Rule, Severity, Waivers
 from kcprov.audit.waivers import read_waivers
 from kcprov.cli import main
 from kcprov.spec.loader import load_realms_located
+from test_audit_server import dev_realm, server_config  # noqa: F401 (fixtures: mcp-dev applied, the reference server)
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "tests" / "sarif" / "sarif-schema-2.1.0.json").read_text())
@@ -396,3 +397,20 @@ def test_a_waived_finding_is_listed_and_does_not_fail_the_audit(monkeypatch, cap
     code, out, _ = _run(monkeypatch, capsys, "w.yaml", "--json")
     [finding] = json.loads(out)["findings"]
     assert finding["waived"] == "batch jobs; reviewed" and code == 0
+
+
+def test_a_file_and_the_reference_server_in_one_audit(keycloak, dev_realm, server_config, tmp_path):
+    """The command wires `--server` to the probes (tokens through the Keycloak options) next to a file audit."""
+    from audit_servers.weak import serve
+    from kindcontract import cli_env, kcprov
+
+    (tmp_path / "mcp-dev.yaml").write_text((ROOT / "realms/mcp-dev.yaml").read_text())
+    with serve(server_config) as url:
+        done = kcprov("audit", "mcp-dev.yaml", "--server", url, "--json", "--sarif", "all.sarif",
+                      env=cli_env(keycloak), cwd=tmp_path)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    document = json.loads(done.stdout)
+    assert {r["scope"] for r in document["rules"]} == {"realm", "server"}
+    assert {f["severity"] for f in document["findings"]} <= {"low"}
+    log = _valid_sarif((tmp_path / "all.sarif").read_text())
+    assert {r["id"] for r in log["runs"][0]["tool"]["driver"]["rules"]} == {r["id"] for r in document["rules"]}
