@@ -100,3 +100,41 @@ def test_site_builds_strict_without_warnings(tmp_path):
     assert 'href="reference/"' in home  # its docs/ links point into the site
     assert (site / "realms" / "mcp-dev.yaml").is_file()  # repository files the pages link to are served
     assert (site / "SECURITY" / "index.html").is_file()
+
+
+DOC_FILES = [ROOT / "README.md", ROOT / "SECURITY.md", *sorted((ROOT / "docs").rglob("*.md")),
+             *sorted((ROOT / "realms").glob("*.yaml")), *sorted((ROOT / "examples").rglob("*.md"))]
+
+
+def test_readme_mcp_block_is_the_realm_files():
+    """The README shows "the whole MCP setup" of realms/mcp-dev.yaml: it must be that block."""
+    import yaml
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("The whole MCP setup is one block of the realm file:", 1)[1]
+    shown = yaml.safe_load(block.split("```yaml", 1)[1].split("```", 1)[0])
+    realm = yaml.safe_load((ROOT / "realms" / "mcp-dev.yaml").read_text(encoding="utf-8"))
+    assert shown["mcp_servers"] == realm["mcp_servers"]
+
+
+def test_docs_pass_no_flag_that_is_the_default():
+    from kcprov.dev.cli import MCP_FEATURES
+
+    for path in DOC_FILES:
+        text = path.read_text(encoding="utf-8")
+        for flag in (f"--features {MCP_FEATURES}", f"--features={MCP_FEATURES}"):
+            assert f"kcprov dev up {flag}" not in text and f"dev up {flag}" not in text, (
+                f"{path.relative_to(ROOT)}: {flag} is kcprov dev up's default"
+            )
+
+
+def test_docs_require_no_variable_the_realm_files_default():
+    """`{{ env.X | default(...) }}` in a realm file: docs must not show `X=... kcprov` as needed."""
+    defaulted = {m for f in (ROOT / "realms").glob("*.yaml")
+                 for m in re.findall(r"env\.(\w+)\s*\|\s*default\(", f.read_text(encoding="utf-8"))}
+    assert "ALICE_PASSWORD" in defaulted
+    for path in DOC_FILES:
+        for name in defaulted:
+            assert not re.search(rf"\b{name}=\.\.\. kcprov\b", path.read_text(encoding="utf-8")), (
+                f"{path.relative_to(ROOT)} shows {name} as required; the realm file defaults it"
+            )
