@@ -227,3 +227,39 @@ def test_clients_registered_through_dcr_show_by_name(realm, keycloak, kc_env, tm
     assert unmanaged[public.json()["client_id"]]["registered_by"] == "dcr"
     assert unmanaged[confidential.json()["client_id"]]["registered"] == datetime.fromtimestamp(
         issued, timezone.utc).isoformat()
+
+
+@pytest.mark.keycloak
+def test_the_shipped_realm_on_an_80_column_terminal(realm_name, kc_env, tmp_path):
+    """`kcprov plan realms/mcp-dev.yaml` on a real terminal (a pty) of 80 columns: no line is longer."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    text = MCP_DEV.read_text().replace("realm: mcp-dev", f"realm: {realm_name}")
+    path = tmp_path / "mcp-dev.yaml"
+    path.write_text(re.sub(r"env_file: .*", "env_file: mcp.env", text))
+    leader, follower = pty.openpty()
+    env = {**os.environ, "COLUMNS": "80", "NO_COLOR": "1", "TERM": "xterm"}
+    with subprocess.Popen([sys.executable, "-m", "kcprov", "plan", str(path)], stdout=follower, stderr=subprocess.PIPE,
+                          env=env, cwd=tmp_path) as process:
+        os.close(follower)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the pty is closed once the process is gone
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert process.wait(timeout=300) == 0, process.stderr.read()
+    os.close(leader)
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", output.decode()).replace("\r\n", "\n").splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith(WARNING))
+    end = next(i for i, line in enumerate(lines) if line.startswith("  (--quiet-warning"))
+    block = lines[first:end]
+    assert len(block) >= 8 and max(map(len, block)) <= 80, block
+    assert all(line.startswith((WARNING, " " * len(WARNING))) for line in block)
+    assert sum(line.startswith(WARNING) for line in block) == 2 and block[-1].endswith("[dcr-default-scopes]")
