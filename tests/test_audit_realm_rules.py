@@ -99,9 +99,11 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
         ["clients: [{client_id: c, redirect_uris: ['https://a.example.com/cb']}]"]),
     "insecure-redirect-uri": (
         ["clients: [{client_id: c, redirect_uris: ['http://a.example.com/cb']}]",
-         "clients: [{client_id: c, redirect_uris: ['HTTP://10.0.0.1/cb']}]"],
+         "clients: [{client_id: c, redirect_uris: ['HTTP://10.0.0.1/cb']}]",
+         "clients: [{client_id: c, redirect_uris: ['http://[bad/cb', 'http://a.example.com:99999/cb']}]",
+         "clients: [{client_id: c, redirect_uris: ['http://127.attacker.example/cb', 'http://localhost.example/cb']}]"],
         ["clients: [{client_id: c, redirect_uris: ['https://a.example.com/cb', 'http://127.0.0.1:33418/cb', "
-         "'http://localhost/cb', 'http://[::1]/cb', 'com.example.app:/cb']}]"]),
+         "'http://localhost/cb', 'http://[::1]/cb', 'http://127.0.0.2/cb', 'com.example.app:/cb']}]"]),
     "wildcard-web-origin": (
         ["clients: [{client_id: c, web_origins: ['*']}]"],
         ["clients: [{client_id: c, web_origins: ['+', 'https://a.example.com']}]"]),
@@ -135,7 +137,8 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
         [server(extra="extra_audiences: ['https://other.example.com']"),
          SERVER.replace("https://mcp.example.com/mcp", "https://MCP.example.com/mcp"),
          SERVER.replace("https://mcp.example.com/mcp", "https://mcp.example.com:443/mcp")],
-        [SERVER, server(extra="extra_audiences: ['https://mcp.example.com']"),
+        [SERVER, server(extra="extra_audiences: ['https://mcp.example.com', 'https://[bad', 'https://x:99999']"),
+         SERVER.replace("https://mcp.example.com/mcp", "https://mcp.example.com:99999/mcp"),
          SERVER.replace("https://mcp.example.com/mcp", "https://mcp.example.com:8443/mcp")]),
     "generic-audience": (
         ["client_scopes: [{name: s, mappers: [{name: a, audience: api}]}]",

@@ -32,9 +32,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from kcprov.audit.rules import REALM_CHECKS, RULES, Finding, Location, Severity, realm_rule
 from kcprov.resources.clients import CREATE_DEFAULTS as CLIENT_CREATE_DEFAULTS
@@ -78,7 +79,6 @@ OIDC_BASIC_SCOPES = frozenset({"openid", "profile", "email", "basic", "roles", "
 """Keycloak's built-in login scopes: no resource audience, fine for any registered client."""
 GENERIC_AUDIENCES = frozenset({"api", "account", "all", "any", "default", "resource", "resources", "mcp", "*"})
 ADMIN_CLIENT = "realm-management"
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 CIMD_CLIENT_PRESETS = frozenset(CIMD_PRESETS)  # presets that identify themselves with a metadata document
 OBJECT_LABELS = {
     "realm": "realm settings", "client": "client", "client_scope": "client scope",
@@ -295,22 +295,38 @@ def _user_flows(client: Client) -> bool:
 
 
 def _loopback(host: str | None) -> bool:
-    host = (host or "").lower()
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
+    """localhost, 127.0.0.0/8 or ::1 (a name like 127.example.com is not)."""
+    host = (host or "").lower().strip("[]")
+    try:
+        return host == "localhost" or ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+def _split(url: str) -> SplitResult:
+    """urlsplit that never raises (a realm's URIs are untrusted text): an unparsable URL has no parts."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises for a port that is no number or out of range
+        return parts
+    except ValueError:
+        return urlsplit("")
+
+
 def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
+    parts = _split(url)
     scheme = parts.scheme.lower()
     return scheme, parts.hostname or "", parts.port or DEFAULT_PORTS.get(scheme)
 
 
 def _canonical(url: str) -> str:
     """RFC 3986 §6.2.2-6.2.3 normalisation of scheme and authority: lower case, no default port."""
-    parts = urlsplit(url)
+    parts = _split(url)
+    if not parts.netloc:
+        return url  # not parsable: nothing to normalise
     scheme, host, port = _origin(url)
     if ":" in host:
         host = f"[{host}]"
@@ -481,8 +497,7 @@ def wildcard_redirect_uri(view: RealmView) -> Iterator[tuple[str, Where]]:
 def insecure_redirect_uri(view: RealmView) -> Iterator[tuple[str, Where]]:
     for client in view.expanded.clients:
         for i, uri in enumerate(client.redirect_uris or []):
-            parts = urlsplit(uri)
-            if parts.scheme.lower() == "http" and not _loopback(parts.hostname):
+            if uri.lower().startswith("http://") and not _loopback(_split(uri).hostname):
                 yield (f"client '{client.client_id}' redirects to {uri!r} over plain HTTP",
                        ("client", client.client_id, "redirect_uris", i))
 
@@ -595,7 +610,7 @@ def audience_mismatch(view: RealmView) -> Iterator[tuple[str, Where]]:
             yield (f"MCP server '{server.name}' url {server.url!r} is not in canonical form "
                    f"({_canonical(server.url)!r}): clients send that as resource", ("mcp_server", server.name, "url"))
         for i, extra in enumerate(server.extra_audiences or []):
-            if urlsplit(extra).hostname and _origin(extra) != _origin(server.url):
+            if _split(extra).hostname and _origin(extra) != _origin(server.url):
                 yield (f"MCP server '{server.name}' tokens also name {extra!r}, another origin: they are valid "
                        "there too", ("mcp_server", server.name, "extra_audiences", i))
         allowed = set(audiences(server))
