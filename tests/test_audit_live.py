@@ -150,6 +150,8 @@ def test_server_facts_read_version_and_enabled_features():
                                     PASSKEYS=("DEFAULT", True)))
     assert facts.version == "26.7.3"
     assert facts.enabled == {"cimd", "passkeys"}
+    assert server_facts(serverinfo(TOKEN_EXCHANGE_STANDARD_V2=("DEFAULT", True))).enabled == \
+        {"token-exchange-standard:v2"}
     assert facts.types == {"cimd": "experimental", "resource-indicators": "experimental", "passkeys": "default"}
     assert server_facts({}) == server_facts({"systemInfo": None, "features": None})
     assert server_facts({"features": [{"name": 3}, "x", {"name": "DPOP", "enabled": "true"}]}).enabled == set()
@@ -242,6 +244,15 @@ def test_features_relied_on_but_off():
     assert "feature-disabled" not in live_findings({"mcp_servers": [SERVER]}, off)
     assert "feature-disabled" not in live_findings({"mcp_servers": [RESOURCE_SERVER]},
                                                    serverinfo("26.7.3", **EXPERIMENTAL))
+
+
+def test_dpop_required_but_off():
+    realm = {"clients": [{"client_id": "agent", "attributes": {"dpop.bound.access.tokens": "true"}}]}
+    found = live_findings(realm, serverinfo("26.7.3", DPOP=("DEFAULT", False)))
+    assert [f.location for f in found["feature-disabled"]] == [Location(realm="r", resource="client 'agent'")]
+    assert "feature dpop" in found["feature-disabled"][0].message
+    assert live_findings(realm, serverinfo("26.7.3", DPOP=("DEFAULT", True))) == {}
+    assert "experimental-feature" in live_findings(realm, serverinfo("26.3.0", DPOP=("PREVIEW", True)))
 
 
 def test_admin_realm_serving_mcp():

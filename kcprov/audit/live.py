@@ -84,8 +84,9 @@ def server_facts(info: Mapping) -> ServerFacts:
 
 
 def feature_name(name: str) -> str:
-    """`RESOURCE_INDICATORS` (serverinfo) -> `resource-indicators` (the `--features` option's spelling)."""
-    return name.lower().replace("_", "-")
+    """`RESOURCE_INDICATORS` (serverinfo) -> `resource-indicators`, `TOKEN_EXCHANGE_STANDARD_V2` ->
+    `token-exchange-standard:v2`: the `--features` option's spelling."""
+    return re.sub(r"_v(\d+)$", r":v\1", name.lower()).replace("_", "-")
 
 
 def version_tuple(version: str | None) -> tuple[int, ...] | None:
@@ -152,8 +153,10 @@ DCR_DEFAULT_SCOPES_FIXED = (26, 8, 0)
 default scope, not the realm's default scopes (checked on 26.7.3: KEYCLOAK-NOTES)."""
 EXPERIMENTAL_TYPES = frozenset({"experimental", "preview"})
 LOOPBACK_NAMES = frozenset({"localhost"})
-FEATURES = {"cimd": "client ID metadata documents", "resource-indicators": "RFC 8707 resource indicators"}
+FEATURES = {"cimd": "client ID metadata documents", "resource-indicators": "RFC 8707 resource indicators",
+            "dpop": "DPoP-bound tokens, RFC 9449"}
 """The features MCP setups rely on, by their --features name."""
+DPOP_ATTRIBUTE = "dpop.bound.access.tokens"  # client attribute: require DPoP-bound tokens (checked on 26.7.3)
 FRONTEND_URL = "frontendUrl"  # realm attribute: the base URL of the realm's issuer and endpoints
 
 
@@ -193,7 +196,7 @@ def experimental_feature(view: RealmView) -> Iterator[tuple[str, Where]]:
 
 @realm_rule("feature-disabled", Severity.MEDIUM,
             "the realm relies on a Keycloak feature this server has switched off",
-            "A36 (audience), A16 (client ID metadata documents)",
+            "A36 (audience), A16 (client ID metadata documents); RFC 9449 (DPoP)",
             "start Keycloak with --features=<feature> (or stop relying on it)", scope="live")
 def feature_disabled(view: RealmView) -> Iterator[tuple[str, Where]]:
     """Only audience binding by resource indicators counts for that feature: a resource client's
@@ -235,8 +238,10 @@ def frontend_url_http(view: RealmView) -> Iterator[tuple[str, Where]]:
 
 def features_in_use(view: RealmView, relied_on: bool = False) -> dict[str, list[tuple[str, Where]]]:
     """Feature -> (what uses it, where) in the realm: client ID metadata documents (a client profile with
-    their executor) and resource indicators (an MCP server bound by them; unless `relied_on`, also a
-    resource client's `resource_url`, which the feature reads when it is on)."""
+    their executor), resource indicators (an MCP server bound by them; unless `relied_on`, also a
+    resource client's `resource_url`, which the feature reads when it is on) and DPoP (a client requiring
+    DPoP-bound tokens: without the feature the attribute does nothing and its tokens are plain bearer
+    tokens)."""
     out: dict[str, list[tuple[str, Where]]] = {}
     policies = view.expanded.client_policies
     for profile in policies.profiles if policies else ():
@@ -251,6 +256,10 @@ def features_in_use(view: RealmView, relied_on: bool = False) -> dict[str, list[
             if (client.attributes or {}).get(RESOURCE_URL_ATTRIBUTE):
                 out.setdefault("resource-indicators", []).append(
                     (f"client '{client.client_id}' (resource_url)", ("client", client.client_id)))
+    for client in view.expanded.clients:
+        if str((client.attributes or {}).get(DPOP_ATTRIBUTE)).lower() == "true":
+            out.setdefault("dpop", []).append((f"client '{client.client_id}' ({DPOP_ATTRIBUTE})",
+                                               ("client", client.client_id)))
     return out
 
 
