@@ -24,8 +24,11 @@ secret or service account says otherwise) and Keycloak's new-realm values
 required for external addresses, events off, a 200-client limit on anonymous
 registration that accepts no host). An export (the source of a live view)
 writes exactly the fields that differ from those, so a live view reads the
-same way. Where neither is certain the rule says nothing; the rules that
-deviate say so in their docstring.
+same way; `kcprov.audit.live` writes the realm settings and registration
+policies with their effective values, and `RealmView.absent` names the
+fields a live object lacks although kcprov's create would write them (a
+client without PKCE). Where neither is certain the rule says nothing; each
+rule's docstring says what an unset field counts as.
 """
 
 from __future__ import annotations
@@ -128,7 +131,7 @@ class RealmView:
         expanded, groups = expand_mcp_servers(spec)
 
         def locate(where: Where) -> Location:
-            kind, key = where[0], where[1] if len(where) > 1 else None
+            kind, key = where[0], where[1]
             label = OBJECT_LABELS.get(kind, str(kind))
             return Location(realm=realm, resource=f"{label} '{key}'" if key else label)
 
@@ -531,6 +534,7 @@ def direct_access_grants(view: RealmView) -> Iterator[tuple[str, Where]]:
             "A2 (OAuth 2.1 removes the implicit grant: tokens in the URL)",
             "set implicit_flow: false; use the code flow with PKCE")
 def implicit_flow(view: RealmView) -> Iterator[tuple[str, Where]]:
+    """Unset is kcprov's create value, off."""
     for client in view.expanded.clients:
         if client.enabled is not False and _flag(client, "implicit_flow"):
             yield (f"client '{client.client_id}' accepts the implicit flow (implicit_flow)",
@@ -576,7 +580,8 @@ def service_account_admin(view: RealmView) -> Iterator[tuple[str, Where]]:
             "A39 (audience per server); seed: least-privilege scopes",
             "set the scope's type: optional, so only clients asking for it get the server's audience")
 def mcp_scope_default_type(view: RealmView) -> Iterator[tuple[str, Where]]:
-    """A realm default scope goes into every new client's tokens, and with it the MCP server's audience."""
+    """A realm default scope goes into every new client's tokens, and with it the MCP server's audience.
+    Unset is kcprov's create value, none (expansion writes optional)."""
     scopes = view.client_scopes()
     for name in view.mcp_scopes():
         if name in scopes and scopes[name].type == "default":
@@ -671,7 +676,8 @@ def open_dcr(view: RealmView) -> Iterator[tuple[str, Where]]:
             "limit client_registration.anonymous.allowed_client_scopes to the MCP scopes and openid/profile/email/basic")
 def dcr_scopes_too_wide(view: RealmView) -> Iterator[tuple[str, Where]]:
     """Allowed: the MCP servers' scopes, Keycloak's login scopes (openid, profile, email, basic, roles,
-    web-origins, acr) and offline_access, which the MCP SDK asks for (kcprov adds it for DCR)."""
+    web-origins, acr) and offline_access, which the MCP SDK asks for (kcprov adds it for DCR). Unset is
+    Keycloak's new realm: the realm's default scopes only."""
     policy = view.anonymous_dcr()
     if policy is None:
         return
@@ -768,6 +774,7 @@ def idp_unsigned_tokens(view: RealmView) -> Iterator[tuple[str, Where]]:
             "A48 (never leak credentials): reset links and the SMTP password travel in clear",
             "set smtp.starttls: true (port 587) or smtp.ssl: true (port 465)")
 def smtp_plaintext(view: RealmView) -> Iterator[tuple[str, Where]]:
+    """Unset ssl and starttls are Keycloak's false."""
     smtp = view.expanded.smtp
     if smtp is not None and smtp.host and not smtp.ssl and not smtp.starttls:
         yield f"SMTP server {smtp.host!r} is used without starttls or ssl", ("smtp", None, "host")
