@@ -9,6 +9,7 @@ the view and the server's `/admin/serverinfo`, tested with fake answers.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from kcprov.resources import KINDS
 from kcprov.spec import load_realm
 from kcprov.spec.models import Client, RealmSpec
 from kcprov.workflow import plan_realm
+from kindcontract import cli_env, kcprov
 
 ROOT = Path(__file__).resolve().parents[1]
 MCP_DEV = ROOT / "realms" / "mcp-dev.yaml"
@@ -59,7 +61,14 @@ def rule_ids(findings) -> set[str]:
     return {f.rule.id for f in findings}
 
 
-def test_reference_realm_live_gives_nothing_above_low(client, realm_name):
+def audit_cli(keycloak, realm: str, tmp_path: Path) -> tuple[int, dict]:
+    """`kcprov audit --realm REALM --json` as a user runs it: exit code and document."""
+    result = kcprov("audit", "--realm", realm, "--json", env=cli_env(keycloak), cwd=tmp_path)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_reference_realm_live_gives_nothing_above_low(client, keycloak, realm_name, tmp_path):
     apply_file(client, renamed(MCP_DEV, realm_name))
     view = read_live_view(client, realm_name)
     info = client.server_info()
@@ -74,9 +83,12 @@ def test_reference_realm_live_gives_nothing_above_low(client, realm_name):
     if "CIMD" in enabled:  # the test Keycloak runs with cimd and resource-indicators (experimental in 26.7)
         cimd = [f for f in findings if f.rule.id == "experimental-feature" and "feature cimd" in f.message]
         assert len(cimd) == 1 and "calculator-cimd" in cimd[0].message
+    code, doc = audit_cli(keycloak, realm_name, tmp_path)
+    assert code == 0 and {f["rule"] for f in doc["findings"]} == rule_ids(findings)
+    assert LIVE_RULES <= {r["id"] for r in doc["rules"]}
 
 
-def test_weakened_realm_live_gives_the_offline_rule_ids(client, keycloak, realm_name):
+def test_weakened_realm_live_gives_the_offline_rule_ids(client, keycloak, realm_name, tmp_path):
     spec = renamed(WEAK, realm_name)
     offline = rule_ids(audit_realm(RealmView.from_file(WEAK, spec, lambda path: (1, 1))))
     assert {"wildcard-redirect-uri", "long-access-token", "open-dcr", "ssl-not-required"} <= offline
@@ -93,6 +105,9 @@ def test_weakened_realm_live_gives_the_offline_rule_ids(client, keycloak, realm_
     assert ("wildcard-redirect-uri", f"realm '{realm_name}' client 'web-app'") in by_rule
     assert ("long-access-token", f"realm '{realm_name}' realm settings") in by_rule
     assert ("open-dcr", f"realm '{realm_name}' client registration 'anonymous'") in by_rule
+    code, doc = audit_cli(keycloak, realm_name, tmp_path)
+    assert code == 3 and {f["rule"] for f in doc["findings"]} == live
+    assert {"realm": realm_name, "resource": "client 'web-app'"} in [f["location"] for f in doc["findings"]]
 
 
 def test_registration_without_trusted_hosts_policy_is_open(client, keycloak, realm):
