@@ -161,7 +161,8 @@ def _description(prop: dict[str, Any]) -> str:
     text = _text(prop.get("description", ""))
     default = prop.get("default")
     if default not in (None, [], {}):
-        text += f" Default: `{json.dumps(default)}`."
+        shown = default if isinstance(default, str) else json.dumps(default)
+        text += f" Default: `{shown}`."
     return text
 
 
