@@ -37,7 +37,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +46,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from kcprov.audit.rules import Finding, Location, Rule, Severity, register
-from kcprov.errors import KcprovError
+from kcprov.errors import KcprovError, KeycloakApiError
 from kcprov.keycloak import KeycloakClient, seg
 from kcprov.terminal import printable
 from kcprov.urls import is_loopback
@@ -207,7 +207,7 @@ class _Probe:
         self.http = http
         self.findings: list[Finding] = []
         self.sent: dict[str, str] = {}  # credential -> what it is, looked for in every answer
-        self.echoed: set[str] = set()
+        self.echoed = ""  # what the first echoing answer carried
 
     # -- plumbing ------------------------------------------------------------------
     def find(self, rule: Rule, message: str, url: str | None = None) -> None:
@@ -245,14 +245,16 @@ class _Probe:
         return answer, doc if isinstance(doc, dict) else None
 
     def _look_for_credentials(self, answer: Answer) -> None:
-        if not self.sent:
+        """One finding for the first answer that carries something this audit sent (whole credentials first)."""
+        if self.echoed or not self.sent:
             return
         text = answer.body.decode("utf-8", "replace") + "\n" + "\n".join(
             f"{k}: {v}" for k, v in answer.headers.multi_items())
-        for credential, what in self.sent.items():
-            if credential in text and what not in self.echoed:
-                self.echoed.add(what)
+        for credential, what in sorted(self.sent.items(), key=lambda item: -len(item[0])):
+            if credential in text:
+                self.echoed = what
                 self.find(ECHOED, f"an answer (HTTP {answer.status}) contains {what}")
+                return
 
     # -- without credentials ---------------------------------------------------------
     def discover(self) -> Discovery:
@@ -450,23 +452,28 @@ def _temporary_client(client_id: str, secret: str, default: list[str], optional:
 
 
 @contextmanager
-def _signals_held() -> Iterator[list[int]]:
-    """SIGINT and SIGTERM are recorded, not acted on, inside the block (the clean-up must finish).
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block is done, then interrupt (KeyboardInterrupt).
 
-    Signal handlers can only be set from the main thread; elsewhere signals
-    never interrupt this thread, so there is nothing to hold.
+    For what must not be cut in half: the creation of a temporary object
+    (Keycloak would finish making it after kcprov stopped waiting, unseen by
+    the clean-up) and the clean-up itself. Signal handlers can only be set
+    from the main thread; elsewhere signals never interrupt this thread, so
+    there is nothing to hold.
     """
-    held: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield held
+        yield
         return
+    held: list[int] = []
     previous = {sig: signal.signal(sig, lambda signum, _frame: held.append(signum))
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield held
+        yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if held:
+        raise KeyboardInterrupt
 
 
 @contextmanager
@@ -489,9 +496,9 @@ def _sigterm_interrupts() -> Iterator[None]:
 class TemporaryObjects:
     """The temporary client and realm of one audit, and their removal.
 
-    The names are chosen before anything is made, and removal looks the
-    objects up by name: an interrupt between Keycloak making an object and
-    kcprov reading its id leaves nothing behind either.
+    A creation holds SIGINT/SIGTERM until Keycloak has answered (cut short,
+    Keycloak would still finish it, after the clean-up looked), and removal
+    looks the objects up by their names, chosen before anything is made.
     """
 
     def __init__(self, client: KeycloakClient, realm: str) -> None:
@@ -514,20 +521,27 @@ class TemporaryObjects:
             self.client.delete(f"/admin/realms/{seg(self.other_realm)}", what)
         self.other_realm = None
 
+    def create_client(self, rep: dict) -> str | None:
+        with _signals_held():
+            return self.client.post(f"/admin/realms/{seg(self.realm)}/clients", rep, f"temporary client '{self.name}'")
+
+    def create_realm(self, rep: dict) -> None:
+        with _signals_held():
+            self.other_realm = rep["realm"]
+            self.client.post("/admin/realms", rep, f"temporary realm '{self.other_realm}'")
+
     def remove(self) -> None:
-        failures = []
-        with _signals_held() as held:
+        with _signals_held():
+            failures = []
             for step, what in ((self.remove_client, f"client '{self.name}' in realm '{self.realm}'"),
                                (self.remove_realm, f"realm '{self.other_realm}'")):
                 try:
                     step()
                 except KcprovError as exc:
                     failures.append(f"{what} ({exc.message})")
-        if failures:
-            raise KcprovError(f"kcprov audit could not remove its temporary {'; '.join(failures)}.",
-                              hint=f"delete what is named {TEMPORARY_PREFIX}* by hand (it holds no rights)")
-        if held:
-            raise KeyboardInterrupt
+            if failures:
+                raise KcprovError(f"kcprov audit could not remove its temporary {'; '.join(failures)}.",
+                                  hint=f"delete what is named {TEMPORARY_PREFIX}* by hand (it holds no rights)")
 
 
 @contextmanager
@@ -571,18 +585,27 @@ def _realm_of(issuer: str) -> str | None:
     return unquote(match[1]) if match else None
 
 
+class _NoTokens(Exception):
+    """The token probes cannot run with this Keycloak client; the message says why (no secret in it)."""
+
+
 def _probe_with_tokens(probe: _Probe, found: Discovery, client: KeycloakClient, realm: str | None) -> None:
     assert found.issuer is not None and found.as_metadata is not None
     realm = realm or _realm_of(found.issuer)
     if not realm:
-        raise KcprovError(f"cannot tell the Keycloak realm from the issuer {printable(found.issuer)}.",
-                          hint="name it with --realm")
-    if client.get_optional(f"/admin/realms/{seg(realm)}", f"realm '{realm}'") is None:
-        raise KcprovError(f"realm '{printable(realm)}' (of issuer {printable(found.issuer)}) is not on the Keycloak "
-                          "kcprov is logged in to.", hint="name the realm with --realm, or Keycloak with --url")
+        raise _NoTokens(f"the issuer {printable(found.issuer)} names no Keycloak realm (/realms/NAME)")
+    try:
+        there = client.get_optional(f"/admin/realms/{seg(realm)}", f"realm '{realm}'")
+    except KeycloakApiError as exc:
+        if exc.status != 403:
+            raise
+        there = None
+    if there is None:
+        raise _NoTokens(f"kcprov has no admin rights on realm '{printable(realm)}' of the Keycloak at "
+                        f"{printable(client.settings.url)} (issuer {printable(found.issuer)})")
     token_endpoint = found.as_metadata.get("token_endpoint")
     if not isinstance(token_endpoint, str) or f"/realms/{seg(realm)}/" not in token_endpoint:
-        raise KcprovError(f"the authorization server metadata names no token endpoint of realm '{printable(realm)}'.")
+        raise _NoTokens(f"the authorization server metadata names no token endpoint of realm '{printable(realm)}'")
     advertised = (found.prm or {}).get("scopes_supported")
     advertised = [s for s in advertised if isinstance(s, str)] if isinstance(advertised, list) else []
     names = {s.get("name") for s in client.get(f"/admin/realms/{seg(realm)}/client-scopes", "client scopes") or []}
@@ -594,9 +617,8 @@ def _probe_with_tokens(probe: _Probe, found: Discovery, client: KeycloakClient, 
         probe.sent[secret] = "the temporary client's secret"
         clients = f"/admin/realms/{seg(realm)}/clients"
         default = ["basic"] if "basic" in names and "basic" not in scopes else []
-        uuid = client.post(clients, _temporary_client(made.name, secret, default, scopes,
-                                                      [_audience_mapper("other-audience", OTHER_AUDIENCE)]),
-                           f"temporary client '{made.name}'")
+        uuid = made.create_client(_temporary_client(made.name, secret, default, scopes,
+                                                    [_audience_mapper("other-audience", OTHER_AUDIENCE)]))
         mint = _Minter(probe, token_endpoint, made.name, secret)
 
         # Another audience: with the scopes if the realm binds no audience to them, else without any.
@@ -608,24 +630,21 @@ def _probe_with_tokens(probe: _Probe, found: Discovery, client: KeycloakClient, 
         good = mint(scopes)
         issued_by = token_parts(good)[1].get("iss")
         if issued_by != found.issuer:
-            raise KcprovError(f"realm '{printable(realm)}' issues tokens with iss {printable(issued_by)}, "
-                              f"not the server's authorization server {printable(found.issuer)}.",
-                              hint="kcprov must reach Keycloak under the issuer's host name (--url)")
+            raise _NoTokens(f"realm '{printable(realm)}' issues tokens with iss {printable(issued_by)}, not the "
+                            f"server's authorization server {printable(found.issuer)}")
         lacking_base = mint(None) if base else None
         base_only = mint(base) if set(scopes) - set(base) else None
 
         # Another realm of the same Keycloak: same client, scopes and audience, other issuer and keys.
-        made.other_realm = made.name
-        client.post("/admin/realms", {
-            "realm": made.other_realm, "enabled": True,
+        made.create_realm({
+            "realm": made.name, "enabled": True,
             "clientScopes": [{"name": s, "protocol": "openid-connect", "attributes": {"include.in.token.scope": "true"}}
                              for s in scopes],
             "clients": [_temporary_client(made.name, secret, [], scopes,
                                           [_audience_mapper("this-server", probe.url)])],
-        }, f"temporary realm '{made.other_realm}'")
-        foreign = _Minter(probe, token_endpoint.replace(f"/realms/{seg(realm)}/", f"/realms/{seg(made.other_realm)}/"),
+        })
+        foreign = _Minter(probe, token_endpoint.replace(f"/realms/{seg(realm)}/", f"/realms/{seg(made.name)}/"),
                           made.name, secret)(scopes)
-        made.remove_realm()
 
         # Expired: the client's tokens now live 1 s; its probe runs last, after the others.
         rep = client.get(f"{clients}/{uuid}", f"temporary client '{made.name}'")
@@ -728,13 +747,19 @@ def _tool_scopes(probe: _Probe, good: str, token: str, base: list[str], session:
 
 
 def audit_server(url: str, *, client: KeycloakClient | None = None, realm: str | None = None,
-                 verify: bool | str = True, timeout: float = 30.0) -> list[Finding]:
+                 note: Callable[[str], None] | None = None, verify: bool | str | None = None,
+                 timeout: float = 30.0) -> list[Finding]:
     """Probe the MCP server at `url`; with `client` (admin rights on its realm), with minted tokens too.
 
     `realm` overrides the realm named by the server's authorization server
-    (the last path segment after /realms/ of its issuer). `verify` is httpx's:
-    True, False or a CA bundle path.
+    (the segment after /realms/ of its issuer). When the token probes cannot
+    run (no metadata to start from, no rights on that realm, tokens of another
+    issuer), `note` is told why and the credential-free findings are returned.
+    `verify` is httpx's (True, False or a CA bundle path); by default the
+    client's TLS setting, else True.
     """
+    if verify is None:
+        verify = client.settings.verify if client is not None else True
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise KcprovError(f"--server {printable(url)} is not an http(s) URL.", hint="give the MCP endpoint, e.g. "
@@ -743,8 +768,11 @@ def audit_server(url: str, *, client: KeycloakClient | None = None, realm: str |
         probe = _Probe(url, http)
         found = probe.discover()
         if client is not None:
-            if found.issuer is None or found.as_metadata is None:
-                raise KcprovError("the token probes need the server's authorization server metadata, "
-                                  "which the findings say is missing.", hint="fix those first, or audit without --url")
-            _probe_with_tokens(probe, found, client, realm)
+            try:
+                if found.issuer is None or found.as_metadata is None:
+                    raise _NoTokens("the token probes start from the authorization server metadata, which is missing")
+                _probe_with_tokens(probe, found, client, realm)
+            except _NoTokens as exc:
+                if note is not None:
+                    note(f"{printable(url)}: no token probes: {exc}.")
     return probe.findings

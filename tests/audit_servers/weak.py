@@ -8,6 +8,9 @@ one in-process on its resource URL's port (uvicorn in a thread).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import importlib
 import socket
 import sys
@@ -18,7 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import jwt
+from cryptography.hazmat.primitives import serialization
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "mcp-server"
 
@@ -55,7 +63,71 @@ class AcceptsAlgNone(verifier_mod.JwtTokenVerifier):
         return await super()._verify(token)
 
 
-WEAKNESSES = {"none": verifier_mod.JwtTokenVerifier, "no-audience": NoAudienceCheck, "alg-none": AcceptsAlgNone}
+class AcceptsPublicKeyAsHmacSecret(verifier_mod.JwtTokenVerifier):
+    """Verifies HS256 with the PEM of the kid's public key as the HMAC secret (algorithm confusion)."""
+
+    async def _verify(self, token: str) -> tuple[dict[str, Any], str]:
+        header = jwt.get_unverified_header(token)
+        if header.get("alg") != "HS256":
+            return await super()._verify(token)
+        key = await self._signing_key(header["kid"])
+        pem = key.key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        signing_input, _, signature = token.rpartition(".")
+        expected = base64.urlsafe_b64encode(hmac.new(pem, signing_input.encode(), hashlib.sha256).digest())
+        if not hmac.compare_digest(expected.rstrip(b"=").decode(), signature):
+            raise verifier_mod.TokenRejected("bad HMAC")
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return claims, verifier_mod.check_claims(claims, issuer=self.issuer, audiences=self.audiences)
+
+
+class NoExpiryCheck(verifier_mod.JwtTokenVerifier):
+    """Checks signature, issuer and audience, never `exp` (and tells the SDK the token never expires)."""
+
+    async def verify_token(self, token: str) -> Any:
+        try:
+            key = await self._signing_key(jwt.get_unverified_header(token)["kid"])
+            claims = jwt.decode(token, key, algorithms=[key.algorithm_name], issuer=self.issuer,
+                                audience=list(self.audiences), options={"verify_exp": False})
+        except (jwt.PyJWTError, KeyError):
+            return None
+        access = verifier_mod.access_token_from_claims(token, claims, self.audiences[0])
+        return access.model_copy(update={"expires_at": None})
+
+
+class TrustsTheTokensIssuer(verifier_mod.JwtTokenVerifier):
+    """Takes the signing keys from the token's own `iss` (any realm of the same Keycloak), checks the audience."""
+
+    async def _verify(self, token: str) -> tuple[dict[str, Any], str]:
+        issuer = jwt.decode(token, options={"verify_signature": False}).get("iss", "")
+        if not issuer.startswith(self.issuer.rsplit("/realms/", 1)[0] + "/realms/"):
+            raise verifier_mod.TokenRejected("issuer on another host")
+        keys = jwt.PyJWKClient(f"{issuer}/protocol/openid-connect/certs")
+        key = await anyio.to_thread.run_sync(keys.get_signing_key_from_jwt, token)
+        claims = jwt.decode(token, key, algorithms=["RS256"], audience=list(self.audiences))
+        return claims, self.audiences[0]
+
+
+class EchoesTheToken(BaseHTTPMiddleware):
+    """A 401 whose error description quotes the Authorization header it refused."""
+
+    async def dispatch(self, request: Request, call_next: Any) -> Response:
+        response = await call_next(request)
+        sent = request.headers.get("authorization")
+        if response.status_code != 401 or not sent:
+            return response
+        body = {"error": "invalid_token", "error_description": f"refused: {sent}"}
+        return JSONResponse(body, 401, headers={"www-authenticate": response.headers.get("www-authenticate", "")})
+
+
+WEAKNESSES = {
+    "none": verifier_mod.JwtTokenVerifier,
+    "no-audience": NoAudienceCheck,
+    "alg-none": AcceptsAlgNone,
+    "hs256-public-key": AcceptsPublicKeyAsHmacSecret,
+    "no-expiry": NoExpiryCheck,
+    "trusts-token-issuer": TrustsTheTokensIssuer,
+    "echoes-token": verifier_mod.JwtTokenVerifier,  # and EchoesTheToken around the app
+}
 
 
 def config_for(settings: Mapping[str, str], port: int) -> Any:
@@ -73,6 +145,8 @@ def serve(config: Any, weakness: str = "none") -> Iterator[str]:
     verifier = WEAKNESSES[weakness](issuer=config.issuer, jwks_url=config.jwks_url, audiences=config.audiences,
                                     jwks_refresh_cooldown=config.jwks_refresh_cooldown)
     app = server_mod.create_app(config, verifier=verifier)
+    if weakness == "echoes-token":
+        app.add_middleware(EchoesTheToken)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((config.host, config.port))
