@@ -168,6 +168,19 @@ def test_client_credentials_token_of_a_confidential_client(dev_home: Path, mcp_d
     assert "wrong client secret" in wrong.stderr and "not-the-secret" not in wrong.stderr
 
 
+def test_an_existing_client_that_allows_the_password_grant_is_used(keycloak: Any, dev_home: Path, mcp_dev: dict) -> None:
+    """--client C: C's own token (azp), no temporary client; C made here by hand with direct access grants on."""
+    admin = keycloak.admin(mcp_dev["realm"])
+    admin.create_client({"clientId": "script-client", "publicClient": True, "directAccessGrantsEnabled": True,
+                         "standardFlowEnabled": False})
+    done = dev_token("--realm", mcp_dev["realm"], "--user", "alice", "--client", "script-client", "--scope", "mcp:tools",
+                     "--password-stdin", home=dev_home, stdin=ALICE + "\n")
+    assert done.returncode == 0, done.stderr
+    assert claims(done.stdout.strip())["azp"] == "script-client"
+    assert call_add(mcp_dev["url"], done.stdout.strip()).status_code == 200
+    assert temporary_clients(keycloak, mcp_dev["realm"]) == []
+
+
 def test_the_curl_lines_in_the_docs_work_as_printed(dev_home: Path, mcp_dev: dict, tmp_path: Path) -> None:
     """docs/dev-token.md's curl block, run by bash with only the realm name and the server port changed."""
     script = doc_block("curl").replace("--realm mcp-dev", f"--realm {mcp_dev['realm']}")

@@ -122,8 +122,9 @@ def dev_server_admin(url: str | None = None, timeout: float = 30.0) -> KeycloakC
         raise DevServerError(f"`kcprov dev token` works only with kcprov's dev Keycloak, and none is set up in {where}.",
                              hint="run `kcprov dev up` (KCPROV_HOME selects the state dir); on any other Keycloak, "
                                   "log in through a browser instead: kcprov never enables the password grant there")
-    if url and check_url(url) != state.url:
-        raise DevServerError(f"Refusing {check_url(url)}: it is not the dev Keycloak of {where} ({state.url}). "
+    asked = check_url(url) if url else state.url
+    if asked != state.url:
+        raise DevServerError(f"Refusing {asked}: it is not the dev Keycloak of {where} ({state.url}). "
                              "`kcprov dev token` enables the password grant on a temporary client, "
                              "so it runs only against kcprov's own dev server.",
                              hint="leave out --url and unset KCPROV_URL, or point KCPROV_HOME at that server's state dir")
@@ -169,13 +170,17 @@ def issue_token(admin: KeycloakClient, request: TokenRequest, password: SecretIn
                                   hint="leave out --client: kcprov then makes a temporary client for the token")
             if not client.get("publicClient"):
                 form["client_secret"] = _secret_of(admin, realm, client, client_secret)
-            form |= {"grant_type": "password", "client_id": client["clientId"], "username": request.user,
-                     "password": password.read(f"Password of {request.user} in realm {realm}: ")}
-            return _grant(admin, realm, form, request)
+            return _password_grant(admin, form, request, client["clientId"], password)
         with _temporary_client(admin, realm, request.scopes, known, say) as client_id:
-            form |= {"grant_type": "password", "client_id": client_id, "username": request.user,
-                     "password": password.read(f"Password of {request.user} in realm {realm}: ")}
-            return _grant(admin, realm, form, request)
+            return _password_grant(admin, form, request, client_id, password)
+
+
+def _password_grant(admin: KeycloakClient, form: dict[str, str], request: TokenRequest, client_id: str,
+                    password: SecretInput) -> str:
+    """The password is read last: after every check, and once the client exists (Ctrl-C at the prompt cleans up)."""
+    secret = password.read(f"Password of {request.user} in realm {request.realm}: ")
+    return _grant(admin, request.realm, form | {"grant_type": "password", "client_id": client_id,
+                                                "username": str(request.user), "password": secret}, request)
 
 
 def _grant(admin: KeycloakClient, realm: str, form: dict[str, str], request: TokenRequest) -> str:
