@@ -72,12 +72,20 @@ def _schemastore_section() -> list[str]:
         "`kcprov schema > kcprov.schema.json` writes the JSON Schema (Draft 2020-12, "
         f"`$id` `{entry['url']}`). Point a file at it with a first line",
         "`# yaml-language-server: $schema=kcprov.schema.json` (path relative to the file), or name",
-        "realm files so they match the file pattern "
-        + ", ".join(f"`{pattern}`" for pattern in entry["fileMatch"])
-        + ", the pattern of kcprov's SchemaStore catalog entry:",
+        "realm files so they match " + " or ".join(f"`{pattern}`" for pattern in entry["fileMatch"]) + ",",
+        "the file pattern of the entry kcprov offers SchemaStore's catalog (`src/api/json/catalog.json`),",
+        "with which editors that read the catalog (yaml-language-server, VS Code's YAML extension) find",
+        "the schema by themselves:",
         "",
         "```json",
         json.dumps(entry, indent=2),
+        "```",
+        "",
+        "Until the catalog lists it, or for other names, map files to the schema in the editor, e.g.",
+        "VS Code's `settings.json`:",
+        "",
+        "```json",
+        json.dumps({"yaml.schemas": {"./kcprov.schema.json": [*entry["fileMatch"], "realms/*.yaml"]}}, indent=2),
         "```",
     ]
 
