@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from audit_servers.stub import Stub
+from audit_servers.stub import start as start_stub
 from audit_servers.weak import config_mod, config_for, serve
 from kcprov.audit.rules import RULES, Severity
 from kcprov.audit.server import (
@@ -81,6 +83,108 @@ def test_server_rules_are_registered_with_what_they_rest_on() -> None:
     assert len(server_rules) >= 20
     for rule in server_rules:
         assert rule.id.startswith("server-") and rule.rests_on and rule.fix and rule.title
+
+
+# --------------------------------------------------------------------------- without credentials, on a scripted server
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[Stub]:
+    server, httpd = start_stub()
+    yield server
+    httpd.shutdown()
+    httpd.server_close()
+
+
+PRM_PATH = ("GET", "/.well-known/oauth-protected-resource/mcp")
+AS_PATH = ("GET", "/.well-known/oauth-authorization-server/realms/r")
+
+
+def _challenge(stub: Stub, value: str | None, status: int = 401) -> None:
+    stub.replies[("POST", "/mcp")] = (status, {"www-authenticate": value} if value else {}, {"error": "x"})
+
+
+def _prm(stub: Stub, **changes: Any) -> None:
+    status, headers, doc = stub.replies[PRM_PATH]
+    stub.replies[PRM_PATH] = (status, headers, {k: v for k, v in {**doc, **changes}.items() if v is not None})
+
+
+def _as(stub: Stub, **changes: Any) -> None:
+    status, headers, doc = stub.replies[AS_PATH]
+    stub.replies[AS_PATH] = (status, headers, {k: v for k, v in {**doc, **changes}.items() if v is not None})
+
+
+def _prm_elsewhere(stub: Stub) -> None:
+    stub.replies[("GET", "/prm")] = stub.replies.pop(PRM_PATH)
+    _challenge(stub, f'Bearer resource_metadata="{stub.base}/prm", scope="mcp:tools"')
+
+
+def _as_at_oidc_url_only(stub: Stub) -> None:
+    stub.replies[("GET", "/realms/r/.well-known/openid-configuration")] = stub.replies.pop(AS_PATH)
+
+
+def _issuer_not_loopback(stub: Stub) -> None:
+    _prm(stub, authorization_servers=["http://kcprov-audit.invalid/realms/r"])
+
+
+STUB_CASES = {
+    "correct": (lambda stub: None, set()),
+    "as metadata at the OIDC URL only (A13 order)": (_as_at_oidc_url_only, set()),
+    "200 without a token": (lambda stub: _challenge(stub, None, 200), {"server-unauthenticated-access"}),
+    "401 without a challenge": (lambda stub: _challenge(stub, None), {"server-no-bearer-challenge"}),
+    "403 instead of 401": (lambda stub: _challenge(stub, 'Bearer scope="mcp:tools", resource_metadata="x"', 403),
+                           {"server-no-bearer-challenge"}),
+    "no resource_metadata": (lambda stub: _challenge(stub, 'Bearer scope="mcp:tools"'),
+                             {"server-challenge-without-resource-metadata"}),
+    "no scope in the challenge": (lambda stub: _challenge(stub, f'Bearer resource_metadata="{stub.base}/'
+                                                                '.well-known/oauth-protected-resource/mcp"'),
+                                  {"server-challenge-without-scope"}),
+    "offline_access in the challenge": (
+        lambda stub: _challenge(stub, f'Bearer resource_metadata="{stub.base}/.well-known/oauth-protected-resource/'
+                                      'mcp", scope="mcp:tools offline_access"'), {"server-offline-access-advertised"}),
+    "no metadata": (lambda stub: stub.replies.pop(PRM_PATH), {"server-prm-missing"}),
+    "metadata only at the challenge's URL": (_prm_elsewhere, {"server-prm-not-at-well-known"}),
+    "resource with a trailing slash": (lambda stub: _prm(stub, resource=stub.url + "/"),
+                                       {"server-prm-resource-mismatch"}),
+    "no authorization server": (lambda stub: _prm(stub, authorization_servers=[]),
+                                {"server-prm-without-authorization-server"}),
+    "offline_access in scopes_supported": (lambda stub: _prm(stub, scopes_supported=["mcp:tools", "offline_access"]),
+                                           {"server-offline-access-advertised"}),
+    "no authorization server metadata": (lambda stub: stub.replies.pop(AS_PATH), {"server-as-metadata-missing"}),
+    "plain http issuer off loopback": (_issuer_not_loopback, {"server-plain-http", "server-as-metadata-missing"}),
+    "issuer with a trailing slash": (lambda stub: _as(stub, issuer=stub.issuer + "/"), {"server-as-issuer-mismatch"}),
+    "no S256": (lambda stub: _as(stub, code_challenge_methods_supported=["plain"]),
+                {"server-pkce-s256-not-advertised"}),
+    "no iss parameter": (lambda stub: _as(stub, authorization_response_iss_parameter_supported=None),
+                         {"server-iss-parameter-not-advertised"}),
+}
+
+
+@pytest.mark.parametrize("case", STUB_CASES)
+def test_credential_free_probes_find_each_weakness(stub: Stub, case: str) -> None:
+    change, expected = STUB_CASES[case]
+    stub.good()
+    change(stub)
+    findings = audit_server(stub.url)
+    assert {f.rule.id for f in findings} == expected, [f.message for f in findings]
+    assert all(f.location.url for f in findings)
+
+
+def test_a_server_off_loopback_over_plain_http_is_found() -> None:
+    from kcprov.audit.server import _Probe
+
+    probe = _Probe("http://mcp.example.com/mcp", None)  # type: ignore[arg-type]
+    probe._check_https("http://mcp.example.com/mcp", "the MCP server")
+    probe._check_https("https://mcp.example.com/mcp", "the MCP server")
+    probe._check_https("http://[::1]:3000/mcp", "the MCP server")
+    assert [f.rule.id for f in probe.findings] == ["server-plain-http"]
+
+
+def test_an_unreachable_server_is_an_error_naming_it() -> None:
+    from kcprov.errors import KcprovError
+
+    with pytest.raises(KcprovError, match="POST http://127.0.0.1:9/mcp failed"):
+        audit_server("http://127.0.0.1:9/mcp", timeout=5)
 
 
 # --------------------------------------------------------------------------- against Keycloak and servers

@@ -201,6 +201,10 @@ class Discovery:
     as_metadata: dict | None = None
 
 
+class Unreachable(KcprovError):
+    """A URL of the audit gave no HTTP answer (refused, timed out, TLS failed, no such host)."""
+
+
 class _Probe:
     def __init__(self, url: str, http: httpx.Client) -> None:
         self.url = url
@@ -223,7 +227,7 @@ class _Probe:
                         break
                 answer = Answer(resp.status_code, resp.headers, body[:MAX_BODY])
         except httpx.HTTPError as exc:
-            raise KcprovError(f"{method} {printable(url)} failed: {type(exc).__name__}.",
+            raise Unreachable(f"{method} {printable(url)} failed: {type(exc).__name__}.",
                               hint="is the server running and the URL right? (--insecure / --ca-cert for TLS)") from None
         self._look_for_credentials(answer)
         return answer
@@ -268,12 +272,12 @@ class _Probe:
             how = "with" if challenge is not None else "without"
             self.find(NO_CHALLENGE, f"an initialize without a token got HTTP {answer.status} "
                                     f"{how} a WWW-Authenticate: Bearer challenge, not 401 with one")
-        challenge = challenge or {}
-        if answer.status == 401:
+        if answer.status == 401 and challenge is not None:
             if not challenge.get("resource_metadata"):
                 self.find(NO_RESOURCE_METADATA, "the 401 challenge has no resource_metadata parameter")
             if not challenge.get("scope"):
                 self.find(NO_CHALLENGE_SCOPE, "the 401 challenge has no scope parameter")
+        challenge = challenge or {}
         found.base_scopes = challenge.get("scope", "").split()
         if "offline_access" in found.base_scopes:
             self.find(OFFLINE_ACCESS, "the 401 challenge asks for offline_access")
@@ -317,7 +321,11 @@ class _Probe:
     def _authorization_server(self, issuer: str) -> dict | None:
         tried = []
         for url in as_metadata_urls(issuer):
-            answer, doc = self.get_json(url)
+            try:
+                answer, doc = self.get_json(url)
+            except Unreachable:
+                tried.append(f"{printable(url)} (no answer)")
+                continue
             tried.append(f"{printable(url)} (HTTP {answer.status})")
             if doc is not None:
                 break
