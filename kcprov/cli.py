@@ -140,10 +140,11 @@ def _warning_ids(ids: Optional[list[str]]) -> list[str]:
     return ids
 
 
-def _complete_warning_id(incomplete: str) -> list[str]:
+def _complete_warning_id(incomplete: str) -> list[tuple[str, str]]:
+    """The ids that start with what was typed, each with what it is about (zsh and fish show it)."""
     from kcprov.spec.quiet import WARNINGS
 
-    return [warning_id for warning_id in WARNINGS if warning_id.startswith(incomplete)]
+    return [(warning_id, about) for warning_id, about in WARNINGS.items() if warning_id.startswith(incomplete)]
 
 
 QuietWarning = Annotated[Optional[list[str]], typer.Option(

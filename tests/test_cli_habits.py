@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from kcprov import KEYCLOAK_VERSION, __version__
+from kcprov.spec.quiet import WARNINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
@@ -50,19 +51,27 @@ def test_python_m_kcprov_is_the_command_line():
     assert result.returncode == 2 and "No such command" in result.stderr
 
 
+def complete(**env: str) -> str:
+    """What the installed completion function gets from `kcprov` on <TAB> (the script name matters: _KCPROV_COMPLETE)."""
+    script = "import sys; sys.argv[0] = 'kcprov'; from kcprov.cli import main; main()"
+    result = subprocess.run([sys.executable, "-c", script], env={**os.environ, **env}, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def test_shell_completion():
     shown = run("--show-completion", "bash", env={"COLUMNS": "120"})
     assert shown.returncode == 0 and "complete" in shown.stdout
     assert "--install-completion" in run("--help", env={"COLUMNS": "120"}).stdout
-    # what the installed bash function runs on <TAB>: the command's completions
-    complete = {"_KCPROV_COMPLETE": "complete_bash", "COMP_WORDS": "kcprov pl", "COMP_CWORD": "1"}
-    result = subprocess.run([sys.executable, "-c", "import sys; sys.argv[0] = 'kcprov'; from kcprov.cli import main; main()"],
-                            env={**os.environ, **complete}, capture_output=True, text=True, timeout=60)
-    assert result.stdout.split() == ["plan"], result.stderr
-    complete.update(COMP_WORDS="kcprov plan --quiet-warning dcr-def", COMP_CWORD="3")
-    result = subprocess.run([sys.executable, "-c", "import sys; sys.argv[0] = 'kcprov'; from kcprov.cli import main; main()"],
-                            env={**os.environ, **complete}, capture_output=True, text=True, timeout=60)
-    assert result.stdout.split() == ["dcr-default-scopes", "dcr-default-scope-audience"]
+    bash = {"_KCPROV_COMPLETE": "complete_bash"}
+    assert complete(**bash, COMP_WORDS="kcprov pl", COMP_CWORD="1").split() == ["plan"]
+    assert complete(**bash, COMP_WORDS="kcprov plan --quiet-warning dcr-def", COMP_CWORD="3").split() == [
+        "dcr-default-scopes", "dcr-default-scope-audience"]
+    # zsh shows what each id is about, one line per id
+    zsh = complete(_KCPROV_COMPLETE="complete_zsh", _TYPER_COMPLETE_ARGS="kcprov plan --quiet-warning ")
+    assert len(zsh.strip().splitlines()) == len(WARNINGS)
+    assert '"pkce-plain":"a client with pkce\\\\: plain"' in zsh
 
 
 def test_no_color_is_honoured(tmp_path):

@@ -21,12 +21,13 @@ from kcprov.spec.fields import spec_error
 
 KEY = "x-kcprov-quiet-warnings"
 
-# id -> what the warning is about. An id is never renamed or reused: realm files and CI scripts name it.
+# id -> what the warning is about (shell completion shows it: one short line). An id is never renamed or reused:
+# realm files and CI scripts name it.
 WARNINGS: dict[str, str] = {
-    "resource-indicators-audience": "resource-indicators on: a token requested with resource= carries only the server URL as audience",
-    "dcr-default-scopes": "Keycloak < 26.8.0 gives DCR clients only 'basic' as default scope (keycloak#50807)",
-    "dcr-default-scope-audience": "an audience mapper on a realm default scope misses DCR clients on Keycloak < 26.8.0",
-    "claude-desktop-grant": "Keycloak < 26.8 rejects Claude Desktop's metadata document (jwt-bearer grant)",
+    "resource-indicators-audience": "resource-indicators on: tokens carry only the server URL as audience",
+    "dcr-default-scopes": "Keycloak < 26.8.0: DCR clients get only 'basic' as default scope",
+    "dcr-default-scope-audience": "Keycloak < 26.8.0: a default scope's audience misses DCR clients",
+    "claude-desktop-grant": "Keycloak < 26.8 rejects Claude Desktop's metadata document",
     "client-credentials-resource": "client credentials with resource= answer HTTP 500 on Keycloak 26.7",
     "issuer-http": "the issuer is plain http on a non-loopback host",
     "server-url-http": "an MCP server URL is plain http on a non-loopback host",
@@ -34,7 +35,7 @@ WARNINGS: dict[str, str] = {
     "cimd-allow-http": "cimd allow_http accepts http:// client_id documents",
     "redirect-uri-wildcard": "a redirect URI with a wildcard",
     "redirect-uri-http": "a redirect URI that is neither loopback nor HTTPS",
-    "extra-audience-slash": "an extra audience that differs from the server URL only by a trailing '/'",
+    "extra-audience-slash": "an extra audience that is the server URL but for a trailing '/'",
     "audience-mismatch": "an audience mapper whose audience is not the MCP server URL",
     "dcr-no-trusted-hosts": "dcr without trusted_hosts: every registration is refused",
     "cimd-no-trusted-domains": "cimd without trusted_domains: every client_id document is refused",
