@@ -117,8 +117,8 @@ class KeycloakClient:
     that times out is not retried, since waiting again would multiply the
     bound the user chose. `attempts` bounds the tries of one request, `retries`
     the retries of the whole session (a RetryBudget). `on_request(method, path,
-    status, seconds)` hears of every Admin API answer (`kcprov -v`): the path
-    holds names and ids only, never a token, a secret or a body.
+    status, seconds)` hears of the login and every Admin API answer (`kcprov -v`):
+    the path holds names and ids only, never a token, a secret or a body.
     """
 
     def __init__(self, settings: ConnectionSettings, timeout: float = DEFAULT_TIMEOUT, attempts: int = 4,
@@ -151,9 +151,13 @@ class KeycloakClient:
 
     def _login(self) -> None:
         s = self.settings
+        started = time.monotonic()
         try:
             self._count()
             self._conn.get_token()
+            if self.on_request is not None:  # python-keycloak raises for any other answer
+                self.on_request("POST", f"realms/{seg(s.auth_realm)}/protocol/openid-connect/token", 200,
+                                time.monotonic() - started)
         except KeycloakConnectionError as exc:
             if _timed_out(exc):
                 raise ConnectionError_(
