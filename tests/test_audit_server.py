@@ -254,13 +254,35 @@ def test_reference_server_with_tokens_has_no_finding_above_low(keycloak: Any, se
     ("no-expiry", "server-accepts-expired-token"),
     ("trusts-token-issuer", "server-accepts-other-realm-token"),
     ("echoes-token", "server-echoes-credentials"),
+    ("refuses-everything", "server-rejects-valid-token"),
+    ("grants-base-scope", "server-base-scope-unenforced"),
+    ("session-authenticates", "server-session-id-authenticates"),
+    ("bare-403", "server-insufficient-scope-challenge"),
+    ("400-for-bad-tokens", "server-refusal-status"),
 ])
 def test_a_weak_server_is_found_under_the_rule(keycloak: Any, server_config: Any, weakness: str, rule: str) -> None:
     with serve(server_config, weakness) as url:
         findings = audit_server(url, client=_client(keycloak))
-    assert [f.rule.id for f in findings if f.rule.severity > Severity.LOW] == [rule]
+    assert {f.rule.id for f in findings} == {rule}, [f.message for f in findings]
     assert all(f.location.url == url for f in findings)
     assert _leftovers(keycloak, _realm(server_config)) == []
+
+
+def test_tool_scopes_nobody_checks_are_found(keycloak: Any, dev_realm: dict[str, str], free_ports: Any) -> None:
+    """The reference server told that no tool needs more than the base scope, while it advertises mcp:admin."""
+    config = config_for(dev_realm, free_ports(1)[0], MCP_TOOL_SCOPES="")
+    with serve(config) as url:
+        findings = audit_server(url, client=_client(keycloak))
+    assert {f.rule.id for f in findings} == {"server-tool-scopes-unenforced"}, [f.message for f in findings]
+
+
+def test_token_probes_that_cannot_run_are_a_note(keycloak: Any, server_config: Any) -> None:
+    """A realm kcprov cannot administer (here: named wrongly): the credential-free findings and a note."""
+    notes: list[str] = []
+    with serve(server_config) as url:
+        findings = audit_server(url, client=_client(keycloak), realm="kcprov-audit-no-such-realm", note=notes.append)
+    assert findings == []
+    assert len(notes) == 1 and "no admin rights on realm 'kcprov-audit-no-such-realm'" in notes[0]
 
 
 INTERRUPTED = """

@@ -119,22 +119,109 @@ class EchoesTheToken(BaseHTTPMiddleware):
         return JSONResponse(body, 401, headers={"www-authenticate": response.headers.get("www-authenticate", "")})
 
 
-WEAKNESSES = {
-    "none": verifier_mod.JwtTokenVerifier,
-    "no-audience": NoAudienceCheck,
-    "alg-none": AcceptsAlgNone,
-    "hs256-public-key": AcceptsPublicKeyAsHmacSecret,
-    "no-expiry": NoExpiryCheck,
-    "trusts-token-issuer": TrustsTheTokensIssuer,
-    "echoes-token": verifier_mod.JwtTokenVerifier,  # and EchoesTheToken around the app
+class RefusesEverything(verifier_mod.JwtTokenVerifier):
+    """Misconfigured: no token is ever good enough (so the token probes cannot tell anything)."""
+
+    async def verify_token(self, token: str) -> Any:
+        return None
+
+
+class GrantsTheBaseScope(verifier_mod.JwtTokenVerifier):
+    """Every valid token counts as holding the base scope, whatever its `scope` says."""
+
+    async def verify_token(self, token: str) -> Any:
+        access = await super().verify_token(token)
+        return access.model_copy(update={"scopes": [*access.scopes, "mcp:tools"]}) if access else None
+
+
+class _Rewrite:
+    """ASGI middleware changing the start of some responses; `change(scope, message)` returns the new message."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def rewritten(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = self.change(scope, message)
+            await send(message)
+
+        await self.app(self.before(scope), receive, rewritten)
+
+    def before(self, scope: Any) -> Any:
+        return scope
+
+    def change(self, scope: Any, message: Any) -> Any:
+        return message
+
+
+class SessionRemembersTheToken(_Rewrite):
+    """A request with a known Mcp-Session-Id and no token gets the session's token (session id as authentication)."""
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app)
+        self.tokens: dict[bytes, bytes] = {}
+
+    def before(self, scope: Any) -> Any:
+        headers = dict(scope["headers"])
+        session = headers.get(b"mcp-session-id")
+        if session in self.tokens and b"authorization" not in headers:
+            return {**scope, "headers": [*scope["headers"], (b"authorization", self.tokens[session])]}
+        return scope
+
+    def change(self, scope: Any, message: Any) -> Any:
+        token = dict(scope["headers"]).get(b"authorization")
+        for key, value in message.get("headers", []):
+            if key.lower() == b"mcp-session-id" and token:
+                self.tokens[value] = token
+        return message
+
+
+class BareForbidden(_Rewrite):
+    """A 403 without its WWW-Authenticate challenge (clients cannot step up)."""
+
+    def change(self, scope: Any, message: Any) -> Any:
+        if message["status"] != 403:
+            return message
+        return {**message, "headers": [(k, v) for k, v in message.get("headers", []) if k.lower() != b"www-authenticate"]}
+
+
+class BadRequestForBadTokens(_Rewrite):
+    """A refused token gets 400 instead of 401."""
+
+    def change(self, scope: Any, message: Any) -> Any:
+        if message["status"] == 401 and b"authorization" in dict(scope["headers"]):
+            return {**message, "status": 400}
+        return message
+
+
+JWT = verifier_mod.JwtTokenVerifier
+#: weakness -> (token verifier, ASGI middleware around the app or None)
+WEAKNESSES: dict[str, tuple[type, type | None]] = {
+    "none": (JWT, None),
+    "no-audience": (NoAudienceCheck, None),
+    "alg-none": (AcceptsAlgNone, None),
+    "hs256-public-key": (AcceptsPublicKeyAsHmacSecret, None),
+    "no-expiry": (NoExpiryCheck, None),
+    "trusts-token-issuer": (TrustsTheTokensIssuer, None),
+    "echoes-token": (JWT, EchoesTheToken),
+    "refuses-everything": (RefusesEverything, None),
+    "grants-base-scope": (GrantsTheBaseScope, None),
+    "session-authenticates": (JWT, SessionRemembersTheToken),
+    "bare-403": (JWT, BareForbidden),
+    "400-for-bad-tokens": (JWT, BadRequestForBadTokens),
 }
 
 
-def config_for(settings: Mapping[str, str], port: int) -> Any:
+def config_for(settings: Mapping[str, str], port: int, **overrides: str) -> Any:
     """The env file's settings, moved to `port` (the resource URL and the accepted audience follow)."""
     url = f"http://localhost:{port}/mcp"
     return config_mod.parse_config({**settings, "HOST": "127.0.0.1", "PORT": str(port),
-                                    "MCP_RESOURCE_URL": url, "MCP_AUDIENCES": url})
+                                    "MCP_RESOURCE_URL": url, "MCP_AUDIENCES": url, **overrides})
 
 
 @contextmanager
@@ -142,11 +229,12 @@ def serve(config: Any, weakness: str = "none") -> Iterator[str]:
     """Run the server with the named verifier until the block ends; yields its URL."""
     import uvicorn
 
-    verifier = WEAKNESSES[weakness](issuer=config.issuer, jwks_url=config.jwks_url, audiences=config.audiences,
-                                    jwks_refresh_cooldown=config.jwks_refresh_cooldown)
+    verifier_class, middleware = WEAKNESSES[weakness]
+    verifier = verifier_class(issuer=config.issuer, jwks_url=config.jwks_url, audiences=config.audiences,
+                              jwks_refresh_cooldown=config.jwks_refresh_cooldown)
     app = server_mod.create_app(config, verifier=verifier)
-    if weakness == "echoes-token":
-        app.add_middleware(EchoesTheToken)
+    if middleware is not None:
+        app.add_middleware(middleware)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((config.host, config.port))
