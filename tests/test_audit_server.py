@@ -195,12 +195,18 @@ def _client(keycloak: Any) -> KeycloakClient:
 
 
 @pytest.fixture(scope="module")
-def dev_realm(keycloak: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """realms/mcp-dev.yaml applied under a fresh name; yields the env file's settings kcprov wrote."""
+def dev_realm(keycloak: Any, tmp_path_factory: pytest.TempPathFactory, free_ports: Any) -> Iterator[dict[str, str]]:
+    """realms/mcp-dev.yaml applied under a fresh name, its server on a free port; yields the env file kcprov wrote.
+
+    The reference server runs on that port (its URL is the one the realm's audience mappers name, as in real
+    use); the weak servers on other ports.
+    """
     workdir = tmp_path_factory.mktemp("audit-server")
     name = f"t-audit-server-{secrets.token_hex(3)}"
     source = workdir / "mcp-dev.yaml"
-    source.write_text(DEV_REALM.read_text().replace("realm: mcp-dev", f"realm: {name}"))
+    port = free_ports(1)[0]
+    source.write_text(DEV_REALM.read_text().replace("realm: mcp-dev", f"realm: {name}")
+                      .replace("localhost:3000", f"localhost:{port}"))
     env = {**os.environ, "KCPROV_URL": keycloak.url, "KCPROV_USER": keycloak.user,
            "KCPROV_PASSWORD": keycloak.password, "ALICE_PASSWORD": secrets.token_urlsafe(12)}
     try:
@@ -217,7 +223,16 @@ def dev_realm(keycloak: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture
 def server_config(dev_realm: dict[str, str], free_ports: Any) -> Any:
+    """A weak server's settings: the realm's, on a port of its own."""
     return config_for(dev_realm, free_ports(1)[0])
+
+
+@pytest.fixture
+def reference_config(dev_realm: dict[str, str]) -> Any:
+    """The reference server's settings: as kcprov wrote them, at the URL the realm was applied for."""
+    config = config_for(dev_realm, int(dev_realm["PORT"]))
+    assert config.resource_url == dev_realm["MCP_RESOURCE_URL"]
+    return config
 
 
 def _leftovers(keycloak: Any, realm: str) -> list[str]:
@@ -235,16 +250,17 @@ def _above_low(findings: list) -> list[str]:
     return [f"{f.rule.id}: {f.message}" for f in findings if f.rule.severity > Severity.LOW]
 
 
-def test_reference_server_without_credentials_has_no_finding(server_config: Any) -> None:
-    with serve(server_config) as url:
+def test_reference_server_without_credentials_has_no_finding(reference_config: Any) -> None:
+    with serve(reference_config) as url:
         assert audit_server(url) == []
 
 
-def test_reference_server_with_tokens_has_no_finding_above_low(keycloak: Any, server_config: Any) -> None:
-    with serve(server_config) as url:
+def test_reference_server_with_tokens_has_no_finding_above_low(keycloak: Any, reference_config: Any) -> None:
+    with serve(reference_config) as url:
         findings = audit_server(url, client=_client(keycloak))
     assert _above_low(findings) == []
-    assert _leftovers(keycloak, _realm(server_config)) == []
+    assert findings == []  # not even a low one
+    assert _leftovers(keycloak, _realm(reference_config)) == []
 
 
 @pytest.mark.parametrize(("weakness", "rule"), [
