@@ -38,19 +38,26 @@ def read_waivers(source: RealmSource, rules: Mapping[str, Rule]) -> tuple[Waiver
     reasons: dict[str, str] = {}
     problems: list[Problem] = []
     for rule_id, reason in written.items():
-        at = (WAIVE_KEY, rule_id)
-        rule = rules.get(rule_id)
-        if rule is None:
-            close = difflib.get_close_matches(rule_id, list(rules), n=1)
-            problems.append(problem(at, f"{WAIVE_KEY}: unknown audit rule '{rule_id}'",
-                                   f"did you mean '{close[0]}'?" if close else
-                                   "the rule ids are listed in the README's Audit section and in `kcprov audit` output"))
-        elif rule.scope != "realm":
-            problems.append(problem(at, f"{WAIVE_KEY}: rule '{rule_id}' checks {_ELSEWHERE.get(rule.scope, rule.scope)}, "
-                                       "not realm files", "a realm file waives only the rules run on it; remove this line"))
-        elif not isinstance(reason, str) or not reason.strip():
-            problems.append(problem(at, f"{WAIVE_KEY}: the waiver of '{rule_id}' has no reason",
-                                   f'say why the finding is accepted: {rule_id}: "..." (a text, shown with the finding)'))
+        refused = _refused(rule_id, reason, rules)
+        if refused:
+            problems.append(problem((WAIVE_KEY, rule_id), f"{WAIVE_KEY}: {refused[0]}", refused[1]))
         else:
             reasons[rule_id] = reason.strip()
     return Waivers(reasons), problems
+
+
+def _refused(rule_id: str, reason: object, rules: Mapping[str, Rule]) -> tuple[str, str] | None:
+    """(message, hint) when the waiver of `rule_id` cannot stand, else None."""
+    rule = rules.get(rule_id)
+    if rule is None:
+        close = difflib.get_close_matches(rule_id, list(rules), n=1)
+        return f"unknown audit rule '{rule_id}'", (
+            f"did you mean '{close[0]}'?" if close else
+            "the rule ids are listed in the README's Audit section and in `kcprov audit` output")
+    if rule.scope != "realm":
+        return (f"rule '{rule_id}' checks {_ELSEWHERE.get(rule.scope, rule.scope)}, not realm files",
+                "a realm file waives only the rules run on it; remove this line")
+    if not isinstance(reason, str) or not reason.strip():
+        return (f"the waiver of '{rule_id}' has no reason",
+                f'say why the finding is accepted: {rule_id}: "..." (a text, shown with the finding)')
+    return None
