@@ -213,8 +213,8 @@ def token(
                            resource=resource, client_credentials=client_credentials)
     password = SecretInput(password_stdin, PASSWORD_ENV, "password", "--password-stdin")
     secret = SecretInput(client_secret_stdin, SECRET_ENV, "client secret", "--client-secret-stdin")
-    admin = dev_server_admin(url, timeout)
     try:
+        admin = dev_server_admin(url, timeout)
         access_token = issue_token(admin, request, password, secret, say=lambda text: err_console.print(text, markup=False))
     except KeyboardInterrupt:
         err_console.print("Interrupted; no temporary client is left behind.", markup=False)
