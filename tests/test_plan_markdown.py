@@ -20,14 +20,16 @@ import json
 import os
 import re
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from markdown_it import MarkdownIt
 from rich.console import Console
 
-from kcprov.plan.changes import Change, FieldDiff, Plan
-from kcprov.plan.markdown import MARKER, MAX_CHARS, code, diff_lines, prose, render_markdown
+from kcprov.plan.changes import Change, FieldDiff, Plan, PlanWarning
+from kcprov.plan.dcr import DcrClient
+from kcprov.plan.markdown import LISTED, MARKER, MAX_CHARS, code, diff_lines, prose, render_markdown
 from kcprov.plan.render import render_text
 from kcprov.secret import Secret
 from kcprov.terminal import printable
@@ -51,6 +53,7 @@ HOSTILE = [
     "- item",
     "> quote",
     "\\`escaped",
+    "@everyone and @org/team, not alice@example.com",
 ]
 TITLES = {"Warnings", "Named by this file but not created by kcprov", "Not managed by this file"}
 
@@ -71,9 +74,13 @@ def hostile_plan() -> Plan:
         Change("delete", "role", HOSTILE[9], 2, (FieldDiff("description", None, HOSTILE[10]),)),
         Change("adopt", "client_scope", HOSTILE[11], 1),
     ]
+    named = HOSTILE[:LISTED - len(HOSTILE)]  # DCR clients, listed one by one
+    unmanaged = [("client", h) for h in HOSTILE] + [("client", f"dcr-{i}") for i in range(len(named))]
+    dcr = {("client", f"dcr-{i}"): DcrClient(h, datetime(2026, 11, 30, tzinfo=timezone.utc) if i % 2 else None)
+           for i, h in enumerate(named)}
     return Plan(realm=HOSTILE[1], realm_exists=True, changes=changes, managed_count=3, state_fingerprint="x",
-                unmanaged=[("client", h) for h in HOSTILE], warnings=list(HOSTILE),
-                not_adopted=[("role", h) for h in HOSTILE])
+                unmanaged=unmanaged, warnings=[PlanWarning(f"w-{i}", h) for i, h in enumerate(HOSTILE)],
+                not_adopted=[("role", h) for h in HOSTILE], dcr_clients=dcr)
 
 
 def _inline_text(token) -> str:
@@ -98,6 +105,7 @@ def check_structure(text: str, plans: list[Plan]) -> list:
     for token in tokens:
         for child in token.children or ():
             assert child.type not in ("html_inline", "link_open", "image", "em_open", "s_open"), (child, token.content)
+            assert child.type != "text" or not re.search(r"(?<!\w)@\w", child.content), child.content  # a mention
         strong = [i for i, c in enumerate(token.children or ()) if c.type == "strong_open"]
         for i in strong:
             assert token.children[i + 1].content in TITLES
@@ -114,9 +122,12 @@ def test_hostile_names_cannot_break_the_comment():
     tokens = check_structure(text, plans)
     items = [_inline_text(tokens[i + 2]) for i, t in enumerate(tokens) if t.type == "list_item_open"]
     # every warning and every listed object reads exactly as written (made printable), nothing swallowed
-    for h in HOSTILE:
-        assert printable(h).strip() in items
+    for i, h in enumerate(HOSTILE):
+        assert f"{printable(h).strip()} [w-{i}]" in items
         assert f"client.{printable(h)}" in items and f"role.{printable(h)}" in items
+    for i, h in enumerate(HOSTILE[:LISTED - len(HOSTILE)]):
+        when = " on 2026-11-30" if i % 2 else ""
+        assert f"client.dcr-{i} {printable(h)}, registered by DCR{when}" in items
     assert "\u202e" not in text and "\x1b" not in text and "\\u202eevil\\x1b[2J" in text
     summary = md().render(text).split("<summary>")[1].split("</summary>")[0]
     assert "&lt;/details&gt;&lt;script&gt;" in summary
@@ -147,6 +158,18 @@ def test_escaping_helpers():
     assert prose("plain words: it's fine.") == "plain words: it's fine."
     assert code("a`b") == "`` a`b ``"
     assert md().parse(f"x {code('``` </details>')} y")[1].children[1].content == "``` </details>"
+
+
+def test_many_dcr_clients_are_summed_up_and_the_rest_listed():
+    names = ["@everyone </details>", "Claude Code", "Claude Code", *[f"inspector-{i}" for i in range(10)]]
+    dcr = {("client", f"uuid-{i}"): DcrClient(n, None) for i, n in enumerate(names)}
+    plans = [Plan("r", True, [], 0, "z", unmanaged=[*dcr, ("role", "by-hand")], dcr_clients=dcr)]
+    text = render_markdown(plans)
+    tokens = check_structure(text, plans)
+    items = [_inline_text(tokens[i + 2]) for i, t in enumerate(tokens) if t.type == "list_item_open"]
+    assert items[0] == "role.by-hand" and len(items) == 2
+    assert items[1].startswith("13 clients registered by DCR: 2 'Claude Code', 1 '@everyone </details>'")
+    assert "uuid-" not in text
 
 
 def test_an_empty_plan_says_so_and_has_no_fence():

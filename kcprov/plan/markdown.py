@@ -29,8 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kcprov.errors import KcprovError
-from kcprov.plan.changes import Change, FieldDiff, Plan
-from kcprov.plan.render import SIGNS, show
+from kcprov.plan.changes import Change, FieldDiff, Plan, PlanWarning
+from kcprov.plan.dcr import DcrClient
+from kcprov.plan.render import DCR_LISTED, SIGNS, dcr_summary, show
 from kcprov.secret import SENSITIVE
 from kcprov.terminal import printable
 
@@ -45,16 +46,20 @@ _INLINE = re.compile(r"[\\`*_\[\]<>&!|~$]")
 # what opens a block at the start of a line (a heading, quote, list, rule, fence): any punctuation, or `1.`
 _BLOCK_START = re.compile(r"^(\d*)([!-/:-@\[\]-`{-~])")
 _BACKTICKS = re.compile(r"`+")
+_MENTION = re.compile(r"(?<!\w)(@\w[\w./-]*)")
 
 
 def prose(text: object) -> str:
-    """Outside text as literal Markdown prose on one line: no markup, HTML, list or heading it could start.
+    """Outside text as literal Markdown prose on one line: no markup, HTML, list, heading or mention it could start.
 
     CommonMark makes a backslash-escaped ASCII punctuation character literal;
     only the characters that can mean something where they stand are escaped.
+    An `@name` is put in a code span: GitHub and GitLab notify whoever it names
+    (`@org/team`, `@all`) unless it is code, and no escape prevents that.
     """
-    text = _INLINE.sub(lambda m: "\\" + m.group(), printable(text).strip())
-    return text if text.startswith("\\") else _BLOCK_START.sub(r"\1\\\2", text, count=1)
+    parts = _MENTION.split(printable(text).strip())
+    text = "".join(code(part) if i % 2 else _INLINE.sub(lambda m: "\\" + m.group(), part) for i, part in enumerate(parts))
+    return text if text.startswith(("\\", "`")) else _BLOCK_START.sub(r"\1\\\2", text, count=1)
 
 
 def _fence_for(text: str, least: int) -> str:
@@ -101,15 +106,37 @@ def _unsafe(plan: Plan) -> list[str]:
     try:
         plan.raise_if_unsafe()
     except KcprovError as exc:
-        return [f"{exc.message} `kcprov apply` will refuse it without --force."]
+        return [f"- {prose(exc.message)} {code('kcprov apply')} will refuse it without {code('--force')}."]
     return []
 
 
-def _listed(title: str, items: Sequence[str]) -> list[str]:
-    if not items:
+def _warning(warning: PlanWarning) -> str:
+    return f"- {prose(warning.message)} {code(f'[{warning.id}]')}"
+
+
+def _dcr_note(dcr: DcrClient | None) -> str:
+    """What a DCR client calls itself (its own choice: in a code span) and when it registered."""
+    if dcr is None:
+        return ""
+    name = code(dcr.name) if dcr.name else "(no client\\_name)"
+    return f" {name}, registered by DCR" + (f" on {dcr.registered:%Y-%m-%d}" if dcr.registered else "")
+
+
+def _listed(title: str, items: Sequence[str], notes: Sequence[str] = (), footer: Sequence[str] = ()) -> list[str]:
+    if not items and not footer:
         return []
+    notes = list(notes) or [""] * len(items)
     more = [f"- … and {len(items) - LISTED} more (`kcprov plan` lists them all)"] if len(items) > LISTED else []
-    return [title, "", *[f"- {code(item)}" for item in items[:LISTED]], *more, ""]
+    return [title, "", *[f"- {code(item)}{note}" for item, note in zip(items[:LISTED], notes)], *more, *footer, ""]
+
+
+def _unmanaged(plan: Plan) -> list[str]:
+    """The objects left alone; DCR clients by name, or summed up in one line when there are many (as in text)."""
+    summed = len(plan.dcr_clients) > DCR_LISTED
+    keys = [k for k in plan.unmanaged if not (summed and k in plan.dcr_clients)]
+    footer = [f"- {prose(dcr_summary(list(plan.dcr_clients.values())))}"] if summed else []
+    return _listed("**Not managed by this file** (left alone; `--prune` deletes them):",
+                   [f"{kind}.{key}" for kind, key in keys], [_dcr_note(plan.dcr_clients.get(k)) for k in keys], footer)
 
 
 @dataclass(frozen=True)
@@ -119,14 +146,16 @@ class _Realm:
 
     def render(self, shown: int) -> str:
         plan = self.plan
-        warnings = _unsafe(plan) + [str(w) for w in plan.warnings]
+        warnings = _unsafe(plan) + [_warning(w) for w in plan.warnings]
         counts = "no changes" if plan.empty else plan.summary()
         noted = f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''}" if warnings else ""
         new = " (new realm)" if not plan.realm_exists else ""
         out = ["<details>", f"<summary><b>Realm <code>{html.escape(printable(plan.realm))}</code></b>{new}: "
                f"{counts}{noted}</summary>", ""]
         if warnings:
-            out += ["**Warnings**", "", *[f"- {prose(w)}" for w in warnings], ""]
+            out += ["**Warnings**", "", *warnings, ""]
+            if plan.warnings:
+                out += ["`--quiet-warning ID` or `x-kcprov-quiet-warnings: [ID]` in the file silences a warning.", ""]
         if plan.empty:
             out += ["No changes. The realm matches the file." if plan.deferred is None else
                     "Nothing to adopt: what the file names is managed by kcprov already, or does not exist.", ""]
@@ -143,8 +172,7 @@ class _Realm:
         out += _listed("**Named by this file but not created by kcprov** (not owned: removing them from the file "
                        "leaves them in place; `kcprov adopt` or `apply --adopt` takes them over):",
                        [f"{kind}.{key}" for kind, key in plan.not_adopted])
-        out += _listed("**Not managed by this file** (left alone; `--prune` deletes them):",
-                       [f"{kind}.{key}" for kind, key in plan.unmanaged])
+        out += _unmanaged(plan)
         return "\n".join([*out, "</details>", ""])
 
 
