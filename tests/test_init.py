@@ -100,13 +100,17 @@ def test_bad_values_are_one_message(tmp_path: Path, args: list[str], code: int, 
     assert done.stdout == "" and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("validation", ["jwt", "introspection"])
+@pytest.mark.parametrize("url, validation", [
+    ("http://localhost:3000/mcp", "jwt"),
+    ("http://localhost:3000/mcp", "introspection"),
+    ("https://mcp.example.com/mcp", "jwt"),
+], ids=["loopback-jwt", "loopback-introspection", "remote-jwt"])
 def test_init_validate_apply_then_the_plan_is_empty(kc_env: Any, realm_name: str, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch, validation: str) -> None:
+                                                    monkeypatch: pytest.MonkeyPatch, url: str, validation: str) -> None:
     monkeypatch.delenv("ALICE_PASSWORD", raising=False)
     clients = [arg for choice in CLIENT_CHOICES for arg in ("--client", choice)]
     steps = [
-        ("init", "--name", "calc", "--realm", realm_name, "--url", "http://localhost:3000/mcp", *clients,
+        ("init", "--name", "calc", "--realm", realm_name, "--url", url, *clients,
          "--validation", validation),
         ("validate", "realms/calc.yaml"),
         ("apply", "realms/calc.yaml", "--auto-approve"),
