@@ -17,8 +17,9 @@ a deletion from the reviewer. Every outside string is first made
 line and reads as written), then put where Markdown takes it literally:
 inside the fenced block (its fence longer than any backtick run in it),
 inside a code span (same rule), HTML-escaped inside the `<summary>` HTML,
-or, in prose, with every ASCII punctuation character backslash-escaped
-(CommonMark makes each of them literal then).
+or, in prose, with the punctuation that could mean something backslash-escaped
+(CommonMark makes it literal then) and `@mentions` in code spans (a forge
+notifies whoever a mention in prose names).
 """
 
 from __future__ import annotations
