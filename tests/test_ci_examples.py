@@ -14,6 +14,7 @@ earlier plan comment, the GitLab plan job's name.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shlex
 import subprocess
@@ -198,3 +199,36 @@ def test_the_validate_hook_passes_on_the_shipped_realms(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exited:
         main()
     assert exited.value.code in (0, None), capsys.readouterr()
+
+
+def _step(path: Path, job: str, name: str) -> str:
+    return next(s["run"] for s in _load(path)["jobs"][job]["steps"] if s.get("name") == name)
+
+
+def test_the_plan_and_apply_steps_run_as_written(tmp_path, keycloak, realm_name):
+    """The GitHub plan step, then the apply step on its saved plan, through bash against the real Keycloak;
+    a plan made before a hand edit of the realm is refused as stale."""
+    (tmp_path / "realms").mkdir()
+    source = (ROOT / "realms" / "mcp-dev.yaml").read_text()
+    (tmp_path / "realms" / "mcp-dev.yaml").write_text(re.sub(r"(?m)^realm: mcp-dev$", f"realm: {realm_name}", source))
+    env = {**os.environ, "KCPROV_URL": keycloak.url, "KCPROV_USER": keycloak.user, "KCPROV_PASSWORD": keycloak.password,
+           "REALM_FILES": "realms/*.yaml", "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"), "NO_COLOR": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def step(path: Path, job: str, name: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", "-euo", "pipefail", "-c", _step(path, job, name)], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    plan, apply = CI / "github" / "kcprov-plan.yml", CI / "github" / "kcprov-apply.yml"
+    planned = step(plan, "plan", "Plan")
+    assert planned.returncode == 0, planned.stderr
+    assert (tmp_path / "plan.md").read_text().startswith(MARKER) and "(new realm)" in (tmp_path / "summary.md").read_text()
+    applied = step(apply, "apply", "Apply it (refused if stale)")
+    assert applied.returncode == 0 and f"Applied realm '{realm_name}'" in applied.stdout, applied.stderr
+    assert not (tmp_path / "examples").exists()  # --no-env: no env file on a CI runner
+
+    assert step(plan, "plan", "Plan").returncode == 0
+    assert ": no changes" in (tmp_path / "plan.md").read_text()
+    keycloak.admin().update_realm(realm_name, {"displayName": "changed by hand"})
+    stale = step(apply, "apply", "Apply it (refused if stale)")
+    assert stale.returncode == 1 and "is stale" in stale.stderr
