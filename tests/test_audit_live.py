@@ -130,6 +130,24 @@ def register(keycloak, realm: str) -> int:
     return answer.status_code
 
 
+def test_audience_on_a_builtin_default_scope_with_dcr(client, realm_name):
+    """A hand-made setup: the MCP audience on Keycloak's `basic` (a realm default scope) and DCR open to
+    localhost. Before 26.8 DCR clients do not get `basic` as asked-for default scope (keycloak#50807)."""
+    apply_file(client, RealmSpec.model_validate({
+        "realm": realm_name,
+        "client_scopes": [{"name": "basic", "mappers": [{"name": "mcp-aud", "audience": "https://mcp.example.com/mcp"}]}],
+        "client_registration": {"anonymous": {"trusted_hosts": ["localhost"]}},
+    }))
+    view = read_live_view(client, realm_name)
+    basic = view.client_scopes()["basic"]
+    assert basic.type == "default" and [m.name for m in basic.mappers] == ["mcp-aud"]
+    found = [f for f in audit_realm(view) if f.rule.id == "keycloak-dcr-default-scopes"]
+    if before(view.keycloak_version, (26, 8, 0)):
+        assert [str(f.location) for f in found] == [f"realm '{realm_name}' client scope 'basic'"]
+    else:
+        assert found == []
+
+
 def with_clients(realm: str, count: int) -> RealmSpec:
     spec = renamed(MCP_DEV, realm)
     extra = [Client(client_id=f"app-{n}", redirect_uris=[f"https://app-{n}.example.com/callback"],

@@ -133,7 +133,8 @@ def live_spec(client: KeycloakClient, realm: str) -> RealmSpec:
 
 def effective_values(ctx: ExportContext) -> None:
     """An export pass: the EFFECTIVE_KINDS written with every field, a missing Trusted Hosts policy as one
-    that restricts nothing (see the module docstring)."""
+    that restricts nothing (see the module docstring), and the realm type (default, optional, none) of
+    every client scope written, built-ins included (`basic` with a mapper added is a default scope)."""
     everything, ctx.everything = ctx.everything, True
     try:
         for name in EFFECTIVE_KINDS:
@@ -144,6 +145,10 @@ def effective_values(ctx: ExportContext) -> None:
     trusted_hosts = OPTIONS["trusted_hosts"][0]
     if f"anonymous/{trusted_hosts}" not in ctx.live.objects.get("registration_policy", {}):
         ctx.section("client_registration", "anonymous").update(NO_TRUSTED_HOSTS)
+    scopes = ctx.live.objects.get("client_scope", {})
+    for name, entry in (ctx.doc.get("client_scopes") or {}).items():
+        if (scopes.get(name) or {}).get("type") is not None:
+            entry.setdefault("type", scopes[name]["type"])
 
 
 # ---------------------------------------------------------------- live-only rules

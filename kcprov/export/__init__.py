@@ -98,7 +98,7 @@ def export_object(kind: Kind, key: str, attrs: Attrs, template: Attrs, ctx: Expo
         return
     known = ctx.base(kind.name, key)
     builtin = known is not None or is_builtin(kind, key, ctx.realm, KINDS_BY_NAME)
-    if builtin and known is None and not ctx.everything:
+    if builtin and known is None and not ctx.everything and not added_to_builtin(kind, key, ctx):
         return  # built into this realm, not into a new one (master's <realm>-realm clients)
     reference = template if known is None else known
     ctx.changed = {f for f, v in attrs.items() if v != reference.get(f)}
@@ -117,6 +117,12 @@ def export_object(kind: Kind, key: str, attrs: Attrs, template: Attrs, ctx: Expo
                     f"changed ({', '.join(sorted(ctx.changed))}), but Keycloak refuses changes to it")
     elif fields or not builtin:
         kind.export(key, fields, ctx)
+
+
+def added_to_builtin(kind: Kind, key: str, ctx: ExportContext) -> bool:
+    """A child a new realm's built-in parent lacks (an audience mapper added to `basic`): the realm's own."""
+    parent = kind.parent(key)
+    return parent is not None and not kind.is_builtin(key, ctx.realm) and ctx.base(*parent) is not None
 
 
 def refused(kind: Kind, key: str, realm: str) -> bool:
