@@ -237,7 +237,7 @@ def plan(
     plans = [r.plan for r in runs]
     shown = err_console if output == "-" else out  # stdout carries the saved plan then
     if json_output or output_format == "json":
-        shown.print(render_json(plans, client.settings.url), markup=False, soft_wrap=True)
+        print(render_json(plans, client.settings.url), file=shown.file)  # rich would turn :smile: in a name into an emoji
     elif output_format == "markdown":
         print(render_markdown(plans, client.settings.url), file=shown.file)
     else:

@@ -223,5 +223,10 @@ def test_mcp_dev_against_an_absent_realm_matches_the_snapshot(tmp_path, env, key
         SNAPSHOT.write_text(text)
     assert text == SNAPSHOT.read_text(), "the markdown plan changed: review, then KCPROV_UPDATE_SNAPSHOTS=1"
 
+    # --format json is --json; both print names as they are (rich's console would make :fire: an emoji)
+    source.write_text(source.read_text().replace("description: May call MCP tools", "description: ':fire: tools:'"))
     as_json = ok(kcprov("plan", str(source), "--format", "json", env=env, cwd=tmp_path), CANARY).stdout
     assert json.loads(as_json) == json.loads(ok(kcprov("plan", str(source), "--json", env=env, cwd=tmp_path)).stdout)
+    assert '"after": ":fire: tools:"' in as_json
+    markdown = ok(kcprov("plan", str(source), "--format", "markdown", env=env, cwd=tmp_path)).stdout
+    assert 'description = ":fire: tools:"' in markdown
