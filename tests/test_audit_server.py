@@ -74,8 +74,8 @@ def test_forged_tokens_keep_the_payload_and_change_the_algorithm() -> None:
     unsigned = forge_unsigned(token)
     assert token_parts(unsigned) == ({"alg": "none", "typ": "JWT", "kid": "k1"}, {"sub": "x", "aud": "u"})
     assert unsigned.endswith(".")
-    forged = forge_hs256(token, b"public key pem")
-    assert jwt.decode(forged, b"public key pem", algorithms=["HS256"], audience="u") == {"sub": "x", "aud": "u"}
+    forged = forge_hs256(token, b"public key pem " * 3)
+    assert jwt.decode(forged, b"public key pem " * 3, algorithms=["HS256"], audience="u") == {"sub": "x", "aud": "u"}
 
 
 def test_server_rules_are_registered_with_what_they_rest_on() -> None:
@@ -301,36 +301,33 @@ def test_token_probes_that_cannot_run_are_a_note(keycloak: Any, server_config: A
     assert len(notes) == 1 and "no admin rights on realm 'kcprov-audit-no-such-realm'" in notes[0]
 
 
-INTERRUPTED = """
-import os, sys
-from kcprov.audit.server import audit_server
-from kcprov.connection import ConnectionSettings
-from kcprov.keycloak import KeycloakClient
-client = KeycloakClient(ConnectionSettings(url=sys.argv[2], user=sys.argv[3], password=os.environ["AUDIT_PASSWORD"]))
-try:
-    audit_server(sys.argv[1], client=client)
-except KeyboardInterrupt:
-    sys.exit(130)
-sys.exit(0)
-"""
+def _temporary(keycloak: Any, realm: str, what: str) -> bool:
+    if what == "client":
+        return any(c["clientId"].startswith(TEMPORARY_PREFIX) for c in keycloak.admin(realm).get_clients())
+    return any(r["realm"].startswith(TEMPORARY_PREFIX) for r in keycloak.admin().get_realms())
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_an_interrupted_audit_leaves_no_temporary_client(keycloak: Any, server_config: Any, sig: int) -> None:
-    """Ctrl-C (or SIGTERM) once the temporary client exists: the audit ends 130 and the client is gone."""
+@pytest.mark.parametrize(("sig", "when"), [(signal.SIGINT, "client"), (signal.SIGTERM, "realm")])
+def test_an_interrupted_audit_leaves_no_temporary_objects(keycloak: Any, server_config: Any, sig: int,
+                                                          when: str) -> None:
+    """`kcprov audit --server` gets Ctrl-C (or SIGTERM) once its temporary client (or realm) exists: it exits 130
+    and neither is left."""
     realm = _realm(server_config)
+    assert _leftovers(keycloak, realm) == []
+    env = {**os.environ, "KCPROV_URL": keycloak.url, "KCPROV_USER": keycloak.user,
+           "KCPROV_PASSWORD": keycloak.password}
     with serve(server_config) as url:
-        process = subprocess.Popen([sys.executable, "-c", INTERRUPTED, url, keycloak.url, keycloak.user],
-                                   env={**os.environ, "AUDIT_PASSWORD": keycloak.password},
+        process = subprocess.Popen([sys.executable, "-m", "kcprov.cli", "audit", "--server", url], env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
-            while not _leftovers(keycloak, realm):
-                assert process.poll() is None, f"the audit ended before its client was seen: {process.stdout.read()}"
-                time.sleep(0.1)
+            while not _temporary(keycloak, realm, when):
+                assert process.poll() is None, f"the audit ended before its {when} was seen: {process.stdout.read()}"
+                time.sleep(0.05)
             process.send_signal(sig)
             output, _ = process.communicate(timeout=120)
         finally:
             if process.poll() is None:
                 process.kill()
     assert process.returncode == 130, output
+    assert "Traceback" not in output and keycloak.password not in output
     assert _leftovers(keycloak, realm) == []
