@@ -15,11 +15,11 @@ from textwrap import dedent
 import pytest
 
 from kcprov.audit import realm_rules
+from kcprov.audit.locate import RealmSource
 from kcprov.audit.realm_rules import RealmView, audit_realm
 from kcprov.audit.rules import REALM_CHECKS, RULES, Location, Severity
-from kcprov.spec.loader import load_realm
+from kcprov.spec.loader import load_realms_located
 from kcprov.spec.models import RealmSpec
-from kcprov.spec.template import render
 from kcprov.spec.yamldoc import parse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,17 +27,10 @@ AUDIT_REALMS = sorted((ROOT / "tests" / "realms" / "audit").glob("*.yaml"))
 OWN_RULES = [rule_id for rule_id, check in REALM_CHECKS.items() if check.__module__ == realm_rules.__name__]
 
 
-def file_view(path: Path, variables: dict | None = None) -> RealmView:
+def file_view(path: Path) -> RealmView:
     """The view `kcprov audit FILE` builds: the loaded file, positions in its lines before templating."""
-    spec = load_realm(path, vars=variables)
-    rendered = render(path.read_text(), variables or {})
-    document = parse(rendered.text)
-
-    def source_map(yaml_path):
-        line, column = document.locate(yaml_path).key
-        return rendered.source_line(line), column + 1
-
-    return RealmView.from_file(path, spec, source_map)
+    [(spec, locator)] = load_realms_located([path])
+    return RealmView.from_file(path, spec, RealmSource(locator))
 
 
 def findings_of(tmp_path: Path, text: str):
