@@ -212,6 +212,7 @@ class _Probe:
         self.findings: list[Finding] = []
         self.sent: dict[str, str] = {}  # credential -> what it is, looked for in every answer
         self.echoed = ""  # what the first echoing answer carried
+        self.sessions: list[tuple[str, str]] = []  # (token, session id) of each session opened
 
     # -- plumbing ------------------------------------------------------------------
     def find(self, rule: Rule, message: str, url: str | None = None) -> None:
@@ -367,7 +368,15 @@ class _Probe:
         version = version if isinstance(version, str) and version.isprintable() else None
         session = answer.headers.get("mcp-session-id")
         self.mcp(INITIALIZED, token, session, version)
+        if session:
+            self.sessions.append((token, session))
         return answer, session, version
+
+    def close_sessions(self) -> None:
+        """End the sessions the audit opened (streamable HTTP: DELETE with the session id), so none lingers."""
+        for token, session in self.sessions:
+            self.request("DELETE", self.url, headers={"authorization": f"Bearer {token}", "mcp-session-id": session})
+        self.sessions.clear()
 
     def tools(self, token: str, session: str | None, version: str | None) -> list[str]:
         answer = self.mcp(TOOLS_LIST, token, session, version)
@@ -681,6 +690,7 @@ def _probe_with_tokens(probe: _Probe, found: Discovery, client: KeycloakClient, 
             _base_scope(probe, lacking_base, base)
         if base_only is not None:
             _tool_scopes(probe, good, base_only, base, session, version)
+        probe.close_sessions()
         while time.time() < expires + 2:  # 2 s past exp: a clock a second apart still sees it expired
             time.sleep(0.2)
         probe.expect_refused(EXPIRED, expired, "a token expired 2 s ago")
