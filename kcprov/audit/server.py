@@ -18,8 +18,15 @@ removed when the audit ends, whatever ends it (an exception, Ctrl-C, SIGTERM):
 the clean-up runs in `finally`, with SIGINT and SIGTERM held off until it is
 done. Tools are called only with a token that lacks a scope the server
 advertises beyond its base scope, with no arguments: a server that enforces
-its scopes never runs them. Tokens and the client's secret never reach a
+its scopes never runs them. The MCP sessions the audit opens are ended
+(DELETE) before it returns. Tokens and the client's secret never reach a
 message; a response that echoes one is itself a finding.
+
+Tokens are minted with Keycloak's client-credentials grant, never with
+`resource=` (with the resource-indicators feature on, Keycloak answers
+`invalid_target` for a client without `resource_url`; checked on 26.7.3): the
+server's audience comes from an audience mapper on the temporary client.
+The expired token comes from the same client with `access.token.lifespan` 1 s.
 
 Every HTTP exchange with the MCP server and with Keycloak's OAuth endpoints is
 here (those are the protocol under audit, not the Admin API); Admin API calls
@@ -206,6 +213,8 @@ class Unreachable(KcprovError):
 
 
 class _Probe:
+    """One audit's requests to one server, and the findings they gave."""
+
     def __init__(self, url: str, http: httpx.Client) -> None:
         self.url = url
         self.http = http
