@@ -284,6 +284,16 @@ def test_a_weak_server_is_found_under_the_rule(keycloak: Any, server_config: Any
     assert _leftovers(keycloak, _realm(server_config)) == []
 
 
+def test_no_audience_check_is_found_where_the_realm_binds_the_audience_to_the_scopes(
+        keycloak: Any, reference_config: Any) -> None:
+    """At the URL the realm's scopes carry as audience, the wrong-audience token has no scopes: a server that
+    skips the audience check answers it 403 insufficient_scope (it read the scopes) instead of 401."""
+    with serve(reference_config, "no-audience") as url:
+        findings = audit_server(url, client=_client(keycloak))
+    assert [(f.rule.id, "403 insufficient_scope" in f.message) for f in findings] == [
+        ("server-accepts-wrong-audience", True)]
+
+
 def test_tool_scopes_nobody_checks_are_found(keycloak: Any, dev_realm: dict[str, str], free_ports: Any) -> None:
     """The reference server told that no tool needs more than the base scope, while it advertises mcp:admin."""
     config = config_for(dev_realm, free_ports(1)[0], MCP_TOOL_SCOPES="")
