@@ -118,6 +118,17 @@ def test_registration_without_trusted_hosts_policy_is_open(client, keycloak, rea
     assert register(keycloak, realm) == 201  # Keycloak's fact behind it: now anyone registers anything
 
 
+def test_a_public_client_made_without_pkce_is_found_live(client, keycloak, realm):
+    """Its export has no `pkce` key, which a file reads as kcprov's S256 default: live, it reads as absent."""
+    admin = keycloak.admin(realm)
+    admin.create_client({"clientId": "spa", "publicClient": True, "standardFlowEnabled": True,
+                         "redirectUris": ["https://spa.example.com/cb"]})
+    found = [f for f in audit_realm(read_live_view(client, realm)) if f.rule.id == "pkce-not-enforced"]
+    assert [f.location.resource for f in found] == ["client 'spa'"]
+    admin.update_client(admin.get_client_id("spa"), {"attributes": {"pkce.code.challenge.method": "S256"}})
+    assert "pkce-not-enforced" not in rule_ids(audit_realm(read_live_view(client, realm)))
+
+
 def register(keycloak, realm: str) -> int:
     """An anonymous DCR request (RFC 7591) with a redirect URI on a host nobody trusted: the status."""
     answer = requests.post(f"{keycloak.url}/realms/{realm}/clients-registrations/openid-connect", timeout=30,

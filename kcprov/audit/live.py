@@ -111,24 +111,28 @@ class LiveView(RealmView):
     feature_types: dict[str, str] = field(default_factory=dict)  # feature -> "experimental", "preview", ...
 
     @classmethod
-    def of(cls, realm: str, spec: RealmSpec, facts: ServerFacts) -> LiveView:
-        view = cls.from_live(realm, spec, facts.version, facts.enabled)
+    def of(cls, realm: str, spec: RealmSpec, facts: ServerFacts, absent=()) -> LiveView:
+        view = cls.from_live(realm, spec, facts.version, facts.enabled, absent)
         view.feature_types = facts.types
         return view
 
 
 def read_live_view(client: KeycloakClient, realm: str) -> LiveView:
     """The live `realm` as a view the realm rules run on, with the server's version and features."""
-    spec = live_spec(client, realm)  # first: a missing realm is an error before anything else
-    return LiveView.of(realm, spec, server_facts(client.server_info()))
+    spec, absent = live_spec(client, realm)  # first: a missing realm is an error before anything else
+    return LiveView.of(realm, spec, server_facts(client.server_info()), absent)
 
 
-def live_spec(client: KeycloakClient, realm: str) -> RealmSpec:
-    """The realm as `kcprov export --mcp` writes it, effective settings and registration policies included."""
+def live_spec(client: KeycloakClient, realm: str) -> tuple[RealmSpec, set[tuple[str, str, str]]]:
+    """The realm as `kcprov export --mcp` writes it, effective settings and registration policies included,
+    and what its objects lack where kcprov's create would write a value (`RealmView.absent`): a client
+    without PKCE exports without a `pkce` key, which a file reads as kcprov's S256 default."""
     captured: list[ExportContext] = []
     export_realm(client, realm, passes=(effective_values, fold_mcp_servers, captured.append))
+    clients = captured[0].live.objects.get("client", {})
+    absent = {("client", key, "pkce") for key, attrs in clients.items() if attrs.get("pkce") is None}
     # the export checks the document after its passes, in place: entries its models refuse are gone
-    return RealmSpec.model_validate(as_loaded(captured[0].doc))
+    return RealmSpec.model_validate(as_loaded(captured[0].doc)), absent
 
 
 def effective_values(ctx: ExportContext) -> None:
