@@ -41,8 +41,8 @@ app = typer.Typer(
 )
 app.add_typer(dev_app, name="dev")
 
-out = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True, emoji=False)  # a name like :fire: is text, not an emoji
+err_console = Console(stderr=True, highlight=False, emoji=False)
 
 
 VERBOSE: ContextVar[bool] = ContextVar("VERBOSE", default=False)

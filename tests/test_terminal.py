@@ -44,3 +44,13 @@ def test_a_plan_shows_hostile_names_escaped():
     text = buffer.getvalue()
     assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text
     assert "dcr-\\x1b[2K\\x1b[1A[red]x[/red]\\u202e" in text  # markup shown literally, escapes visible
+
+
+def test_emoji_codes_in_names_stay_text():
+    """A client id `app:fire:1` (ids may hold ':') printed through kcprov's consoles is not turned into an emoji."""
+    from kcprov.cli import err_console, out
+
+    for console in (out, err_console):
+        with console.capture() as captured:
+            console.print("client.app:fire:1")
+        assert captured.get().strip() == "client.app:fire:1"

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 from rich.console import Console
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 @contextmanager

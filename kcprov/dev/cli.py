@@ -25,7 +25,7 @@ app = typer.Typer(
     "(default: the user state dir).",
     no_args_is_help=True,
 )
-out = Console(highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, emoji=False)
 
 
 @app.command()

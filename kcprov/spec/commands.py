@@ -16,7 +16,7 @@ from kcprov.terminal import shown
 def validate_command(files: list[Path], load: Callable[[list[Path]], list[RealmSpec]]) -> int:
     """Check realm files offline with `load` (the loader with the command's options); print every
     problem, or one line per valid realm. Returns the exit code."""
-    out, err = Console(highlight=False), Console(stderr=True, highlight=False)
+    out, err = Console(highlight=False, emoji=False), Console(stderr=True, highlight=False, emoji=False)
     try:
         specs = load(files)
     except SpecError as exc:
