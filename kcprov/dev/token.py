@@ -32,6 +32,7 @@ from __future__ import annotations
 import getpass
 import os
 import secrets
+import select
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -48,6 +49,7 @@ PASSWORD_ENV = "KCPROV_DEV_USER_PASSWORD"
 SECRET_ENV = "KCPROV_DEV_CLIENT_SECRET"
 TEMP_PREFIX = "kcprov-dev-token-"
 PID_ATTRIBUTE = "kcprov.dev-token.pid"
+MAX_SECRET_BYTES = 64 * 1024  # a password or client secret; more on stdin is not one
 OIDC_SCOPE = "openid"  # a request parameter value, not a client scope of the realm
 
 #: Keycloak's `error` codes of the token endpoint, and what to do about them.
@@ -96,7 +98,7 @@ class SecretInput:
 
     def read(self, prompt: str) -> str:
         if self.from_stdin:
-            value = sys.stdin.readline().rstrip("\r\n")
+            value = _first_line(sys.stdin)
         elif os.environ.get(self.env_name):
             value = os.environ[self.env_name]
         elif sys.stdin.isatty():
@@ -298,6 +300,29 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _first_line(stream) -> str:
+    """The first line of stdin, read in short polls so Ctrl-C or SIGTERM is handled at once.
+
+    A blocking read of a pipe is not interrupted when the signal lands on
+    another of the process's threads; Python then runs the handler only once the
+    read ends, so the temporary client would outlive an interrupted run until
+    the writer closed the pipe. Polling returns to the interpreter every tenth
+    of a second, where the handler runs and the client is deleted on the way out.
+    """
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (an in-memory stream): nothing to wait on
+        return stream.readline().rstrip("\r\n")
+    read = b""
+    while b"\n" not in read and len(read) < MAX_SECRET_BYTES:
+        if select.select([fd], [], [], 0.1)[0]:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            read += chunk
+    return read.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
 
 
 @contextmanager
