@@ -50,11 +50,14 @@ def desired_objects(spec: RealmSpec) -> tuple[dict[str, dict[str, dict]], dict[t
 
 
 def plan_realm(client: KeycloakClient, spec: RealmSpec, source: str, prune: bool = False,
-               allow_admin_realm_changes: bool = False, adopt: bool = False, changes: bool = True) -> RealmRun:
+               allow_admin_realm_changes: bool = False, adopt: bool = False, changes: bool = True,
+               server_info: dict | None = None) -> RealmRun:
     """Plan one realm; refuses (SetupError) an MCP setup this Keycloak cannot serve, and
     (AdminRealmChange) a plan that could lock kcprov's own login out, unless allowed.
 
     `adopt` plans adoptions too; `changes=False` plans nothing else (`kcprov adopt`).
+    `server_info`: Keycloak's server info when the caller already read it (many
+    realms share one read, `kcprov.realms.plan_realms`); else read if the MCP setup needs it.
     """
     from kcprov.checks import raise_for_errors, warnings
     from kcprov.plan.adopt import adoptable, adoptions_only, with_adoptions
@@ -62,7 +65,7 @@ def plan_realm(client: KeycloakClient, spec: RealmSpec, source: str, prune: bool
     from kcprov.plan.dcr import dcr_clients
 
     if spec.mcp_servers:
-        server_info = client.server_info()
+        server_info = server_info or client.server_info()
         raise_for_errors(spec, server_info, client.settings.url)
         notes = warnings(spec, server_info, client.settings.url)
     else:
