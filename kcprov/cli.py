@@ -122,7 +122,7 @@ class KeycloakOptions:
 
 
 # -- arguments and options of single commands --------------------------------------------
-Files = Annotated[list[Path], typer.Argument(metavar="FILE", help="Realm files (YAML, Jinja2-templated).", show_default=False)]
+Files = Annotated[list[Path], typer.Argument(metavar="FILE", help="Realm files (YAML, Jinja2-templated), or directories of them.", show_default=False)]
 Prune = Annotated[bool, typer.Option("--prune", help="Also delete objects this file does not manage (shown first).")]
 AllowAdminRealm = Annotated[bool, typer.Option(
     "--allow-admin-realm-changes",
@@ -160,9 +160,10 @@ AllowOutside = Annotated[Optional[list[Path]], typer.Option(
 @options(RealmFileOptions)
 def validate(files: Files, realm_files: RealmFileOptions) -> None:
     """Check realm files offline: schema, references, duplicates (file:line errors)."""
+    from kcprov.realms import realm_files as expand
     from kcprov.spec.commands import validate_command
 
-    raise typer.Exit(validate_command(files, realm_files.load))
+    raise typer.Exit(validate_command(expand(files), realm_files.load))
 
 
 @app.command()
@@ -222,18 +223,19 @@ def plan(
     from kcprov.fileio import resolve_output
     from kcprov.plan.markdown import render_markdown
     from kcprov.plan.render import render_json, render_text
-    from kcprov.workflow import plan_realm, save_plans
+    from kcprov.realms import plan_realms, realm_files as expand
+    from kcprov.workflow import save_plans
 
     if json_output and output_format == "markdown":
         raise typer.BadParameter("--json is --format json; give one of them", param_hint="--json")
     if output and output != "-":
         resolve_output(output, origin="command-line", what="plan file")
+    files = expand(files)
     specs = _silenced(realm_files.load(files), quiet_warning)
     for spec in specs:  # what apply would refuse, a plan refuses already: a pull request learns it at review
         check_env_targets(spec, allow_outside or ())
     client = keycloak.connect()
-    runs = [plan_realm(client, spec, str(path), prune, allow_admin_realm_changes, adopt)
-            for path, spec in zip(files, specs)]
+    runs = plan_realms(client, specs, files, prune, allow_admin_realm_changes, adopt)
     plans = [r.plan for r in runs]
     shown = err_console if output == "-" else out  # stdout carries the saved plan then
     if json_output or output_format == "json":
@@ -258,7 +260,7 @@ def plan(
 @app.command()
 @options(RealmFileOptions, KeycloakOptions)
 def apply(
-    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Realm files, or one saved plan (plan.json).", show_default=False)],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Realm files or directories of them, or one saved plan (plan.json).", show_default=False)],
     realm_files: RealmFileOptions,
     keycloak: KeycloakOptions,
     prune: Prune = False,
@@ -275,8 +277,9 @@ def apply(
 ) -> None:
     """Converge Keycloak to the realm files (shows the plan and asks first)."""
     from kcprov.envgen import check_env_targets
+    from kcprov.realms import plan_realms, realm_files as expand
     from kcprov.run import run_apply
-    from kcprov.workflow import check_saved, load_saved_plan, plan_realm
+    from kcprov.workflow import check_saved, load_saved_plan
 
     saved = None
     if len(files) == 1 and files[0].suffix == ".json":
@@ -284,13 +287,14 @@ def apply(
         prune = saved.get("prune", False)
         adopt = adopt or saved.get("adopt", False)  # --adopt on a plan saved without it is refused by check_saved
         files = [Path(p["source"]) for p in saved["plans"]]
+    else:
+        files = expand(files)
     specs = _silenced(realm_files.load(files), quiet_warning)
     if not no_env:  # a bad env file target is refused before anything changes in Keycloak
         for spec in specs:
             check_env_targets(spec, allow_outside or ())
     client = keycloak.connect()
-    runs = [plan_realm(client, spec, str(path), prune, allow_admin_realm_changes, adopt)
-            for path, spec in zip(files, specs)]
+    runs = plan_realms(client, specs, files, prune, allow_admin_realm_changes, adopt)
     if saved is not None:
         for saved_plan, run in zip(saved["plans"], runs):
             check_saved(saved_plan, run)
@@ -329,7 +333,8 @@ def adopt(
 @app.command()
 @options(KeycloakOptions)
 def env(
-    file: Annotated[Path, typer.Argument(metavar="FILE", help="Realm file with mcp_servers.", show_default=False)],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Realm file with mcp_servers, or a directory of realm files.",
+                                         show_default=False)],
     keycloak: KeycloakOptions,
     server: Annotated[Optional[list[str]], typer.Option("--server", help="Only this MCP server (repeatable).")] = None,
     stdout: Annotated[bool, typer.Option("--stdout", help="Print instead of writing (shows the secret!).")] = False,
@@ -339,19 +344,21 @@ def env(
 ) -> None:
     """Write each MCP server's env file (mode 0600), secrets read back from Keycloak."""
     from kcprov.envgen import check_env_targets, render_env
+    from kcprov.realms import env_selection, realm_files as expand
 
-    [spec] = RealmFileOptions(var=var, var_file=var_file).load([file])
-    if not spec.mcp_servers:
-        raise KcprovError(f"{file}: realm '{spec.realm}' has no mcp_servers, so there is no env file to write.",
-                          hint="add an mcp_servers: entry with env_file:")
+    files = expand([file])
+    selection = env_selection(file, files, RealmFileOptions(var=var, var_file=var_file).load(files), server)
     if not stdout:
-        check_env_targets(spec, allow_outside or (), server)
+        for _, spec, only in selection:
+            check_env_targets(spec, allow_outside or (), only)
     client = keycloak.connect()
     if stdout:
-        for name in server or [s.name for s in spec.mcp_servers]:
-            print(render_env(client, spec, name, source=str(file)), end="")
+        for path, spec, only in selection:
+            for name in only or [s.name for s in spec.mcp_servers]:
+                print(render_env(client, spec, name, source=str(path)), end="")
         return
-    if not _write_env_files(client, spec, str(file), server, allow_outside):
+    if not [written for path, spec, only in selection
+            for written in _write_env_files(client, spec, str(path), only, allow_outside)]:
         raise KcprovError(f"{file}: no MCP server{' named ' + ', '.join(server) if server else ''} has an env_file.",
                           hint="set env_file: on the mcp_servers entry, or use --stdout")
 

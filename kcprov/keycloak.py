@@ -20,6 +20,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
@@ -105,6 +106,34 @@ class RetryBudget:
             raise _Failed(failure)
 
 
+class _SharedConnection(KeycloakOpenIDConnection):
+    """python-keycloak's admin session, its token renewal serialised.
+
+    Threads of one run share the session (apply workers, realms planned at
+    once). python-keycloak renews an expired token, or one refused with 401,
+    in whichever thread notices: unguarded, every waiting thread would renew
+    it again. Here the first renews and the others, seeing a token newer than
+    the one they held, use it.
+    """
+
+    def __init__(self, **kwargs: Any):
+        self._renewal = threading.Lock()
+        super().__init__(**kwargs)
+
+    def _refresh_if_required(self) -> None:
+        held = self.token
+        if self.expires_at is not None and datetime.now(tz=timezone.utc) >= self.expires_at:
+            self._renew(held)
+
+    def refresh_token(self) -> None:
+        self._renew(self.token)
+
+    def _renew(self, held: dict | None) -> None:
+        with self._renewal:
+            if self.token is held:  # else another thread renewed it while this one waited
+                super().refresh_token()
+
+
 def seg(value: str) -> str:
     """Quote one path segment (names such as `mcp:tools` or role names with slashes)."""
     return quote(value, safe="")
@@ -131,7 +160,7 @@ class KeycloakClient:
         self.requests = 0
         self._lock = threading.Lock()
         service = bool(settings.client_id and settings.client_secret)
-        self._conn = KeycloakOpenIDConnection(
+        self._conn = _SharedConnection(
             # A trailing slash and relative paths make every request (the token endpoint too) go under
             # the URL's own path: Keycloak behind a prefix (KC_HTTP_RELATIVE_PATH=/auth) works, and a wrong
             # prefix is a 404 at login instead of being silently dropped by urljoin.

@@ -99,3 +99,32 @@ def plan_realms(client: KeycloakClient, specs: Sequence[RealmSpec], sources: Seq
         return [future.result() for future in futures]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def env_selection(argument: Path, files: Sequence[Path], specs: Sequence[RealmSpec],
+                  names: Sequence[str] | None) -> list[tuple[Path, RealmSpec, list[str] | None]]:
+    """What `kcprov env ARGUMENT [--server NAME ...]` writes: (file, spec, servers or None for all) per realm.
+
+    One file: its realm must have MCP servers, and every --server name is
+    looked up in it (an unknown one is envgen's error). A directory: the
+    realms with MCP servers; a --server name picks that server in whichever
+    realm has it, and a name no realm has is an error.
+    """
+    if len(specs) == 1:
+        if not specs[0].mcp_servers:
+            raise KcprovError(f"{files[0]}: realm '{specs[0].realm}' has no mcp_servers, so there is no env file "
+                              "to write.", hint="add an mcp_servers: entry with env_file:")
+        return [(files[0], specs[0], list(names) if names else None)]
+    serving = [(file, spec, {server.name for server in spec.mcp_servers})
+               for file, spec in zip(files, specs) if spec.mcp_servers]
+    if not serving:
+        raise KcprovError(f"{argument}: none of its {len(specs)} realm files has mcp_servers, so there is no env "
+                          "file to write.", hint="add an mcp_servers: entry with env_file:")
+    if not names:
+        return [(file, spec, None) for file, spec, _ in serving]
+    unknown = sorted(set(names) - set().union(*(found for _, _, found in serving)))
+    if unknown:
+        raise KcprovError(f"{argument}: no realm file has an MCP server named {', '.join(unknown)}.",
+                          hint="--server takes the name of an mcp_servers: entry")
+    return [(file, spec, [name for name in names if name in found]) for file, spec, found in serving
+            if found.intersection(names)]

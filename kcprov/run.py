@@ -7,6 +7,14 @@ stderr, and the outcome is a summary of a few lines whatever the size of the
 realm (the next `kcprov plan` lists the rest). Ctrl-C stops starting changes,
 lets those in flight finish, records ownership and reports, then exits 130;
 a second Ctrl-C aborts at once.
+
+Several realms (files, or a directory of them) are applied one after
+another, each with its worker pool: on 2 cores Keycloak's own CPU is the
+limit of a create, so applying realms at once did not finish sooner
+(bench/many_realms.py), and one realm at a time keeps the progress bar and
+the output in file order. A realm that fails or is refused does not stop the
+others; the run ends with one line per realm (applied, failed, not run) and
+exits 1 if any failed.
 """
 
 from __future__ import annotations
@@ -49,20 +57,70 @@ def run_apply(client, runs, out: Console, err_console: Console, approved: bool, 
                               hint="review the plan above, then re-run with --auto-approve (or apply a saved plan)")
         if not typer.confirm("Apply these changes?", default=False):
             raise typer.Abort()
-    failures = 0
+    pending = [run for run in runs if not run.plan.empty]
+    outcomes: list[tuple[str, str, str]] = []  # (outcome, realm, detail) per realm with changes
     with interruptible(err_console) as stop:
-        for run in runs:
-            if not run.plan.empty and not apply_realm(client, run, out, err_console, workers, lock_timeout, stop):
-                failures += 1
+        for run in pending:
+            outcomes.append(apply_outcome(client, run, out, err_console, workers, lock_timeout, stop,
+                                          alone=len(pending) == 1))
+    if len(pending) > 1:
+        report_realms(out, outcomes, in_sync=len(runs) - len(pending))
     if stop.is_set():
         raise typer.Exit(EXIT_INTERRUPTED)
-    if failures:
+    if any(outcome != "applied" for outcome, _, _ in outcomes):
         raise typer.Exit(1)
 
 
+def apply_outcome(client, run, out: Console, err_console: Console, workers: int, lock_timeout: float,
+                  stop: threading.Event, alone: bool) -> tuple[str, str, str]:
+    """Apply one realm of several: ("applied" | "failed" | "not run", realm, what happened).
+
+    A realm refused (locked, changed since planned) is reported and the run
+    goes on with the next one: realms are independent. Alone, the refusal is
+    the run's error, as it always was.
+    """
+    realm = run.plan.realm
+    if stop.is_set():
+        return "not run", realm, "interrupted before it started"
+    try:
+        result = apply_realm(client, run, out, err_console, workers, lock_timeout, stop)
+    except KcprovError as exc:
+        if alone:
+            raise
+        out.print(f"[red]Apply of realm '{shown(realm)}' refused:[/] {shown(exc.message)}")
+        if exc.hint:
+            out.print(f"  hint: {shown(exc.hint)}")
+        return "failed", realm, "refused (see above)"
+    if result.ok:
+        return "applied", realm, change_counts(run.plan)
+    return "failed", realm, progress_counts(run.plan, result)
+
+
+def report_realms(out: Console, outcomes: list[tuple[str, str, str]], in_sync: int) -> None:
+    """The last lines of an apply of several realms: each realm with changes and what became of it."""
+    applied = sum(outcome == "applied" for outcome, _, _ in outcomes)
+    out.print(f"Realms: {applied} of {len(outcomes)} with changes applied, {in_sync} in sync.")
+    style = {"applied": "green", "failed": "red", "not run": "dim"}
+    for outcome, realm, detail in outcomes:
+        out.print(f"  [{style[outcome]}]{outcome:<8}[/] {shown(realm)}: {shown(detail)}")
+
+
+def change_counts(plan) -> str:
+    adopted = f"{plan.count('adopt')} adopted, " if plan.count("adopt") else ""
+    return f"{adopted}{plan.count('create')} created, {plan.count('update')} updated, {plan.count('delete')} deleted"
+
+
+def progress_counts(plan, result) -> str:
+    return (f"{len(result.done)} of {len(plan.changes)} changes done, {len(result.failed)} failed, "
+            f"{len(result.not_run)} not run")
+
+
 def apply_realm(client, run, out: Console, err_console: Console, workers: int, lock_timeout: float,
-                stop: threading.Event) -> bool:
-    """Apply one realm under its lock and print the outcome; True if it converged."""
+                stop: threading.Event):
+    """Apply one realm under its lock and print the outcome; its ApplyResult.
+
+    KcprovError when the realm cannot be taken (locked, changed since planned):
+    then nothing of it changed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from kcprov.apply import apply_plan
@@ -89,12 +147,10 @@ def apply_realm(client, run, out: Console, err_console: Console, workers: int, l
     finally:
         lock.release()
     if result.ok:
-        adopted = f"{plan.count('adopt')} adopted, " if plan.count("adopt") else ""
-        out.print(f"[green]Applied realm '{shown(plan.realm)}':[/] {adopted}{plan.count('create')} created, "
-                  f"{plan.count('update')} updated, {plan.count('delete')} deleted.")
-        return True
-    report_stopped(out, plan, result, interrupted=stop.is_set() and not result.errors)
-    return False
+        out.print(f"[green]Applied realm '{shown(plan.realm)}':[/] {change_counts(plan)}.")
+    else:
+        report_stopped(out, plan, result, interrupted=stop.is_set() and not result.errors)
+    return result
 
 
 def ensure_unchanged(client, run) -> None:
@@ -114,8 +170,7 @@ def report_stopped(out: Console, plan, result, interrupted: bool) -> None:
     unreachable = any(isinstance(exc, KeycloakUnreachable) for exc in result.errors)
     why = "interrupted (Ctrl-C)" if interrupted else "Keycloak could not be reached" if unreachable else "a change failed"
     out.print(f"[red]Apply of realm '{shown(plan.realm)}' stopped:[/] {why}.")
-    out.print(f"  {len(result.done)} of {len(plan.changes)} changes done, {len(result.failed)} failed, "
-              f"{len(result.not_run)} not run.")
+    out.print(f"  {progress_counts(plan, result)}.")
     for error in errors[:SHOWN]:
         out.print(f"  [red]failed[/] {shown(error)}")
     more(out, len(errors), "failed")

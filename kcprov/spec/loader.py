@@ -82,7 +82,7 @@ def load_realms_located(
             problems.append(
                 locate(("realm",), f"realm '{spec.realm}' is also defined in {first_file[spec.realm]}", "one file per realm")
             )
-        first_file.setdefault(spec.realm, display_path(path))
+        first_file.setdefault(spec.realm, f"{display_path(path)}:{locate(('realm',), '').line}")  # both file:line
         specs.append((spec, locate))
     if problems:
         raise SpecError(problems)
