@@ -34,6 +34,8 @@ writes, so a field changed by hand is left alone.
 
 from __future__ import annotations
 
+import json
+
 from kcprov.secret import Secret
 from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, flag, new_builtin, prefixed, text, without_ids
 from kcprov.resources.flows import flow_id
@@ -60,28 +62,52 @@ ATTRIBUTE_FIELDS = {
     "pkce": "pkce.code.challenge.method",
     "device_authorization_grant": "oauth2.device.authorization.grant.enabled",
     "post_logout_redirect_uris": "post.logout.redirect.uris",
+    "jwks_url": "jwks.url",
+    "jwks": "jwks.string",
+    "sender_constraint": "dpop.bound.access.tokens",
 }
+# private_key_jwt key sources: Keycloak reads a source only when its switch is "true"; writing one turns
+# the other off (checked on 26.7.3: the other's value stays behind, unused)
+KEY_SOURCE_SWITCHES = {"jwks_url": "use.jwks.url", "jwks": "use.jwks.string"}
+# spec `auth` -> clientAuthenticatorType
+AUTHENTICATORS = {"client_secret": "client-secret", "private_key_jwt": "client-jwt"}
+
+
+def canonical_jwks(jwks: dict | str) -> str:
+    """A JWK Set as one canonical JSON string, so the file's and Keycloak's spellings compare equal."""
+    if isinstance(jwks, str):
+        try:
+            jwks = json.loads(jwks)
+        except ValueError:
+            return jwks  # not JSON (hand-edited): shown as it is, and differs from any file value
+    return json.dumps(jwks, sort_keys=True, separators=(",", ":"))
 
 
 def attribute_value(field: str, value):
     """Flat value -> client attribute string."""
     if field == "post_logout_redirect_uris":
         return "##".join(value)
+    if field == "sender_constraint":
+        return text(value == "dpop")
     return text(value)
 
 
 def attribute_field(field: str, raw: str | None):
     """Client attribute string -> flat value."""
+    if field == "sender_constraint":
+        return "dpop" if raw == "true" else "none"
     if raw in (None, ""):
         return [] if field == "post_logout_redirect_uris" else None
     if field == "post_logout_redirect_uris":
         return sorted(raw.split("##"))
     if field == "device_authorization_grant":
         return flag(raw)
+    if field == "jwks":
+        return canonical_jwks(raw)
     return raw
 SETS = {"redirect_uris": "redirectUris", "web_origins": "webOrigins"}
 # attributes behind spec fields, or kept by Keycloak itself: never written under `attributes:`
-MANAGED_ATTRIBUTES = {*ATTRIBUTE_FIELDS.values(), "client.secret.creation.time"}
+MANAGED_ATTRIBUTES = {*ATTRIBUTE_FIELDS.values(), *KEY_SOURCE_SWITCHES.values(), "client.secret.creation.time"}
 SCOPE_SETS = {"default_scopes": "defaultClientScopes", "optional_scopes": "optionalClientScopes"}
 SCOPE_ENDPOINTS = {"default_scopes": "default-client-scopes", "optional_scopes": "optional-client-scopes"}
 SCOPE_TYPES = {"default_scopes": "default", "optional_scopes": "optional"}  # the realm list each one defaults to
@@ -89,7 +115,7 @@ SCOPE_TYPES = {"default_scopes": "default", "optional_scopes": "optional"}  # th
 OVERRIDES = "authentication_flow_overrides"
 OVERRIDE_KEYS = ("browser", "direct_grant")
 # ClientRepresentation fields the flat shape covers (or that differ per client by nature: ids, secret)
-REPRESENTED = {"id", "clientId", "protocol", "publicClient", "attributes", "protocolMappers", "secret",
+REPRESENTED = {"id", "clientId", "protocol", "publicClient", "clientAuthenticatorType", "attributes", "protocolMappers", "secret",
                "authenticationFlowBindingOverrides",
                *FLAGS.values(), *TEXTS.values(), *SETS.values(), *SCOPE_SETS.values()}
 
@@ -123,7 +149,8 @@ class ClientKind(Kind):
             attrs = {f: getattr(c, f) for f in (*FLAGS, *TEXTS)}
             attrs["confidential"] = c.confidential
             attrs["secret"] = Secret(c.secret.get_secret_value()) if c.secret is not None else None
-            attrs.update({f: getattr(c, f) for f in ("pkce", "device_authorization_grant")})
+            attrs.update({f: getattr(c, f) for f in ("auth", "pkce", "device_authorization_grant", "jwks_url", "sender_constraint")})
+            attrs["jwks"] = canonical_jwks(c.jwks.model_dump()) if c.jwks is not None else None
             attrs.update({f: sorted_or_none(getattr(c, f)) for f in (*SETS, *SCOPE_SETS, "post_logout_redirect_uris")})
             if c.authentication_flow_overrides is not None:
                 attrs.update({f"{OVERRIDES}.{k}": getattr(c.authentication_flow_overrides, k) for k in OVERRIDE_KEYS})
@@ -148,9 +175,12 @@ class ClientKind(Kind):
             attributes = c.get("attributes") or {}
             attrs: Attrs = {f: c.get(rep) for f, rep in {**FLAGS, **TEXTS}.items()}
             attrs["confidential"] = not c.get("publicClient", False)
+            authenticator = c.get("clientAuthenticatorType") or "client-secret"
+            attrs["auth"] = next((a for a, kc in AUTHENTICATORS.items() if kc == authenticator), authenticator)
             secret = raw.secrets.get(c["clientId"])
             attrs["secret"] = Secret(secret) if secret is not None else None
             attrs.update({f: attribute_field(f, attributes.get(a)) for f, a in ATTRIBUTE_FIELDS.items()})
+            attrs.update({f: None for f, switch in KEY_SOURCE_SWITCHES.items() if attributes.get(switch) != "true"})
             attrs.update({f: sorted(c.get(rep) or []) for f, rep in {**SETS, **SCOPE_SETS}.items()})
             attrs.update(prefixed("attributes", attributes))
             overrides = c.get("authenticationFlowBindingOverrides") or {}
@@ -171,7 +201,8 @@ class ClientKind(Kind):
         if new_builtin(self, key, live):
             return {}  # a built-in client keeps what Keycloak gave it; only the file's fields change
         defaults: Attrs = {**CREATE_DEFAULTS,
-                           "confidential": "secret" in attrs or attrs.get("service_account") is True}
+                           "confidential": "secret" in attrs or attrs.get("service_account") is True
+                           or attrs.get("auth") == "private_key_jwt"}
         if attrs.get("standard_flow", CREATE_DEFAULTS["standard_flow"]):
             defaults["pkce"] = "S256"
         scope_types = realm_scope_types(desired, live)
@@ -223,7 +254,17 @@ class ClientKind(Kind):
         builtin = known is not None or self.is_builtin(key, ctx.realm)
         entry = ctx.entry(ctx.doc, "clients", "client_id", key)
         entry.update({f: fields[f] for f in (*TEXTS, "confidential", *FLAGS, *ATTRIBUTE_FIELDS, *SETS) if f in fields})
-        if attrs["confidential"] and not builtin:  # bearer-only and client-jwt clients hold one too (and are listed)
+        if fields.get("auth") in AUTHENTICATORS:
+            entry["auth"] = fields["auth"]
+        elif "auth" in fields:
+            ctx.not_exported(self.label, key, f"clientAuthenticatorType {fields['auth']}")
+        if "jwks" in fields:
+            try:
+                entry["jwks"] = json.loads(fields["jwks"])
+            except ValueError:
+                del entry["jwks"]
+                ctx.not_exported(self.label, key, "jwks.string (not JSON)")
+        if attrs["confidential"] and not builtin and attrs["auth"] != "private_key_jwt":  # bearer-only ones hold one too
             entry["secret"] = ctx.secret_ref("client", key)
         oidc = {n for n, a in ctx.live.objects["client_scope"].items() if a.get("protocol") in (None, "openid-connect")}
         realm_lists = {t: [n for n in names if n in oidc] for t, names in realm_scope_types({}, ctx.live).items()}
@@ -263,11 +304,15 @@ def representation(after: Attrs) -> dict:
             body[SCOPE_SETS[field]] = value
         elif field == "confidential":
             body["publicClient"] = not value
-            body["clientAuthenticatorType"] = "client-secret"
+            body.setdefault("clientAuthenticatorType", AUTHENTICATORS["client_secret"])  # `auth` wins
+        elif field == "auth":
+            body["clientAuthenticatorType"] = AUTHENTICATORS.get(value, value)
         elif field == "secret":
             body["secret"] = value.reveal()
         elif field in ATTRIBUTE_FIELDS:
             attributes[ATTRIBUTE_FIELDS[field]] = attribute_value(field, value)
+            if field in KEY_SOURCE_SWITCHES:
+                attributes.update({switch: text(f == field) for f, switch in KEY_SOURCE_SWITCHES.items()})
         elif field.startswith("attributes."):
             attributes[field.removeprefix("attributes.")] = text(value)
     if attributes:

@@ -34,7 +34,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from kcprov.spec.fields import (
     ClientId,
@@ -280,6 +280,31 @@ class ClientPolicies(Spec):
 # ---------------------------------------------------------------- clients and users
 
 
+#: JWK members that hold private key material (RFC 7518 §6.2.2, §6.3.2, §6.4.1): never in a realm file.
+PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+
+
+def _public_jwk(jwk: dict[str, Any]) -> dict[str, Any]:
+    """A JWK with public members only; the error names the member, never its value."""
+    if not isinstance(jwk.get("kty"), str):
+        raise spec_error("a JWK without 'kty'", hint="write the public key as printed by kcprov dev keypair")
+    private = [m for m in PRIVATE_JWK_MEMBERS if m in jwk]
+    if private:
+        raise spec_error(
+            f"this JWK holds private key material ({', '.join(private)})",
+            hint="put only the public key in the file (kcprov dev keypair prints it); "
+            "the private key stays with the client, and this one should be replaced: it has been written down",
+            at=private[0],
+        )
+    return jwk
+
+
+class Jwks(Spec):
+    """A JWK Set (RFC 7517 §5) of public keys."""
+
+    keys: list[Annotated[dict[str, Any], AfterValidator(_public_jwk)]] = Field(min_length=1, description="Public JWKs (kty, kid, alg, use and the public members).")
+
+
 class Client(Spec):
     """An OIDC client."""
 
@@ -289,6 +314,10 @@ class Client(Spec):
     enabled: Flag | None = Field(None, description="Whether the client can be used.")
     confidential: Flag | None = Field(None, description="Confidential client (client authentication on); Keycloak generates a secret unless `secret` is given. false = public client.")
     secret: SecretStr | None = Field(None, description="Client secret of a confidential client; use {{ env.NAME }}, never a literal. Never printed.")
+    auth: Literal["client_secret", "private_key_jwt"] | None = Field(None, description="How a confidential client authenticates: client_secret (Keycloak default) or private_key_jwt (RFC 7523 signed assertion, Keycloak's client-jwt; needs jwks_url or jwks).")
+    jwks_url: str | None = Field(None, description="private_key_jwt: URL Keycloak fetches the client's public keys from (attributes use.jwks.url, jwks.url).")
+    jwks: Jwks | None = Field(None, description="private_key_jwt: the client's public keys inline, as a JWK Set {keys: [...]} (attributes use.jwks.string, jwks.string). Public members only.")
+    sender_constraint: Literal["dpop", "none"] | None = Field(None, description="dpop: Keycloak issues this client only DPoP-bound access tokens (RFC 9449; attribute dpop.bound.access.tokens); none: plain bearer tokens.")
     service_account: Flag | None = Field(None, description="Enable the client credentials grant (service account).")
     standard_flow: Flag | None = Field(None, description="Enable the authorization code flow.")
     implicit_flow: Flag | None = Field(None, description="Enable the implicit flow (discouraged; removed in OAuth 2.1).")
@@ -312,6 +341,15 @@ class Client(Spec):
     authentication_flow_overrides: FlowOverrides | None = Field(None, description="Flows this client uses instead of the realm's (browser, direct grant).")
     attributes: StrMap | None = Field(None, description="Raw ClientRepresentation attributes; only the keys given are managed.")
 
+    @field_validator("jwks_url")
+    @classmethod
+    def _absolute_jwks_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+            raise spec_error(f"jwks_url {url!r} is not an absolute http(s) URL",
+                             hint="write the URL Keycloak fetches the JWK Set from, e.g. https://svc.example.com/jwks.json")
+        return url
+
     @model_validator(mode="after")
     def _public_has_no_credentials(self) -> Client:
         if self.confidential is False:
@@ -320,6 +358,29 @@ class Client(Spec):
                     raise spec_error(
                         f"client '{self.client_id}' is public (confidential: false) but sets {key}",
                         hint=f"set confidential: true, or remove {key}",
+                        at=key,
+                    )
+        if self.auth == "private_key_jwt":
+            if self.confidential is False or self.secret is not None:
+                key = "confidential" if self.confidential is False else "secret"
+                raise spec_error(
+                    f"client '{self.client_id}' authenticates with private_key_jwt but sets {key}",
+                    hint="a private_key_jwt client is confidential and holds no secret: remove " + key,
+                    at=key,
+                )
+            if (self.jwks_url is None) == (self.jwks is None):
+                raise spec_error(
+                    f"client '{self.client_id}' authenticates with private_key_jwt and needs exactly one of jwks_url or jwks",
+                    hint="jwks_url: <https URL of the client's JWK Set>, or jwks: {keys: [<public JWK>]} "
+                    "(kcprov dev keypair prints one)",
+                    at="jwks" if self.jwks is not None else "auth",
+                )
+        else:
+            for key in ("jwks_url", "jwks"):
+                if getattr(self, key) is not None:
+                    raise spec_error(
+                        f"client '{self.client_id}' sets {key} but does not authenticate with private_key_jwt",
+                        hint="add auth: private_key_jwt, or remove " + key,
                         at=key,
                     )
         if self.service_account_roles and not self.service_account:
@@ -382,6 +443,30 @@ class McpClientEntry(Spec):
         return self
 
 
+class Downstream(Spec):
+    """An API the MCP server calls on the user's behalf, with a token it gets by token exchange.
+
+    The MCP server never forwards the caller's token (MCP "no token
+    passthrough"): it exchanges it (RFC 8693, Keycloak's standard token
+    exchange) for one whose audience is this API and whose `sub` is still the user.
+    """
+
+    client_id: ClientId = Field(description="The API's audience: a client in the file, or one kcprov makes (confidential, no flows: it only receives tokens).")
+    scopes: list[OAuthScope] = Field(default_factory=list, description="Client scopes the exchanged token asks for: names from client_scopes (or built-ins), or new names kcprov makes as plain scopes.")
+    url: str | None = Field(None, description="Where the MCP server reaches the API (written to the env file): absolute http(s), no query or fragment, no comma.")
+
+    @field_validator("url")
+    @classmethod
+    def _plain_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment \
+                or "," in url or any(ch.isspace() for ch in url):
+            raise spec_error(f"downstream url {url!r} is not a plain absolute http(s) URL",
+                             hint="write the API's base URL, e.g. https://orders.internal.example.com "
+                             "(no query, fragment, comma or space)")
+        return url
+
+
 class McpServer(Spec):
     """An MCP server (a protected resource) and how clients get tokens for it.
 
@@ -403,6 +488,8 @@ class McpServer(Spec):
     audience_binding: Literal["mapper", "resource-indicators"] = Field("mapper", description="How tokens get the server's audience: mapper (audience mapper per scope, default) or resource-indicators (Keycloak feature).")
     access_token_lifespan: Duration | None = Field(None, description="Access token lifespan for this server's clients.")
     clients: list[McpClientEntry] = Field(default_factory=list, description="How clients reach this server: dcr, cimd, preset or client entries.")
+    downstream: list[Downstream] = Field(default_factory=list, description="APIs the server calls on the user's behalf with tokens from standard token exchange (never the caller's token): kcprov makes the '<name>-exchange' client and the audiences the exchange needs.")
+    sender_constraint: Literal["dpop"] | None = Field(None, description="dpop: the server's pre-registered clients (client entries) get DPoP-bound tokens (RFC 9449) and the server requires Authorization: DPoP with a proof.")
     env_file: str | None = Field(None, description="Write the server's settings (issuer, audience, client secret) to this .env file. Relative to the current working directory, not to the realm file.")
 
     @field_validator("url")
