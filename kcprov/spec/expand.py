@@ -35,6 +35,17 @@ What one server becomes (Keycloak's MCP guide, checked against Keycloak 26.7.3):
   audience is exactly the server URL, so the client gets
   `allow.token.introspection.without.audience.check` (the server still checks
   `aud` itself);
+* `downstream` APIs (standard token exchange V2, RFC 8693; no token
+  passthrough): a dedicated confidential client `<server>-exchange` with
+  `standard.token.exchange.enabled` and nothing else (no flows, no service
+  account: its secret can only exchange, never mint tokens of its own, unlike
+  the introspection client's), in the user's token audience through a
+  client-audience mapper on each server scope (Keycloak exchanges only a token
+  whose `aud` holds the requester), with a client-audience mapper per API (an
+  audience the requester's own tokens cannot carry is refused: 400 "Requested
+  audience not available") and the APIs' scopes as optional scopes; each API
+  missing from the file becomes a confidential client with no flows, each
+  scope missing a plain one (realm type none). Checked on 26.7.3;
 * realm settings the MCP spec needs, where the file does not set them:
   refresh token rotation (A47) and short access tokens (A46; the shortest
   lifespan any server asks for, 5 minutes by default);
@@ -49,7 +60,10 @@ What one server becomes (Keycloak's MCP guide, checked against Keycloak 26.7.3):
   profile with the `client-id-metadata-document` executor and a client policy
   with the `client-id-uri` condition, both named `<server>-<kind>`;
 * `client` entries: the client, with the server's scopes added to its optional
-  scopes (the client asks for them with `scope=`, like every MCP client).
+  scopes (the client asks for them with `scope=`, like every MCP client), and
+  with `sender_constraint: dpop` when the server has it (and the client writes
+  none): the server then refuses tokens that are not DPoP-bound. DCR and CIMD
+  clients are not bound by this (they are not in the file).
 
 Values the file writes itself always win over kcprov's defaults; two values
 the file writes for the same thing must agree, or expansion fails with a
@@ -66,6 +80,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from kcprov.spec.findings import Finding
+from kcprov.spec.known import BUILTIN_SCOPES
 from kcprov.spec.models import (
     Client,
     ClientPolicies,
@@ -100,6 +115,11 @@ when the AS lists it in scopes_supported, which Keycloak does)."""
 INTROSPECTION_DEFAULT_SCOPES = ("basic", "roles")
 """Keycloak default scopes the introspection client keeps (sub, service-account roles)."""
 
+EXCHANGE_CLIENT_SUFFIX = "-exchange"
+TOKEN_EXCHANGE_ATTRIBUTE = "standard.token.exchange.enabled"
+EXCHANGE_DEFAULT_SCOPES = ("basic", "roles")
+"""Keycloak default scopes the exchange client keeps: `sub` (basic) and the user's roles, for the API to authorise per user."""
+
 # RegistrationPolicy option -> the registration policy component holding it (see
 # kcprov.resources.registration; the plan key is "anonymous/<provider>").
 REGISTRATION_PROVIDERS = {
@@ -115,6 +135,8 @@ REGISTRATION_PROVIDERS = {
 # Mapper names on each generated scope.
 AUDIENCE_MAPPER = "mcp-audience"
 RESOURCE_AUDIENCE_MAPPER = "mcp-resource-audience"
+EXCHANGE_AUDIENCE_MAPPER = "mcp-exchange-audience"  # servers with downstream APIs
+DOWNSTREAM_AUDIENCE_MAPPER = "downstream"  # on the exchange client, one per API: downstream-<client_id>
 REALM_ROLES_MAPPER = "mcp-realm-roles"  # admin scopes only
 REALM_ROLES_CONFIG = {"claim.name": "realm_access.roles", "jsonType.label": "String", "multivalued": "true",
                       "access.token.claim": "true", "id.token.claim": "false", "introspection.token.claim": "true"}
@@ -164,6 +186,21 @@ CLAUDE_COMBINED = CimdPreset(("claude.ai",), ("claude.ai", "localhost", "127.0.0
 def resource_client_id(server: McpServer) -> str:
     """The client that represents the server for RFC 8707 (`resource_url` = its URL)."""
     return f"{server.name}{RESOURCE_CLIENT_SUFFIX}"
+
+
+def exchange_client_id(server: McpServer) -> str:
+    """The confidential client the server exchanges user tokens with (standard token exchange)."""
+    return f"{server.name}{EXCHANGE_CLIENT_SUFFIX}"
+
+
+def exchange_audience_mappers(server: McpServer) -> list[ProtocolMapper]:
+    """On each server scope, a server with downstream APIs: the exchange client in the user's audience.
+
+    Keycloak exchanges a subject token only for a client in its `aud`.
+    """
+    if not server.downstream:
+        return []
+    return [ProtocolMapper(name=EXCHANGE_AUDIENCE_MAPPER, client_audience=exchange_client_id(server))]
 
 
 def admin_scopes(server: McpServer) -> list[str]:
@@ -302,6 +339,8 @@ class _Expansion:
             self.add_resource_client(server, base)
             if server.token_validation == "introspection":
                 self.add_introspection_client(server, base)
+            if server.downstream:
+                self.add_downstream(server, base)
             for j, entry in enumerate(server.clients):
                 where = (*base, "clients", j)
                 if entry.client is not None:
@@ -335,7 +374,8 @@ class _Expansion:
 
     # -- scopes --------------------------------------------------------------------
     def add_scopes(self, server: McpServer, base: Path) -> None:
-        mappers = [ProtocolMapper(name=RESOURCE_AUDIENCE_MAPPER, client_audience=resource_client_id(server))]
+        mappers = [ProtocolMapper(name=RESOURCE_AUDIENCE_MAPPER, client_audience=resource_client_id(server)),
+                   *exchange_audience_mappers(server)]
         if server.audience_binding == "mapper":
             for n, audience in enumerate(audiences(server), start=1):
                 name = AUDIENCE_MAPPER if n == 1 else f"{AUDIENCE_MAPPER}-{n}"
@@ -405,12 +445,109 @@ class _Expansion:
         )
         self.put_client(server, generated, (*base, "introspection_client"), defaults={"name", "default_scopes"})
 
+    # -- downstream APIs (standard token exchange) -----------------------------------
+    def add_downstream(self, server: McpServer, base: Path) -> None:
+        """The exchange client, each downstream API's client and scopes; refuses what 26.7.3 cannot serve."""
+        exchanger = exchange_client_id(server)
+        if not self.downstream_servable(server, base, exchanger):
+            return
+        generated = Client(
+            client_id=exchanger,
+            name=f"MCP server {server.name} (token exchange)",
+            description=f"Exchanges the tokens {server.url} receives for tokens of the APIs it calls; no logins",
+            confidential=True,
+            service_account=False,
+            standard_flow=False,
+            implicit_flow=False,
+            direct_access_grants=False,
+            default_scopes=list(EXCHANGE_DEFAULT_SCOPES),
+            optional_scopes=list(dict.fromkeys(s for d in server.downstream for s in d.scopes)) or None,
+            mappers=[ProtocolMapper(name=f"{DOWNSTREAM_AUDIENCE_MAPPER}-{d.client_id}", client_audience=d.client_id)
+                     for d in server.downstream],
+            attributes={TOKEN_EXCHANGE_ATTRIBUTE: "true"},
+        )
+        self.put_client(server, generated, (*base, "downstream"), defaults={"name", "description"})
+        for j, downstream in enumerate(server.downstream):
+            where = (*base, "downstream", j)
+            if downstream.client_id not in self.clients:
+                self.put_client(server, Client(
+                    client_id=downstream.client_id,
+                    name=f"API {downstream.client_id}",
+                    description=f"Receives tokens MCP server {server.name} gets by token exchange; no logins",
+                    confidential=True,
+                    service_account=False,
+                    standard_flow=False,
+                    implicit_flow=False,
+                    direct_access_grants=False,
+                ), (*where, "client_id"))
+            for scope in downstream.scopes:
+                if scope not in self.scopes and scope not in BUILTIN_SCOPES:
+                    self.scopes[scope] = ClientScope(
+                        name=scope,
+                        description=f"Asked for by MCP server '{server.name}' in tokens for {downstream.client_id}",
+                        type="none",
+                        protocol="openid-connect",
+                        include_in_token_scope=True,
+                        display_on_consent_screen=False,
+                    )
+                    self.scope_paths[scope] = (*where, "scopes")
+                    self.label("client_scope", scope, server.name)
+
+    def downstream_servable(self, server: McpServer, base: Path, exchanger: str) -> bool:
+        """Record a finding for each setup Keycloak 26.7.3's standard token exchange refuses; False if any."""
+        before = len(self.findings)
+        if server.audience_binding == "resource-indicators":
+            self.conflict((*base, "audience_binding"),
+                          "downstream needs the exchange client in the user's token audience, but with "
+                          "resource-indicators Keycloak sets the audience to exactly the server URL, so every "
+                          "exchange would be refused",
+                          "use audience_binding: mapper (the default) for a server with downstream APIs")
+        if server.introspection_client == exchanger:
+            self.conflict((*base, "introspection_client"),
+                          f"'{exchanger}' is the name kcprov gives the exchange client; the introspection client "
+                          "has a service account the exchange client must not have",
+                          "name the introspection client differently, or leave introspection_client out")
+        existing = self.clients.get(exchanger)
+        if existing is not None and existing.confidential is False:
+            self.conflict(self.client_paths[exchanger],
+                          f"client '{exchanger}' is the exchange client of MCP server '{server.name}', and Keycloak "
+                          "exchanges tokens only for confidential clients",
+                          "remove confidential: false, or remove the client and let kcprov make it")
+        itself = {resource_client_id(server), exchanger, server.introspection_client}
+        seen: dict[str, int] = {}
+        for j, downstream in enumerate(server.downstream):
+            where = (*base, "downstream", j, "client_id")
+            cid = downstream.client_id
+            if cid in seen:
+                self.conflict(where, f"downstream '{cid}' is listed twice",
+                              "list each API once, with all the scopes it needs", (*base, "downstream", seen[cid], "client_id"))
+            seen.setdefault(cid, j)
+            if cid in itself:
+                self.conflict(where, f"downstream '{cid}' is MCP server '{server.name}' itself: a token "
+                              "exchanged for its own audience is the passthrough token exchange exists to avoid",
+                              "name the client of the API the server calls")
+            client = self.clients.get(cid)
+            if client is not None and client.confidential is False:
+                self.conflict(where, f"downstream '{cid}' is a public client (confidential: false): an API only "
+                              "receives tokens, while a public client is an app anyone may log in with, no secret "
+                              "needed (Keycloak would accept it as the audience; kcprov does not)",
+                              f"make client '{cid}' confidential with no flows, or name another client",
+                              self.client_paths[cid])
+        return len(self.findings) == before
+
     def add_client_entry(self, server: McpServer, client: Client, path: Path) -> None:
         defaults = set(client.default_scopes or ())
         optional = list(client.optional_scopes or ())
         optional += [s for s in server.scopes if s not in defaults and s not in optional]
-        generated = client.model_copy(update={"optional_scopes": optional})
-        self.put_client(server, generated, path, user_written=True)
+        update: dict[str, Any] = {"optional_scopes": optional}
+        if server.sender_constraint is not None:
+            if client.sender_constraint not in (None, server.sender_constraint):
+                self.conflict((*path, "sender_constraint"),
+                              f"client '{client.client_id}' has sender_constraint {client.sender_constraint} but MCP "
+                              f"server '{server.name}' requires {server.sender_constraint}-bound tokens",
+                              "remove sender_constraint from the client; the server's applies")
+            update["sender_constraint"] = server.sender_constraint  # the server refuses unbound tokens
+        self.put_client(server, client.model_copy(update=update), path, user_written=True)
 
     def put_client(self, server: McpServer, generated: Client, path: Path, defaults: Iterable[str] = (),
                    user_written: bool = False) -> None:
