@@ -1,0 +1,165 @@
+"""Pure tests of `mcp_servers[].downstream` expansion (standard token exchange) and its plan-time refusals."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kcprov.spec.expand import expand_mcp_servers, expansion_findings
+from kcprov.spec.models import RealmSpec
+from kcprov.spec.problems import SpecError
+
+URL = "http://localhost:3000/mcp"
+SERVER = {
+    "name": "calculator",
+    "url": URL,
+    "scopes": {"mcp:tools": "Call the calculator tools", "mcp:admin": "Administer"},
+    "tool_scopes": {"add": "mcp:tools", "reset": "mcp:admin"},
+    "downstream": [{"client_id": "accounts-api", "scopes": ["accounts:read"], "url": "http://127.0.0.1:9000"}],
+}
+
+
+def realm(server: dict | None = None, **primitives) -> RealmSpec:
+    return RealmSpec.model_validate({"realm": "r", **primitives, "mcp_servers": [copy.deepcopy(server or SERVER)]})
+
+
+def with_(**changes) -> dict:
+    return {**copy.deepcopy(SERVER), **changes}
+
+
+def clients_of(spec: RealmSpec) -> dict:
+    return {c.client_id: c for c in spec.clients}
+
+
+def messages(spec: RealmSpec) -> list[str]:
+    return [f"{'.'.join(map(str, f.path))}: {f.message}" for f in expansion_findings(spec)]
+
+
+# ---------------------------------------------------------------- what one downstream becomes
+
+
+def test_the_exchange_client_is_confidential_has_no_flows_and_may_exchange() -> None:
+    spec, groups = expand_mcp_servers(realm())
+    exchange = clients_of(spec)["calculator-exchange"]
+    assert exchange.confidential is True
+    assert (exchange.standard_flow, exchange.implicit_flow, exchange.direct_access_grants,
+            exchange.service_account) == (False, False, False, False)
+    assert exchange.attributes == {"standard.token.exchange.enabled": "true"}
+    assert exchange.default_scopes == ["basic", "roles"]  # sub, and roles for the API to authorise per user
+    assert exchange.optional_scopes == ["accounts:read"]
+    # the downstream audience is "available" to the exchange client (else 400 Requested audience not available)
+    assert [(m.name, m.client_audience) for m in exchange.mappers] == [("downstream-accounts-api", "accounts-api")]
+    assert groups[("client", "calculator-exchange")] == "calculator"
+
+
+def test_every_server_scope_puts_the_exchange_client_in_the_user_audience() -> None:
+    spec, _ = expand_mcp_servers(realm())
+    for scope in (s for s in spec.client_scopes if s.name in SERVER["scopes"]):
+        audiences = {m.client_audience for m in scope.mappers if m.client_audience}
+        assert audiences == {"calculator-resource", "calculator-exchange"}, scope.name
+
+
+def test_a_server_without_downstream_gets_no_exchange_objects() -> None:
+    spec, _ = expand_mcp_servers(realm(with_(downstream=[])))
+    assert "calculator-exchange" not in clients_of(spec)
+    assert all(m.name != "mcp-exchange-audience" for s in spec.client_scopes for m in s.mappers)
+
+
+def test_a_missing_api_client_and_scope_are_made_with_nothing_more() -> None:
+    spec, groups = expand_mcp_servers(realm())
+    api = clients_of(spec)["accounts-api"]
+    assert api.confidential is True
+    assert (api.standard_flow, api.implicit_flow, api.direct_access_grants, api.service_account) == (False,) * 4
+    assert api.mappers == [] and api.roles == [] and api.attributes is None
+    scope = next(s for s in spec.client_scopes if s.name == "accounts:read")
+    assert scope.type == "none" and scope.mappers == [] and scope.include_in_token_scope is True
+    assert groups[("client_scope", "accounts:read")] == "calculator"
+
+
+def test_an_api_client_and_scope_written_in_the_file_are_kept_as_written() -> None:
+    spec, _ = expand_mcp_servers(realm(
+        clients=[{"client_id": "accounts-api", "confidential": True, "roles": ["reader"], "standard_flow": False}],
+        client_scopes=[{"name": "accounts:read", "description": "Read accounts", "type": "optional"}],
+    ))
+    api = clients_of(spec)["accounts-api"]
+    assert [r.name for r in api.roles] == ["reader"] and api.name is None
+    scope = next(s for s in spec.client_scopes if s.name == "accounts:read")
+    assert (scope.description, scope.type) == ("Read accounts", "optional")
+
+
+def test_a_built_in_scope_is_referenced_not_made() -> None:
+    spec, _ = expand_mcp_servers(realm(with_(downstream=[{"client_id": "accounts-api", "scopes": ["profile"]}])))
+    assert "profile" not in {s.name for s in spec.client_scopes}
+    assert clients_of(spec)["calculator-exchange"].optional_scopes == ["profile"]
+
+
+def test_several_apis_each_get_an_audience_mapper_and_their_scopes() -> None:
+    spec, _ = expand_mcp_servers(realm(with_(downstream=[
+        {"client_id": "accounts-api", "scopes": ["accounts:read"]},
+        {"client_id": "billing-api", "scopes": ["billing:read", "accounts:read"]},
+    ])))
+    exchange = clients_of(spec)["calculator-exchange"]
+    assert [m.client_audience for m in exchange.mappers] == ["accounts-api", "billing-api"]
+    assert exchange.optional_scopes == ["accounts:read", "billing:read"]
+
+
+def test_an_exchange_client_written_in_the_file_merges_and_wins_on_its_name() -> None:
+    spec, _ = expand_mcp_servers(realm(clients=[{"client_id": "calculator-exchange", "name": "Exchanger"}]))
+    exchange = clients_of(spec)["calculator-exchange"]
+    assert exchange.name == "Exchanger" and exchange.attributes == {"standard.token.exchange.enabled": "true"}
+
+
+# ---------------------------------------------------------------- setups Keycloak 26.7.3 cannot serve
+
+
+@pytest.mark.parametrize("changes, primitives, path, words", [
+    ({"audience_binding": "resource-indicators"}, {}, "mcp_servers.0.audience_binding", "resource-indicators"),
+    ({"token_validation": "introspection", "introspection_client": "calculator-exchange"}, {},
+     "mcp_servers.0.introspection_client", "service account"),
+    ({}, {"clients": [{"client_id": "calculator-exchange", "confidential": False}]}, "clients.0",
+     "only for confidential clients"),
+    ({"downstream": [{"client_id": "calculator-resource"}]}, {}, "mcp_servers.0.downstream.0.client_id", "itself"),
+    ({"downstream": [{"client_id": "calculator-exchange"}]}, {}, "mcp_servers.0.downstream.0.client_id", "itself"),
+    ({"token_validation": "introspection", "downstream": [{"client_id": "calculator-introspector"}]}, {},
+     "mcp_servers.0.downstream.0.client_id", "itself"),
+    ({}, {"clients": [{"client_id": "accounts-api", "confidential": False}]},
+     "mcp_servers.0.downstream.0.client_id", "public client"),
+    ({"downstream": [{"client_id": "accounts-api"}, {"client_id": "accounts-api", "scopes": ["x"]}]}, {},
+     "mcp_servers.0.downstream.1.client_id", "listed twice"),
+], ids=["resource-indicators", "introspector-named-exchange", "public-exchanger", "downstream-is-resource",
+        "downstream-is-exchanger", "downstream-is-introspector", "public-downstream", "duplicate"])
+def test_refused_setups_name_the_place_and_the_fix(changes: dict, primitives: dict, path: str, words: str) -> None:
+    spec = realm(with_(**changes), **primitives)
+    found = messages(spec)
+    assert any(m.startswith(path + ":") and words in m for m in found), found
+    assert all(f.hint for f in expansion_findings(spec))
+    with pytest.raises(SpecError):
+        expand_mcp_servers(spec)
+
+
+@pytest.mark.parametrize("url", ["ftp://x", "http://api/x?token=1", "http://api/#f", "http://a,b", "http://a /x", "/rel"])
+def test_a_downstream_url_must_be_plain_absolute_http(url: str) -> None:
+    with pytest.raises(Exception, match="downstream url"):
+        realm(with_(downstream=[{"client_id": "accounts-api", "url": url}]))
+
+
+def test_kcprov_validate_reports_a_refusal_at_its_file_line(tmp_path: Path) -> None:
+    source = tmp_path / "r.yaml"
+    source.write_text(
+        "realm: r\n"
+        "mcp_servers:\n"
+        "  - name: calculator\n"
+        "    url: http://localhost:3000/mcp\n"
+        "    scopes: {mcp:tools: Call tools}\n"
+        "    downstream:\n"
+        "      - client_id: calculator-resource\n"
+    )
+    done = subprocess.run([sys.executable, "-m", "kcprov", "validate", str(source)], capture_output=True, text=True)
+    assert done.returncode != 0
+    out = done.stdout + done.stderr
+    assert f"{source}:7:" in out and "itself" in out and "hint:" in out
+    assert "Traceback" not in out
