@@ -77,8 +77,8 @@ def _directory_files(directory: Path) -> list[Path]:
 
 def plan_realms(client: KeycloakClient, specs: Sequence[RealmSpec], sources: Sequence[str | os.PathLike[str]],
                 prune: bool = False, allow_admin_realm_changes: bool = False, adopt: bool = False,
-                changes: bool = True) -> list[RealmRun]:
-    """`plan_realm` for each spec, `PLAN_THREADS` at a time over one client; the runs in the specs' order.
+                changes: bool = True, threads: int = PLAN_THREADS) -> list[RealmRun]:
+    """`plan_realm` for each spec, `threads` at a time over one client; the runs in the specs' order.
 
     The first failure in file order is raised (the realms not yet started are
     not planned); nothing is written either way.
@@ -91,9 +91,9 @@ def plan_realms(client: KeycloakClient, specs: Sequence[RealmSpec], sources: Seq
         return plan_realm(client, spec, str(source), prune, allow_admin_realm_changes, adopt, changes,
                           server_info=server_info)
 
-    if len(specs) == 1:  # no thread for the common case
-        return [plan(specs[0], sources[0])]
-    pool = ThreadPoolExecutor(max_workers=min(PLAN_THREADS, len(specs)), thread_name_prefix="kcprov-plan")
+    if len(specs) == 1 or threads == 1:  # no thread for the common case
+        return [plan(spec, source) for spec, source in zip(specs, sources)]
+    pool = ThreadPoolExecutor(max_workers=min(threads, len(specs)), thread_name_prefix="kcprov-plan")
     try:
         futures = [pool.submit(plan, spec, source) for spec, source in zip(specs, sources)]
         return [future.result() for future in futures]
