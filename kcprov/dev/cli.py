@@ -7,6 +7,7 @@ progress to stderr. Only ``credentials`` ever prints the admin password.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -220,6 +221,28 @@ def token(
         err_console.print("Interrupted; no temporary client is left behind.", markup=False)
         raise typer.Exit(130) from None
     print(access_token)
+
+
+@app.command()
+def keypair(
+    out_dir: Path = typer.Option(..., "--out", help="Directory for the private key (made 0700 if absent).",
+                                 show_default=False),
+    name: str = typer.Option("client", "--name", help="File name: <out>/<name>.pem."),
+    alg: str = typer.Option("ES256", "--alg", help="Signature algorithm: ES256, ES384, RS256 or PS256."),
+) -> None:
+    """Make a key pair for a private_key_jwt client: the private key to <out>/<name>.pem (0600), the public
+    JWK Set to stdout, ready for the client's `jwks:` in the realm file. The private key is never printed."""
+    from kcprov.dev import keypair as keys
+
+    if alg not in keys.ALGORITHMS:
+        raise typer.BadParameter(f"expected one of {', '.join(keys.ALGORITHMS)}", param_hint="--alg")
+    if not name or "/" in name or name.startswith("."):
+        raise typer.BadParameter("a plain file name, e.g. my-service", param_hint="--name")
+    pair = keys.generate(alg)
+    path = keys.write_key(pair, out_dir, name)
+    err_console.print(f"Wrote the private key to {path} (mode 0600, kid {pair.kid}); "
+                      "the public JWK Set for the client's `jwks:` follows.", markup=False)
+    print(json.dumps(pair.jwks(), indent=2))
 
 
 def _required_state() -> DevState:
