@@ -163,3 +163,24 @@ def test_kcprov_validate_reports_a_refusal_at_its_file_line(tmp_path: Path) -> N
     out = done.stdout + done.stderr
     assert f"{source}:7:" in out and "itself" in out and "hint:" in out
     assert "Traceback" not in out
+
+
+# ---------------------------------------------------------------- the env file's exchange settings
+
+
+def test_env_values_carry_the_exchange_settings() -> None:
+    from kcprov.envgen import ENV_KEYS, env_values
+
+    spec = realm(with_(downstream=[
+        {"client_id": "accounts-api", "scopes": ["accounts:read", "accounts:list"], "url": "http://127.0.0.1:9000"},
+        {"client_id": "billing-api"},
+    ]))
+    values = env_values(spec, spec.mcp_servers[0], "http://localhost:8080", exchange_secret="xs3cret")
+    assert tuple(values) == ENV_KEYS
+    assert values["OAUTH_TOKEN_URL"] == "http://localhost:8080/realms/r/protocol/openid-connect/token"
+    assert (values["MCP_EXCHANGE_CLIENT_ID"], values["MCP_EXCHANGE_CLIENT_SECRET"]) == ("calculator-exchange", "xs3cret")
+    assert values["MCP_DOWNSTREAM_AUDIENCES"] == "accounts-api,billing-api"
+    assert values["MCP_DOWNSTREAM_SCOPES"] == "accounts-api=accounts:read accounts:list"
+    assert values["MCP_DOWNSTREAM_URLS"] == "accounts-api=http://127.0.0.1:9000"
+    # introspection settings stay empty in jwt mode: the two clients and secrets are separate
+    assert (values["OAUTH_CLIENT_ID"], values["OAUTH_CLIENT_SECRET"]) == ("", "")

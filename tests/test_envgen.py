@@ -66,6 +66,8 @@ def test_values_of_a_jwt_server():
         "OAUTH_ISSUER": "http://localhost:8080/realms/mcp-dev",
         "OAUTH_JWKS_URL": "http://localhost:8080/realms/mcp-dev/protocol/openid-connect/certs",
         "OAUTH_INTROSPECTION_URL": "http://localhost:8080/realms/mcp-dev/protocol/openid-connect/token/introspect",
+        "OAUTH_TOKEN_URL": "", "MCP_EXCHANGE_CLIENT_ID": "", "MCP_EXCHANGE_CLIENT_SECRET": "",
+        "MCP_DOWNSTREAM_AUDIENCES": "", "MCP_DOWNSTREAM_SCOPES": "", "MCP_DOWNSTREAM_URLS": "",
     }
 
 
