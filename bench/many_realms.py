@@ -6,16 +6,23 @@ the first half one realm after another and the second half with
 --apply-threads realms at once (so the two ways of applying many realms are
 compared on the same run), then plans all of them in sync: in-process with
 1, 2, 4 and 8 threads (`kcprov.realms.plan_realms`: time and requests), and
-as a user runs it, `kcprov plan DIR` on a directory of their files (wall
-time, start-up and rendering included). Deletes the realms at the end.
+as a user runs it, `kcprov plan` of a directory of their files (wall
+time, start-up and rendering included). Each figure is the median of
+--rounds runs. Deletes the realms at the end.
 
-    python bench/many_realms.py [--realms 100] [--clients 10] [--apply-threads 4]
+`--cli` names the command timed on the directory, e.g. an older kcprov for
+a before/after figure (`git archive REV | tar -x -C /tmp/old`, then
+`--cli "env PYTHONPATH=/tmp/old python -m kcprov.cli"`); repeatable.
+
+    python bench/many_realms.py [--realms 100] [--clients 10] [--apply-threads 4] [--rounds 3] [--cli CMD]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,11 +56,28 @@ def timed(client: KeycloakClient, action):
     return value, time.perf_counter() - start, client.requests
 
 
+def median_of(rounds: int, measure) -> float:
+    return statistics.median(measure() for _ in range(rounds))
+
+
+def cli_seconds(command: str, directory: str) -> float:
+    """`COMMAND plan` of the directory's files, as the shell expands `*.yaml` (older versions take no directory),
+    run in the directory (so `python -m` finds kcprov where PYTHONPATH says, not in this checkout)."""
+    files = sorted(path.name for path in Path(directory).glob("*.yaml"))
+    start = time.perf_counter()
+    done = subprocess.run([*shlex.split(command), "plan", "--detailed-exitcode", *files], capture_output=True,
+                          text=True, env=os.environ, cwd=directory)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--realms", type=int, default=100)
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--apply-threads", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cli", action="append", help="command timed on the directory (default: kcprov)")
     args = parser.parse_args()
     client = KeycloakClient(settings_from_environment())
     specs = [realm_spec(f"bench-many-{i:03d}", args.clients) for i in range(args.realms)]
@@ -73,18 +97,19 @@ def main() -> None:
         print(f"\nin-sync plan of {len(specs)} realms x {args.clients} clients")
         print(f"{'threads':>8} {'seconds':>8} {'requests':>9}")
         for threads in (1, 2, 4, 8):
-            runs, seconds, requests = timed(client, lambda: plan_realms(client, specs, names, threads=threads))
-            assert all(run.plan.empty for run in runs)
-            print(f"{threads:>8} {seconds:>8.2f} {requests:>9}")
+            def plan_all():
+                runs, seconds, requests = timed(client, lambda: plan_realms(client, specs, names, threads=threads))
+                assert all(run.plan.empty for run in runs)
+                return seconds
+
+            seconds = median_of(args.rounds, plan_all)
+            print(f"{threads:>8} {seconds:>8.2f} {client.requests:>9}")
         with tempfile.TemporaryDirectory() as directory:
             for spec in specs:
                 Path(directory, f"{spec.realm}.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True)))
-            start = time.perf_counter()
-            done = subprocess.run(["kcprov", "plan", "--detailed-exitcode", directory], capture_output=True, text=True,
-                                  env=os.environ)
-            wall = time.perf_counter() - start
-            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-            print(f"\n`kcprov plan DIR` (start-up, load, plan, print): {wall:.2f} s")
+            print("\n`plan` of the realm files as a user runs it (start-up, load, plan, print):")
+            for command in args.cli or ["kcprov"]:
+                print(f"  {median_of(args.rounds, lambda: cli_seconds(command, directory)):6.2f} s  {command}")
     finally:
         for spec in specs:
             if client.get_optional(f"/admin/realms/{spec.realm}", "bench realm"):

