@@ -44,7 +44,7 @@ ENV_KEYS = (
     "HOST", "PORT", "AUTH_HOST", "AUTH_PORT", "AUTH_REALM", "OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET",
     "MCP_SCOPE", "OAUTH_STRICT", "TRANSPORT", "MCP_SERVER_NAME", "MCP_RESOURCE_URL", "MCP_AUDIENCES",
     "MCP_SCOPES", "MCP_TOOL_SCOPES", "MCP_ADMIN_ROLE", "MCP_ADMIN_TOOLS", "MCP_TOKEN_VALIDATION",
-    "OAUTH_ISSUER", "OAUTH_JWKS_URL", "OAUTH_INTROSPECTION_URL",
+    "MCP_SENDER_CONSTRAINT", "OAUTH_ISSUER", "OAUTH_JWKS_URL", "OAUTH_INTROSPECTION_URL",
     "OAUTH_TOKEN_URL", "MCP_EXCHANGE_CLIENT_ID", "MCP_EXCHANGE_CLIENT_SECRET", "MCP_DOWNSTREAM_AUDIENCES",
     "MCP_DOWNSTREAM_SCOPES", "MCP_DOWNSTREAM_URLS",
 )
@@ -143,6 +143,7 @@ def env_values(spec: RealmSpec, server: McpServer, keycloak_url: str, client_sec
         "MCP_ADMIN_ROLE": server.admin_role or "",
         "MCP_ADMIN_TOOLS": ",".join(server.admin_tools or []) if server.admin_role else "",
         "MCP_TOKEN_VALIDATION": server.token_validation,
+        "MCP_SENDER_CONSTRAINT": server.sender_constraint or "none",
         "OAUTH_ISSUER": issuer,
         "OAUTH_JWKS_URL": f"{issuer}/protocol/openid-connect/certs",
         "OAUTH_INTROSPECTION_URL": f"{issuer}/protocol/openid-connect/token/introspect",

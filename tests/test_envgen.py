@@ -63,7 +63,7 @@ def test_values_of_a_jwt_server():
         "MCP_SCOPES": "mcp:tools mcp:admin",
         "MCP_TOOL_SCOPES": "add=mcp:tools,multiply=mcp:tools,reset=mcp:admin",
         "MCP_ADMIN_ROLE": "mcp-admin", "MCP_ADMIN_TOOLS": "reset", "MCP_TOKEN_VALIDATION": "jwt",
-        "OAUTH_ISSUER": "http://localhost:8080/realms/mcp-dev",
+        "MCP_SENDER_CONSTRAINT": "none", "OAUTH_ISSUER": "http://localhost:8080/realms/mcp-dev",
         "OAUTH_JWKS_URL": "http://localhost:8080/realms/mcp-dev/protocol/openid-connect/certs",
         "OAUTH_INTROSPECTION_URL": "http://localhost:8080/realms/mcp-dev/protocol/openid-connect/token/introspect",
         "OAUTH_TOKEN_URL": "", "MCP_EXCHANGE_CLIENT_ID": "", "MCP_EXCHANGE_CLIENT_SECRET": "",

@@ -12,6 +12,12 @@ nothing about tools. This module adds the rest:
   second ``Authorization`` header (400), a body that is not declared JSON (415)
   or is not a JSON-RPC message (400, a short message instead of the SDK's
   pydantic report, which names the SDK's internal types).
+* ``DPoPMiddleware`` (HTTP layer, in front of the SDK's authentication), when
+  MCP_SENDER_CONSTRAINT=dpop: every request needs ``Authorization: DPoP``
+  with a DPoP-bound token and one valid proof (RFC 9449, ``dpop.py``) made
+  with the key the token is bound to (``cnf.jkt``); otherwise 401 with a
+  ``WWW-Authenticate: DPoP`` challenge naming ``invalid_dpop_proof`` or
+  ``invalid_token`` and the accepted ``algs``.
 * ``AdminRoleGuard`` (MCP layer): admin tools also need a Keycloak realm role.
   A role is not a scope, so re-authorizing cannot fix a missing one; the call
   fails as a tool error (``isError``) that names the role, instead of an HTTP
@@ -20,6 +26,7 @@ nothing about tools. This module adds the rest:
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
@@ -29,6 +36,7 @@ from typing import Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import TokenVerifier
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from mcp_types import CallToolResult, TextContent
@@ -37,7 +45,8 @@ from pydantic import ValidationError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from token_verifier import printable, realm_roles
+from dpop import ProofChecker, ProofRejected
+from token_verifier import DPOP_VERIFIED, printable, realm_roles
 
 logger = logging.getLogger(__name__)
 
@@ -62,13 +71,19 @@ class ToolScopePolicy:
 
 def bearer_challenge(*, error: str, description: str, scope: Iterable[str], resource_metadata: str) -> str:
     """A ``WWW-Authenticate`` value: ``Bearer error=…, error_description=…, scope=…, resource_metadata=…``."""
-    params = {
-        "error": error,
-        "error_description": description,
-        "scope": " ".join(scope),
-        "resource_metadata": resource_metadata,
-    }
-    return "Bearer " + ", ".join(f'{k}="{_quoted(v)}"' for k, v in params.items() if v)
+    return _challenge("Bearer", error=error, error_description=description, scope=" ".join(scope),
+                      resource_metadata=resource_metadata)
+
+
+def dpop_challenge(*, error: str, description: str, algorithms: Iterable[str], scope: Iterable[str],
+                   resource_metadata: str) -> str:
+    """A ``WWW-Authenticate: DPoP`` value (RFC 9449 §7.1): ``error`` and ``algs`` besides the Bearer params."""
+    return _challenge("DPoP", error=error, error_description=description, algs=" ".join(algorithms),
+                      scope=" ".join(scope), resource_metadata=resource_metadata)
+
+
+def _challenge(scheme: str, **params: str) -> str:
+    return f"{scheme} " + ", ".join(f'{k}="{_quoted(v)}"' for k, v in params.items() if v)
 
 
 def _quoted(value: str) -> str:
@@ -280,6 +295,87 @@ async def _send_json(send: Send, status: int, body: dict[str, Any], extra: list[
 async def _send_jsonrpc_error(send: Send, code: int, message: str) -> None:
     """HTTP 400 with a JSON-RPC error (``id`` null: the request's id could not be trusted)."""
     await _send_json(send, 400, {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}})
+
+
+class DPoPMiddleware:
+    """ASGI middleware in front of the SDK's authentication: DPoP-bound tokens only (RFC 9449 §7).
+
+    For the MCP endpoint it checks, in order: one ``Authorization: DPoP <token>``
+    header (Bearer is refused: a stolen bound token must not work without its
+    key), exactly one ``DPoP`` proof header, the proof (``ProofChecker``,
+    against the configured resource URL, so a Host header cannot move it), the
+    token (the configured verifier), and that the token's ``cnf.jkt`` is the
+    proof key's thumbprint. Then the SDK sees ``Authorization: Bearer <token>``
+    and, through ``DPoPVerifiedTokens``, the token already verified. Requests
+    with two Authorization headers go on unchanged (``ToolScopeMiddleware``
+    answers them 400). Refusals are 401 with a ``WWW-Authenticate: DPoP``
+    challenge; the log line names the reason, never the token or the proof.
+    """
+
+    def __init__(self, app: ASGIApp, *, mcp_path: str, resource_url: str, verifier: TokenVerifier,
+                 checker: ProofChecker, scope: tuple[str, ...], resource_metadata_url: str) -> None:
+        self.app = app
+        self.mcp_path = mcp_path
+        self.resource_url = resource_url
+        self.verifier = verifier
+        self.checker = checker
+        self.scope = scope
+        self.resource_metadata_url = resource_metadata_url
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.mcp_path:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        authorizations = headers.getlist("authorization")
+        if len(authorizations) > 1:
+            await self.app(scope, receive, send)
+            return
+        if not authorizations:
+            await self._refuse(send, "", "")
+            return
+        scheme, _, token = authorizations[0].partition(" ")
+        token = token.strip()
+        if scheme.lower() != "dpop" or not token:
+            await self._refuse(send, "invalid_token", "this server accepts DPoP-bound tokens only: "
+                               "send Authorization: DPoP <token> with a DPoP proof")
+            return
+        proofs = headers.getlist("dpop")
+        if len(proofs) != 1:
+            await self._refuse(send, "invalid_dpop_proof", "send exactly one DPoP proof header")
+            return
+        try:
+            jkt = self.checker.check(proofs[0], method=scope["method"], url=self.resource_url, access_token=token)
+        except ProofRejected as exc:
+            await self._refuse(send, "invalid_dpop_proof", str(exc))
+            return
+        access = await self.verifier.verify_token(token)
+        if access is None:
+            await self._refuse(send, "invalid_token", "the access token is invalid or expired")
+            return
+        cnf = (access.claims or {}).get("cnf")
+        bound_to = cnf.get("jkt") if isinstance(cnf, dict) else None
+        if not isinstance(bound_to, str):
+            await self._refuse(send, "invalid_token", "the access token is not DPoP-bound (no cnf.jkt)")
+            return
+        if not hmac.compare_digest(bound_to.encode(), jkt.encode()):
+            await self._refuse(send, "invalid_dpop_proof", "the proof key is not the key the token is bound to")
+            return
+        raw = [(k, v) for k, v in scope["headers"] if k.lower() != b"authorization"]
+        bearer = {**scope, "headers": [*raw, (b"authorization", b"Bearer " + token.encode())]}
+        verified = DPOP_VERIFIED.set(access)
+        try:
+            await self.app(bearer, receive, send)
+        finally:
+            DPOP_VERIFIED.reset(verified)
+
+    async def _refuse(self, send: Send, error: str, description: str) -> None:
+        if error:
+            logger.info("401 %s: %s", error, description)
+        challenge = dpop_challenge(error=error, description=description, algorithms=sorted(self.checker.algorithms),
+                                   scope=self.scope, resource_metadata=self.resource_metadata_url)
+        body = {"error": error or "invalid_token", "error_description": description or "authentication required"}
+        await _send_json(send, 401, body, [(b"www-authenticate", challenge.encode())])
 
 
 class AdminRoleGuard:

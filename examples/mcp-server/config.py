@@ -22,6 +22,8 @@ from dotenv import dotenv_values
 from mcp.server.auth.routes import build_resource_metadata_url
 from mcp.shared.auth import ProtectedResourceMetadata
 
+from dpop import DEFAULT_ALGORITHMS, parse_algorithms
+
 DEFAULT_ENV_FILE = Path(__file__).resolve().parent / ".env"
 
 #: Every key the server reads. Anything else in the file or the environment is ignored.
@@ -46,12 +48,15 @@ KNOWN_KEYS = (
     "MCP_ADMIN_ROLE",
     "MCP_ADMIN_TOOLS",
     "MCP_TOKEN_VALIDATION",
+    "MCP_SENDER_CONSTRAINT",
     "OAUTH_ISSUER",
     "OAUTH_JWKS_URL",
     "OAUTH_INTROSPECTION_URL",
     # optional tuning, not written by kcprov
     "OAUTH_INTROSPECTION_AUTH_METHOD",
     "OAUTH_JWKS_REFRESH_COOLDOWN",
+    "DPOP_ALGORITHMS",
+    "DPOP_PROOF_MAX_AGE",
     "LOG_LEVEL",
 )
 
@@ -63,6 +68,7 @@ FORBIDDEN_SCOPES = frozenset({"offline_access"})
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 TokenValidation = Literal["jwt", "introspection"]
+SenderConstraint = Literal["none", "dpop"]
 IntrospectionAuthMethod = Literal["client_secret_basic", "client_secret_post"]
 
 
@@ -103,6 +109,12 @@ class ServerConfig:
     strict: bool = True
     #: Minimum seconds between two JWKS refetches caused by an unknown ``kid``.
     jwks_refresh_cooldown: float = 10.0
+    #: MCP_SENDER_CONSTRAINT=dpop: only DPoP-bound tokens, each request with a proof (RFC 9449).
+    sender_constraint: SenderConstraint = "none"
+    #: Proof algorithms accepted (DPOP_ALGORITHMS), advertised as ``dpop_signing_alg_values_supported``.
+    dpop_algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    #: Seconds after its ``iat`` a proof is accepted (DPOP_PROOF_MAX_AGE).
+    dpop_proof_max_age: int = 60
     log_level: str = "INFO"
 
     @property
@@ -142,6 +154,8 @@ class ServerConfig:
             f"scopes_supported={' '.join(self.scopes_supported)}",
             f"bind={self.host}:{self.port}",
         ]
+        if self.sender_constraint == "dpop":
+            parts.append(f"dpop={' '.join(self.dpop_algorithms)} max_age={self.dpop_proof_max_age}s")
         if self.token_validation == "jwt":
             parts.append(f"jwks={self.jwks_url}")
         else:
@@ -265,6 +279,20 @@ def parse_config(values: Mapping[str, str]) -> ServerConfig:
     if not 0 <= cooldown <= 3600:
         raise ConfigError("OAUTH_JWKS_REFRESH_COOLDOWN must be between 0 and 3600 seconds")
 
+    sender_constraint = get("MCP_SENDER_CONSTRAINT", "none")
+    if sender_constraint not in ("none", "dpop"):
+        raise ConfigError(f"MCP_SENDER_CONSTRAINT={sender_constraint!r}: expected 'none' or 'dpop'")
+    try:
+        dpop_algorithms = tuple(sorted(parse_algorithms(_split(get("DPOP_ALGORITHMS", " ".join(DEFAULT_ALGORITHMS))))))
+    except ValueError as exc:
+        raise ConfigError(f"DPOP_ALGORITHMS: {exc}") from None
+    try:
+        dpop_max_age = int(get("DPOP_PROOF_MAX_AGE", "60"))
+    except ValueError:
+        raise ConfigError("DPOP_PROOF_MAX_AGE must be a whole number of seconds") from None
+    if not 1 <= dpop_max_age <= 600:
+        raise ConfigError("DPOP_PROOF_MAX_AGE must be between 1 and 600 seconds")
+
     return ServerConfig(
         server_name=get("MCP_SERVER_NAME", "calculator"),
         resource_url=resource_url,
@@ -285,6 +313,9 @@ def parse_config(values: Mapping[str, str]) -> ServerConfig:
         introspection_auth_method=auth_method,  # type: ignore[arg-type]
         strict=strict,
         jwks_refresh_cooldown=cooldown,
+        sender_constraint=sender_constraint,  # type: ignore[arg-type]
+        dpop_algorithms=dpop_algorithms,
+        dpop_proof_max_age=dpop_max_age,
         log_level=get("LOG_LEVEL", "INFO").upper(),
     )
 

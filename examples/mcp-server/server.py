@@ -23,23 +23,28 @@ import math
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 # Modules beside this file (config, token_verifier, authz) are imported by name.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mcp.server.auth.provider import TokenVerifier  # noqa: E402
-from mcp.server.auth.routes import create_protected_resource_routes  # noqa: E402
+from mcp.server.auth.handlers.metadata import ProtectedResourceMetadataHandler  # noqa: E402
+from mcp.server.auth.routes import cors_middleware  # noqa: E402
 from mcp.server.auth.settings import AuthSettings  # noqa: E402
 from mcp.server.mcpserver import MCPServer  # noqa: E402
 from mcp.server.mcpserver.exceptions import ToolError  # noqa: E402
 from pydantic import BaseModel, FiniteFloat  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
+from mcp.shared.auth import ProtectedResourceMetadata  # noqa: E402
 from starlette.middleware.authentication import AuthenticationMiddleware  # noqa: E402
+from starlette.routing import Route  # noqa: E402
 
-from authz import AdminRoleGuard, ToolScopeMiddleware, ToolScopePolicy  # noqa: E402
+from authz import AdminRoleGuard, DPoPMiddleware, ToolScopeMiddleware, ToolScopePolicy  # noqa: E402
 from config import ConfigError, ServerConfig, load_config  # noqa: E402
-from token_verifier import JwtTokenVerifier, build_token_verifier  # noqa: E402
+from dpop import ProofChecker  # noqa: E402
+from token_verifier import DPoPVerifiedTokens, JwtTokenVerifier, build_token_verifier  # noqa: E402
 
 logger = logging.getLogger("mcp_reference_server")
 
@@ -139,17 +144,13 @@ def create_app(config: ServerConfig, *, verifier: TokenVerifier | None = None) -
     the metadata advertises all of MCP_SCOPES, and per-tool scopes are enforced.
     """
     verifier = verifier or build_token_verifier(config)
-    mcp = build_mcp_server(config, verifier)
+    dpop = config.sender_constraint == "dpop"
+    mcp = build_mcp_server(config, DPoPVerifiedTokens() if dpop else verifier)
     app = mcp.streamable_http_app(streamable_http_path=config.mcp_path, host=config.host)
 
     # RFC 9728 metadata. The SDK advertises only `required_scopes` (the base scope);
     # replace its route with one listing every scope the server understands.
-    metadata_routes = create_protected_resource_routes(
-        resource_url=config.resource_url,  # type: ignore[arg-type]
-        authorization_servers=[config.issuer],  # type: ignore[list-item]
-        scopes_supported=list(config.scopes_supported),
-        resource_name=config.server_name,
-    )
+    metadata_routes = protected_resource_routes(config)
     replaced = {route.path for route in metadata_routes}
     app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) not in replaced]
     app.router.routes.extend(metadata_routes)
@@ -166,7 +167,29 @@ def create_app(config: ServerConfig, *, verifier: TokenVerifier | None = None) -
             resource_metadata_url=config.resource_metadata_url,
         )
     )
+    if dpop:  # first in the list: outermost, in front of the SDK's authentication
+        app.user_middleware.insert(0, Middleware(
+            DPoPMiddleware, mcp_path=config.mcp_path, resource_url=config.resource_url, verifier=verifier,
+            checker=ProofChecker(algorithms=frozenset(config.dpop_algorithms), max_age=config.dpop_proof_max_age),
+            scope=(config.base_scope,), resource_metadata_url=config.resource_metadata_url))
     return app
+
+
+def protected_resource_routes(config: ServerConfig) -> list[Route]:
+    """RFC 9728 metadata: every scope of MCP_SCOPES and, with DPoP required,
+    ``dpop_bound_access_tokens_required`` and ``dpop_signing_alg_values_supported``."""
+    dpop = config.sender_constraint == "dpop"
+    metadata = ProtectedResourceMetadata(
+        resource=config.resource_url,  # type: ignore[arg-type]
+        authorization_servers=[config.issuer],  # type: ignore[list-item]
+        scopes_supported=list(config.scopes_supported),
+        resource_name=config.server_name,
+        dpop_bound_access_tokens_required=True if dpop else None,
+        dpop_signing_alg_values_supported=list(config.dpop_algorithms) if dpop else None,
+    )
+    handler = cors_middleware(ProtectedResourceMetadataHandler(metadata).handle, ["GET", "OPTIONS"])
+    path = urlsplit(config.resource_metadata_url).path
+    return [Route(path, endpoint=handler, methods=["GET", "OPTIONS"])]
 
 
 class _NoQueryStrings(logging.Filter):

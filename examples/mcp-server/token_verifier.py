@@ -21,9 +21,11 @@ log or, with a newline, forge log lines.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -281,6 +283,27 @@ class IntrospectionTokenVerifier(TokenVerifier):
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+#: The token ``authz.DPoPMiddleware`` verified, with its proof, for the request being served.
+DPOP_VERIFIED: ContextVar[AccessToken | None] = ContextVar("dpop_verified_token", default=None)
+
+
+class DPoPVerifiedTokens(TokenVerifier):
+    """The SDK's verifier when DPoP is required (MCP_SENDER_CONSTRAINT=dpop).
+
+    The SDK reads only ``Authorization: Bearer``; the DPoP middleware in front
+    of it checks the proof and the token, then hands the SDK the token as
+    Bearer. This verifier accepts exactly that token for that request and
+    nothing else, so a plain Bearer header from a client never gets past the
+    SDK, and the token is verified once per request.
+    """
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        verified = DPOP_VERIFIED.get()
+        if verified is None or not hmac.compare_digest(verified.token.encode(), token.encode()):
+            return None
+        return verified
 
 
 def build_token_verifier(config: Any) -> JwtTokenVerifier | IntrospectionTokenVerifier:
