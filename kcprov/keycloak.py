@@ -158,6 +158,7 @@ class KeycloakClient:
         self.attempts = attempts
         self.budget = RetryBudget(retries)
         self.requests = 0
+        self.bytes_read = 0  # response bodies of the Admin API, for benchmarks
         self._lock = threading.Lock()
         service = bool(settings.client_id and settings.client_secret)
         self._conn = _SharedConnection(
@@ -247,6 +248,8 @@ class KeycloakClient:
                 hint=HINTS[401],
                 status=exc.response_code,
             ) from None
+        with self._lock:
+            self.bytes_read += len(resp.content)
         if self.on_request is not None:
             self.on_request(method, path, resp.status_code, time.monotonic() - started)
         if resp.status_code in TRANSIENT_STATUS:
