@@ -38,6 +38,7 @@ def realm_text(realm: str, server: bool = False) -> str:
             "  - client_id: app\n    redirect_uris: ['http://localhost:9000/cb']\n")
     if server:
         text += ("mcp_servers:\n  - name: tools\n    url: http://localhost:3000/mcp\n"
+                 f"    env_file: {realm}.env\n"
                  "    scopes: {mcp:tools: Call the tools}\n    clients:\n      - dcr: {trusted_hosts: [localhost]}\n")
     return text
 
@@ -150,24 +151,28 @@ def client(keycloak) -> KeycloakClient:
 
 
 def test_a_directory_of_three_realms_plans_applies_and_then_is_in_sync(tmp_path, env, names):
-    realms = write_dir(tmp_path / "realms", list(reversed(names)), server=True)
-    plan = kcprov("plan", "--detailed-exitcode", str(realms), env=env)
+    write_dir(tmp_path / "realms", list(reversed(names)), server=True)
+    plan = kcprov("plan", "--detailed-exitcode", "realms", env=env, cwd=tmp_path)
     assert plan.returncode == 2, plan.stderr
     positions = [plan.stdout.index(f"Realm '{name}' at") for name in names]
     assert positions == sorted(positions), "realms are shown in file order"
-    applied = kcprov("apply", "--auto-approve", str(realms), env=env)
+    applied = kcprov("apply", "--auto-approve", "realms", env=env, cwd=tmp_path)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "Realms: 3 of 3 with changes applied, 0 in sync." in applied.stdout
     assert [line.split()[:2] for line in applied.stdout.splitlines() if line.startswith("  applied ")] == [
         ["applied", f"{name}:"] for name in names]
-    again = kcprov("apply", "--auto-approve", str(realms), env=env)
+    assert [line for line in applied.stdout.splitlines() if line.startswith("Wrote ")] == [
+        f"Wrote {name}.env (mode 0600)" for name in names]
+    again = kcprov("apply", "--auto-approve", "realms", env=env, cwd=tmp_path)
     assert again.returncode == 0 and "Applied" not in again.stdout and "Realms:" not in again.stdout, again.stdout
-    assert kcprov("plan", "--detailed-exitcode", str(realms), env=env).returncode == 0
+    assert kcprov("plan", "--detailed-exitcode", "realms", env=env, cwd=tmp_path).returncode == 0
+    rewritten = kcprov("env", "realms", env=env, cwd=tmp_path)
+    assert rewritten.stdout.splitlines() == [f"Unchanged {name}.env (mode 0600)" for name in names], rewritten.stderr
 
 
 def test_an_in_sync_plan_of_many_realms_costs_the_same_requests_per_realm(tmp_path, env, names, client):
     realms = write_dir(tmp_path / "realms", names, server=True)
-    assert kcprov("apply", "--auto-approve", str(realms), env=env).returncode == 0
+    assert kcprov("apply", "--auto-approve", "--no-env", str(realms), env=env).returncode == 0
     specs = load_realms(realm_files([realms]))
     client.requests = 0
     [one] = plan_realms(client, specs[:1], [realms / "x"])
