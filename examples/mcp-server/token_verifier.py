@@ -68,10 +68,15 @@ def check_claims(
     audiences: Iterable[str],
     now: float | None = None,
     leeway: int = LEEWAY_SECONDS,
+    dpop: bool = False,
 ) -> str:
     """Apply the resource server's claim rules; return the matched audience.
 
-    Used on decoded JWT payloads and on introspection responses alike.
+    Used on decoded JWT payloads and on introspection responses alike. With
+    ``dpop`` (the server requires DPoP, and its middleware checks the proof and
+    ``cnf.jkt``) Keycloak's DPoP tokens (``typ`` DPoP) pass; without it a token
+    bound to a key (``cnf.jkt``) is refused: sent as a plain Bearer token, it
+    may be a stolen one (RFC 9449 §7.2).
     """
     now = time.time() if now is None else now
     if claims.get("iss") != issuer:
@@ -96,8 +101,11 @@ def check_claims(
 
     # Keycloak marks its token kinds: access tokens are "Bearer"; ID and refresh tokens must not pass.
     typ = claims.get("typ")
-    if typ is not None and str(typ).lower() != "bearer":
+    if typ is not None and str(typ).lower() not in (("bearer", "dpop") if dpop else ("bearer",)):
         raise TokenRejected(f"token type {typ!r} is not an access token")
+    cnf = claims.get("cnf")
+    if not dpop and isinstance(cnf, Mapping) and "jkt" in cnf:
+        raise TokenRejected("a DPoP-bound token sent as a Bearer token")
     return matched
 
 
@@ -146,6 +154,7 @@ class JwtTokenVerifier(TokenVerifier):
         jwks_url: str,
         audiences: Iterable[str],
         leeway: int = LEEWAY_SECONDS,
+        dpop: bool = False,
         jwks_cache_seconds: float = 300,
         jwks_refresh_cooldown: float = 10.0,
         timeout: float = 10.0,
@@ -153,6 +162,7 @@ class JwtTokenVerifier(TokenVerifier):
         self.issuer = issuer
         self.audiences = tuple(audiences)
         self.leeway = leeway
+        self.dpop = dpop
         # The JWK set is cached for `jwks_cache_seconds`; a token with an unknown `kid`
         # forces one refetch, at most every `jwks_refresh_cooldown` seconds, so random
         # kids cannot turn this server into a JWKS request amplifier.
@@ -198,7 +208,8 @@ class JwtTokenVerifier(TokenVerifier):
             leeway=self.leeway,
             options={"require": ["exp", "iss", "aud"]},
         )
-        return claims, check_claims(claims, issuer=self.issuer, audiences=self.audiences, leeway=self.leeway)
+        return claims, check_claims(claims, issuer=self.issuer, audiences=self.audiences, leeway=self.leeway,
+                                    dpop=self.dpop)
 
     async def _signing_key(self, kid: str) -> PyJWK:
         # Fast path: the cached JWK set already has the key (no I/O, no thread hop).
@@ -229,6 +240,7 @@ class IntrospectionTokenVerifier(TokenVerifier):
         audiences: Iterable[str],
         auth_method: str = "client_secret_basic",
         leeway: int = LEEWAY_SECONDS,
+        dpop: bool = False,
         timeout: float = 10.0,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
@@ -241,13 +253,15 @@ class IntrospectionTokenVerifier(TokenVerifier):
         self.issuer = issuer
         self.audiences = tuple(audiences)
         self.leeway = leeway
+        self.dpop = dpop
         # One pooled client for the process: keep-alive connections to the authorization server.
         self._http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(timeout), follow_redirects=False)
 
     async def verify_token(self, token: str) -> AccessToken | None:
         try:
             claims = await self._introspect(token)
-            audience = check_claims(claims, issuer=self.issuer, audiences=self.audiences, leeway=self.leeway)
+            audience = check_claims(claims, issuer=self.issuer, audiences=self.audiences, leeway=self.leeway,
+                                    dpop=self.dpop)
             return access_token_from_claims(token, claims, audience)
         except TokenRejected as exc:
             _log_rejection(str(exc))
@@ -314,6 +328,7 @@ def build_token_verifier(config: Any) -> JwtTokenVerifier | IntrospectionTokenVe
             jwks_url=config.jwks_url,
             audiences=config.audiences,
             jwks_refresh_cooldown=config.jwks_refresh_cooldown,
+            dpop=config.sender_constraint == "dpop",
         )
     return IntrospectionTokenVerifier(
         introspection_url=config.introspection_url,
@@ -322,4 +337,5 @@ def build_token_verifier(config: Any) -> JwtTokenVerifier | IntrospectionTokenVe
         issuer=config.issuer,
         audiences=config.audiences,
         auth_method=config.introspection_auth_method,
+        dpop=config.sender_constraint == "dpop",
     )
