@@ -26,7 +26,6 @@ import typer
 from rich.console import Console
 
 from kcprov import KEYCLOAK_VERSION, __version__
-from kcprov.audit.command import FailOn
 from kcprov.cli_options import options
 from kcprov.dev.cli import app as dev_app
 from kcprov.errors import KcprovError
@@ -422,7 +421,8 @@ def audit(
     server: Annotated[Optional[list[str]], typer.Option("--server", metavar="URL", help="Probe this running MCP server (repeatable).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
     sarif: Annotated[Optional[str], typer.Option("--sarif", metavar="FILE", help="Also write SARIF 2.1.0 (code scanning) here; - for stdout.")] = None,
-    fail_on: Annotated[FailOn, typer.Option("--fail-on", help="Exit 3 if a finding at or above this severity is not waived.")] = FailOn.medium,
+    fail_on: Annotated[Literal["low", "medium", "high"], typer.Option(
+        "--fail-on", help="Exit 3 if a finding at or above this severity is not waived.")] = "medium",
     rules_markdown: Annotated[bool, typer.Option("--rules-markdown", hidden=True)] = False,
 ) -> None:
     """Check realm files, live realms and running MCP servers against the MCP authorization spec (exit 3: findings)."""
@@ -438,7 +438,7 @@ def audit(
         raise typer.BadParameter("--json and --sarif - both print to stdout; give --sarif a file", param_hint="--sarif")
     raise typer.Exit(audit_command(files or [], realm or [], server or [], realm_files=realm_files,
                                    connect=keycloak.connect, json_output=json_output, sarif=sarif,
-                                   fail_on=Severity[fail_on.name.upper()], out=out, err=err_console))
+                                   fail_on=Severity[fail_on.upper()], out=out, err=err_console))
 
 
 def _silenced(specs: list, ids: list[str] | None) -> list:

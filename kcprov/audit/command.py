@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Sequence
-from enum import Enum
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,14 +23,6 @@ from kcprov.audit import report
 from kcprov.audit.rules import RULES, Finding, Rule, Severity
 from kcprov.errors import ConnectionError_, KcprovError
 from kcprov.terminal import printable
-
-
-class FailOn(str, Enum):
-    """`--fail-on` values: the lowest severity that makes the audit exit 3."""
-
-    low = "low"
-    medium = "medium"
-    high = "high"
 
 
 _SCOPES = ("realm", "live", "server")

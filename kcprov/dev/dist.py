@@ -26,9 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import platformdirs
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from kcprov import KEYCLOAK_VERSION
 from kcprov.dev import err_console, progress_status
@@ -320,6 +318,8 @@ def _maven_sha1(version: str) -> str | None:
 
 
 def _fetch_text(url: str) -> str | None:
+    import httpx  # here, not at the top: every kcprov command imports this module, few download
+
     try:
         response = httpx.get(url, follow_redirects=True, timeout=30)
     except httpx.HTTPError:
@@ -328,6 +328,9 @@ def _fetch_text(url: str) -> str | None:
 
 
 def _download(url: str, dest: Path, progress: bool) -> None:
+    import httpx
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -17,13 +17,11 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-
-import httpx
 
 from kcprov import KEYCLOAK_VERSION
 from kcprov.dev import docker, err_console, progress_status
@@ -307,16 +305,24 @@ def _start_process(
     management_port: int,
     features: tuple[str, ...],
     password: str,
+    extra_args: Sequence[str] = (),
+    extra_env: Mapping[str, str] | None = None,
 ) -> DevState:
+    """Start kc.sh from ``home``'s server dir; ``extra_*`` are a cluster node's options."""
     server_dir = home / "server"
     env = {
         **os.environ,
+        **(extra_env or {}),
         **_admin_env(password),
         "JAVA_HOME": str(java_home),
         "JAVA": str(java_home / "bin" / "java"),
         "PATH": f"{java_home / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    command = [str(server_dir / "bin" / "kc.sh"), *start_dev_args(port, management_port, features)]
+    command = [
+        str(server_dir / "bin" / "kc.sh"),
+        *start_dev_args(port, management_port, features),
+        *extra_args,
+    ]
     log_path = home / "keycloak.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -390,6 +396,8 @@ def _start_failed(state: DevState, message: str, advice: str = "") -> DevServerE
 
 
 def _ready(state: DevState) -> bool:
+    import httpx  # here, not at the top: every kcprov command imports this module, few poll the server
+
     try:
         return httpx.get(f"{state.management_url}/health/ready", timeout=3).status_code == 200
     except httpx.HTTPError:

@@ -21,11 +21,12 @@ import re
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
+if TYPE_CHECKING:  # Jinja is imported only to render a file with template tags: plain files start up faster
+    import jinja2
 
-from kcprov.spec.sandbox import FILTER_NAMES, Names, Refused, Sandbox, is_kcprov_setting, values_read
+    from kcprov.spec.sandbox import Names
 
 _CLOSERS = {"{{": "}}", "{%": "%}", "{#": "#}"}
 _OPENER = re.compile(r"\{[{%#]")
@@ -76,6 +77,10 @@ def render(source: str, variables: Mapping[str, Any]) -> Rendered:
     if not any(opener in source for opener in _CLOSERS):  # nothing to render: skip compiling a template
         lines = source.split("\n")
         return Rendered(source, lines, list(range(1, len(lines) + 1)))
+    import jinja2
+
+    from kcprov.spec.sandbox import Names, Sandbox, is_kcprov_setting
+
     env = Names("env", os.environ, is_kcprov_setting)
     sandbox = Sandbox()
     try:
@@ -102,6 +107,8 @@ def _syntax_problem(source: str, exc: jinja2.TemplateSyntaxError) -> TemplatePro
 
 def _unknown_filter(line: int, message: str) -> TemplateProblem | None:
     """Jinja names an unknown filter when compiling, or when running a branch it could not check."""
+    from kcprov.spec.sandbox import FILTER_NAMES
+
     unknown = re.match(r"No filter named '([^']*)'", message)
     if unknown:
         return TemplateProblem(line, f"unknown filter '{unknown[1]}'", f"filters in realm files: {', '.join(FILTER_NAMES)}")
@@ -120,6 +127,10 @@ def _unclosed_tag(source: str) -> tuple[int, str] | None:
 
 
 def _runtime_problem(exc: Exception) -> TemplateProblem:
+    import jinja2
+
+    from kcprov.spec.sandbox import Refused
+
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == _TEMPLATE_NAME]
     line = frames[-1].lineno if frames and frames[-1].lineno else 1
     if isinstance(exc, Refused):
@@ -136,6 +147,8 @@ def _runtime_problem(exc: Exception) -> TemplateProblem:
 
 def _without_values(problem: TemplateProblem, env: Names) -> TemplateProblem:
     """The problem with every environment value the template read replaced by its name: values may be secrets."""
+    from kcprov.spec.sandbox import values_read
+
     message, hint = problem.message, problem.hint
     for name, value in values_read(env).items():
         if isinstance(value, str) and len(value) >= 4:
