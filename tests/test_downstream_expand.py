@@ -35,6 +35,10 @@ def clients_of(spec: RealmSpec) -> dict:
     return {c.client_id: c for c in spec.clients}
 
 
+def scope_of(spec: RealmSpec, name: str):
+    return next(s for s in spec.client_scopes if s.name == name)
+
+
 def messages(spec: RealmSpec) -> list[str]:
     return [f"{'.'.join(map(str, f.path))}: {f.message}" for f in expansion_findings(spec)]
 
@@ -42,31 +46,35 @@ def messages(spec: RealmSpec) -> list[str]:
 # ---------------------------------------------------------------- what one downstream becomes
 
 
-def test_the_exchange_client_is_confidential_has_no_flows_and_may_exchange() -> None:
+def test_the_exchange_client_is_named_by_the_server_url_confidential_without_flows() -> None:
     spec, groups = expand_mcp_servers(realm())
-    exchange = clients_of(spec)["calculator-exchange"]
+    exchange = clients_of(spec)[URL]  # every user token of the server has the URL in aud, in both binding modes
     assert exchange.confidential is True
     assert (exchange.standard_flow, exchange.implicit_flow, exchange.direct_access_grants,
             exchange.service_account) == (False, False, False, False)
     assert exchange.attributes == {"standard.token.exchange.enabled": "true"}
-    assert exchange.default_scopes == ["basic", "roles"]  # sub, and roles for the API to authorise per user
+    # sub, roles, and the API's audience "available" (else 400 Requested audience not available)
+    assert exchange.default_scopes == ["basic", "roles", "calculator-downstream-accounts-api"]
     assert exchange.optional_scopes == ["accounts:read"]
-    # the downstream audience is "available" to the exchange client (else 400 Requested audience not available)
-    assert [(m.name, m.client_audience) for m in exchange.mappers] == [("downstream-accounts-api", "accounts-api")]
-    assert groups[("client", "calculator-exchange")] == "calculator"
+    assert exchange.mappers == []
+    audience = scope_of(spec, "calculator-downstream-accounts-api")
+    assert [(m.name, m.client_audience) for m in audience.mappers] == [("downstream", "accounts-api")]
+    assert (audience.type, audience.include_in_token_scope) == ("none", False)
+    assert groups[("client", URL)] == "calculator"
+    assert groups[("scope_mapper", "calculator-downstream-accounts-api/downstream")] == "calculator"
 
 
-def test_every_server_scope_puts_the_exchange_client_in_the_user_audience() -> None:
-    spec, _ = expand_mcp_servers(realm())
-    for scope in (s for s in spec.client_scopes if s.name in SERVER["scopes"]):
-        audiences = {m.client_audience for m in scope.mappers if m.client_audience}
-        assert audiences == {"calculator-resource", "calculator-exchange"}, scope.name
+@pytest.mark.parametrize("binding", ["mapper", "resource-indicators"])
+def test_the_server_scopes_are_unchanged_by_downstream(binding: str) -> None:
+    with_api, _ = expand_mcp_servers(realm(with_(audience_binding=binding)))
+    without, _ = expand_mcp_servers(realm(with_(audience_binding=binding, downstream=[])))
+    for name in SERVER["scopes"]:
+        assert scope_of(with_api, name) == scope_of(without, name)
 
 
 def test_a_server_without_downstream_gets_no_exchange_objects() -> None:
     spec, _ = expand_mcp_servers(realm(with_(downstream=[])))
-    assert "calculator-exchange" not in clients_of(spec)
-    assert all(m.name != "mcp-exchange-audience" for s in spec.client_scopes for m in s.mappers)
+    assert URL not in clients_of(spec) and "accounts-api" not in clients_of(spec)
 
 
 def test_a_missing_api_client_and_scope_are_made_with_nothing_more() -> None:
@@ -94,7 +102,7 @@ def test_an_api_client_and_scope_written_in_the_file_are_kept_as_written() -> No
 def test_a_built_in_scope_is_referenced_not_made() -> None:
     spec, _ = expand_mcp_servers(realm(with_(downstream=[{"client_id": "accounts-api", "scopes": ["profile"]}])))
     assert "profile" not in {s.name for s in spec.client_scopes}
-    assert clients_of(spec)["calculator-exchange"].optional_scopes == ["profile"]
+    assert clients_of(spec)[URL].optional_scopes == ["profile"]
 
 
 def test_several_apis_each_get_an_audience_mapper_and_their_scopes() -> None:
@@ -102,36 +110,25 @@ def test_several_apis_each_get_an_audience_mapper_and_their_scopes() -> None:
         {"client_id": "accounts-api", "scopes": ["accounts:read"]},
         {"client_id": "billing-api", "scopes": ["billing:read", "accounts:read"]},
     ])))
-    exchange = clients_of(spec)["calculator-exchange"]
-    assert [m.client_audience for m in exchange.mappers] == ["accounts-api", "billing-api"]
+    exchange = clients_of(spec)[URL]
+    assert exchange.default_scopes[2:] == ["calculator-downstream-accounts-api", "calculator-downstream-billing-api"]
     assert exchange.optional_scopes == ["accounts:read", "billing:read"]
-
-
-def test_an_exchange_client_written_in_the_file_merges_and_wins_on_its_name() -> None:
-    spec, _ = expand_mcp_servers(realm(clients=[{"client_id": "calculator-exchange", "name": "Exchanger"}]))
-    exchange = clients_of(spec)["calculator-exchange"]
-    assert exchange.name == "Exchanger" and exchange.attributes == {"standard.token.exchange.enabled": "true"}
 
 
 # ---------------------------------------------------------------- setups Keycloak 26.7.3 cannot serve
 
 
 @pytest.mark.parametrize("changes, primitives, path, words", [
-    ({"audience_binding": "resource-indicators"}, {}, "mcp_servers.0.audience_binding", "resource-indicators"),
-    ({"token_validation": "introspection", "introspection_client": "calculator-exchange"}, {},
-     "mcp_servers.0.introspection_client", "service account"),
-    ({}, {"clients": [{"client_id": "calculator-exchange", "confidential": False}]}, "clients.0",
-     "only for confidential clients"),
     ({"downstream": [{"client_id": "calculator-resource"}]}, {}, "mcp_servers.0.downstream.0.client_id", "itself"),
-    ({"downstream": [{"client_id": "calculator-exchange"}]}, {}, "mcp_servers.0.downstream.0.client_id", "itself"),
     ({"token_validation": "introspection", "downstream": [{"client_id": "calculator-introspector"}]}, {},
      "mcp_servers.0.downstream.0.client_id", "itself"),
     ({}, {"clients": [{"client_id": "accounts-api", "confidential": False}]},
      "mcp_servers.0.downstream.0.client_id", "public client"),
     ({"downstream": [{"client_id": "accounts-api"}, {"client_id": "accounts-api", "scopes": ["x"]}]}, {},
      "mcp_servers.0.downstream.1.client_id", "listed twice"),
-], ids=["resource-indicators", "introspector-named-exchange", "public-exchanger", "downstream-is-resource",
-        "downstream-is-exchanger", "downstream-is-introspector", "public-downstream", "duplicate"])
+    ({"downstream": [{"client_id": "accounts-api", "scopes": ["mcp:admin"]}]}, {},
+     "mcp_servers.0.downstream.0.scopes", "carries that server's audience"),
+], ids=["downstream-is-resource", "downstream-is-introspector", "public-downstream", "duplicate", "server-scope"])
 def test_refused_setups_name_the_place_and_the_fix(changes: dict, primitives: dict, path: str, words: str) -> None:
     spec = realm(with_(**changes), **primitives)
     found = messages(spec)
@@ -178,7 +175,7 @@ def test_env_values_carry_the_exchange_settings() -> None:
     values = env_values(spec, spec.mcp_servers[0], "http://localhost:8080", exchange_secret="xs3cret")
     assert tuple(values) == ENV_KEYS
     assert values["OAUTH_TOKEN_URL"] == "http://localhost:8080/realms/r/protocol/openid-connect/token"
-    assert (values["MCP_EXCHANGE_CLIENT_ID"], values["MCP_EXCHANGE_CLIENT_SECRET"]) == ("calculator-exchange", "xs3cret")
+    assert (values["MCP_EXCHANGE_CLIENT_ID"], values["MCP_EXCHANGE_CLIENT_SECRET"]) == (URL, "xs3cret")
     assert values["MCP_DOWNSTREAM_AUDIENCES"] == "accounts-api,billing-api"
     assert values["MCP_DOWNSTREAM_SCOPES"] == "accounts-api=accounts:read accounts:list"
     assert values["MCP_DOWNSTREAM_URLS"] == "accounts-api=http://127.0.0.1:9000"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -52,6 +52,13 @@ KNOWN_KEYS = (
     "OAUTH_ISSUER",
     "OAUTH_JWKS_URL",
     "OAUTH_INTROSPECTION_URL",
+    # downstream APIs, called with tokens from token exchange (RFC 8693)
+    "OAUTH_TOKEN_URL",
+    "MCP_EXCHANGE_CLIENT_ID",
+    "MCP_EXCHANGE_CLIENT_SECRET",
+    "MCP_DOWNSTREAM_AUDIENCES",
+    "MCP_DOWNSTREAM_SCOPES",
+    "MCP_DOWNSTREAM_URLS",
     # optional tuning, not written by kcprov
     "OAUTH_INTROSPECTION_AUTH_METHOD",
     "OAUTH_JWKS_REFRESH_COOLDOWN",
@@ -74,6 +81,18 @@ IntrospectionAuthMethod = Literal["client_secret_basic", "client_secret_post"]
 
 class ConfigError(ValueError):
     """A setting is missing or invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class DownstreamApi:
+    """An API the server calls on the user's behalf, with a token exchanged for its audience."""
+
+    #: The API's client_id in Keycloak: the ``audience`` of the exchange and the exchanged token's ``aud``.
+    audience: str
+    #: Scopes the exchanged token asks for (may be empty).
+    scopes: tuple[str, ...] = ()
+    #: Where the API is reached ("" when the env file names none).
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,6 +135,11 @@ class ServerConfig:
     #: Seconds after its ``iat`` a proof is accepted (DPOP_PROOF_MAX_AGE).
     dpop_proof_max_age: int = 60
     log_level: str = "INFO"
+    #: Token exchange (MCP_DOWNSTREAM_*): empty ``downstream`` means the server calls no API.
+    downstream: tuple[DownstreamApi, ...] = ()
+    token_url: str = ""
+    exchange_client_id: str = ""
+    exchange_client_secret: str = field(default="", repr=False)
 
     @property
     def mcp_path(self) -> str:
@@ -161,6 +185,9 @@ class ServerConfig:
         else:
             parts.append(f"introspection={self.introspection_url}")
             parts.append(f"introspection_client={self.client_id} ({self.introspection_auth_method})")
+        if self.downstream:
+            parts.append(f"downstream={','.join(api.audience for api in self.downstream)}")
+            parts.append(f"exchange_client={self.exchange_client_id}")
         return " ".join(parts)
 
 
@@ -279,6 +306,8 @@ def parse_config(values: Mapping[str, str]) -> ServerConfig:
     if not 0 <= cooldown <= 3600:
         raise ConfigError("OAUTH_JWKS_REFRESH_COOLDOWN must be between 0 and 3600 seconds")
 
+    downstream = _parse_downstream(get, issuer, strict=strict)
+
     sender_constraint = get("MCP_SENDER_CONSTRAINT", "none")
     if sender_constraint not in ("none", "dpop"):
         raise ConfigError(f"MCP_SENDER_CONSTRAINT={sender_constraint!r}: expected 'none' or 'dpop'")
@@ -317,7 +346,37 @@ def parse_config(values: Mapping[str, str]) -> ServerConfig:
         dpop_algorithms=dpop_algorithms,
         dpop_proof_max_age=dpop_max_age,
         log_level=get("LOG_LEVEL", "INFO").upper(),
+        downstream=downstream,
+        token_url=get("OAUTH_TOKEN_URL", f"{issuer}/protocol/openid-connect/token") if downstream else "",
+        exchange_client_id=get("MCP_EXCHANGE_CLIENT_ID") if downstream else "",
+        exchange_client_secret=get("MCP_EXCHANGE_CLIENT_SECRET") if downstream else "",
     )
+
+
+def _parse_downstream(get: Callable[..., str], issuer: str, *, strict: bool) -> tuple[DownstreamApi, ...]:
+    """MCP_DOWNSTREAM_AUDIENCES, their scopes and URLs; an API without a URL cannot be called, so one is required."""
+    audiences = _unique(_split(get("MCP_DOWNSTREAM_AUDIENCES")))
+    scopes = {aud: _unique(value.split()) for aud, value in _parse_map("MCP_DOWNSTREAM_SCOPES",
+                                                                       get("MCP_DOWNSTREAM_SCOPES"), "audience=scope").items()}
+    urls = _parse_map("MCP_DOWNSTREAM_URLS", get("MCP_DOWNSTREAM_URLS"), "audience=url")
+    for key, named in (("MCP_DOWNSTREAM_SCOPES", scopes), ("MCP_DOWNSTREAM_URLS", urls)):
+        unknown = sorted(set(named) - set(audiences))
+        if unknown:
+            raise ConfigError(f"{key} names {', '.join(unknown)}, which is not in MCP_DOWNSTREAM_AUDIENCES")
+    if not audiences:
+        return ()
+    for aud in audiences:
+        if aud not in urls:
+            raise ConfigError(f"MCP_DOWNSTREAM_URLS has no URL for {aud!r}: the server cannot reach it")
+        _check_url(f"MCP_DOWNSTREAM_URLS ({aud})", urls[aud], strict=strict)
+        for scope in scopes.get(aud, ()):
+            if not _SCOPE_TOKEN.fullmatch(scope):
+                raise ConfigError(f"MCP_DOWNSTREAM_SCOPES: {scope!r} is not a valid OAuth scope token (RFC 6749 §3.3)")
+    _check_url("OAUTH_TOKEN_URL", get("OAUTH_TOKEN_URL", f"{issuer}/protocol/openid-connect/token"), strict=strict)
+    if not get("MCP_EXCHANGE_CLIENT_ID") or not get("MCP_EXCHANGE_CLIENT_SECRET"):
+        raise ConfigError("MCP_DOWNSTREAM_AUDIENCES needs MCP_EXCHANGE_CLIENT_ID and MCP_EXCHANGE_CLIENT_SECRET "
+                          "(the confidential client that exchanges tokens)")
+    return tuple(DownstreamApi(aud, scopes.get(aud, ()), urls[aud]) for aud in audiences)
 
 
 def _split(value: str) -> list[str]:
@@ -353,14 +412,19 @@ def _parse_tool_scopes(value: str) -> dict[str, tuple[str, ...]]:
 
     A tool may list several scopes separated by spaces (``reset=mcp:admin mcp:audit``).
     """
-    result: dict[str, tuple[str, ...]] = {}
+    return {tool: _unique(scopes.split()) for tool, scopes in _parse_map("MCP_TOOL_SCOPES", value, "tool=scope").items()}
+
+
+def _parse_map(key: str, value: str, shape: str) -> dict[str, str]:
+    """``a=x y,b=z`` -> {"a": "x y", "b": "z"}; an entry without a name or a value is a ConfigError."""
+    result: dict[str, str] = {}
     for entry in (e.strip() for e in value.split(",")):
         if not entry:
             continue
-        tool, sep, scopes = entry.partition("=")
-        if not sep or not tool.strip() or not scopes.split():
-            raise ConfigError(f"MCP_TOOL_SCOPES entry {entry!r}: expected tool=scope")
-        result[tool.strip()] = _unique(scopes.split())
+        name, sep, rest = entry.partition("=")
+        if not sep or not name.strip() or not rest.strip():
+            raise ConfigError(f"{key} entry {entry!r}: expected {shape}")
+        result[name.strip()] = rest.strip()
     return result
 
 

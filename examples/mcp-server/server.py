@@ -12,7 +12,10 @@ What it shows, on the MCP Python SDK 2.x (``MCPServer``):
 * RFC 9728 Protected Resource Metadata at
   ``/.well-known/oauth-protected-resource/<path>``;
 * per-tool scopes with a 403 ``insufficient_scope`` step-up challenge, and an
-  admin tool that also needs a Keycloak realm role (see ``authz.py``).
+  admin tool that also needs a Keycloak realm role (see ``authz.py``);
+* with downstream APIs configured, the ``downstream_whoami`` tool, which calls
+  an API with a token obtained by token exchange, never with the caller's
+  token (MCP "no token passthrough", see ``token_exchange.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from urllib.parse import urlsplit
 # Modules beside this file (config, token_verifier, authz) are imported by name.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from mcp.server.auth.middleware.auth_context import get_access_token  # noqa: E402
 from mcp.server.auth.provider import TokenVerifier  # noqa: E402
 from mcp.server.auth.handlers.metadata import ProtectedResourceMetadataHandler  # noqa: E402
 from mcp.server.auth.routes import cors_middleware  # noqa: E402
@@ -43,6 +47,7 @@ from starlette.routing import Route  # noqa: E402
 
 from authz import AdminRoleGuard, DPoPMiddleware, ToolScopeMiddleware, ToolScopePolicy  # noqa: E402
 from config import ConfigError, ServerConfig, load_config  # noqa: E402
+from token_exchange import DownstreamCaller, ExchangeError  # noqa: E402
 from dpop import ProofChecker  # noqa: E402
 from token_verifier import DPoPVerifiedTokens, JwtTokenVerifier, build_token_verifier  # noqa: E402
 
@@ -75,6 +80,14 @@ class ResetResult(BaseModel):
     """Structured result of ``reset``."""
 
     cleared: int
+
+
+class DownstreamWhoami(BaseModel):
+    """Structured result of ``downstream_whoami``: what the API saw in the token it received."""
+
+    api: str
+    status: int
+    answer: dict[str, Any]
 
 
 class CallCounter:
@@ -124,7 +137,9 @@ def build_mcp_server(config: ServerConfig, verifier: TokenVerifier) -> MCPServer
         """Admin: reset the call counter; returns how many calls it cleared."""
         return ResetResult(cleared=counter.clear())
 
-    tools = (add, multiply, reset)
+    tools: tuple[Any, ...] = (add, multiply, reset)
+    if config.downstream:
+        tools += (downstream_tool(DownstreamCaller(config)),)
     for tool in tools:
         mcp.add_tool(tool)
 
@@ -134,6 +149,24 @@ def build_mcp_server(config: ServerConfig, verifier: TokenVerifier) -> MCPServer
     for name in sorted(config.admin_tools - names):
         logger.warning("MCP_ADMIN_TOOLS names %r, which is not a tool of this server", name)
     return mcp
+
+
+def downstream_tool(caller: DownstreamCaller) -> Any:
+    """The tool that reaches a downstream API as the user, with a token exchanged for the API's audience."""
+
+    async def downstream_whoami(api: str | None = None) -> DownstreamWhoami:
+        """Ask a downstream API who it sees calling (the user, through a token exchanged for that API)."""
+        caller_token = get_access_token()
+        if caller_token is None:  # the SDK authenticates every request first; defensive only
+            raise ToolError("no authenticated caller")
+        try:
+            target = caller.api(api)
+            answer = await caller.call(caller_token.token, target.audience, "/whoami")
+        except ExchangeError as exc:
+            raise ToolError(str(exc)) from None
+        return DownstreamWhoami(api=target.audience, status=answer.status, answer=answer.body)
+
+    return downstream_whoami
 
 
 def create_app(config: ServerConfig, *, verifier: TokenVerifier | None = None) -> Starlette:

@@ -36,16 +36,18 @@ What one server becomes (Keycloak's MCP guide, checked against Keycloak 26.7.3):
   `allow.token.introspection.without.audience.check` (the server still checks
   `aud` itself);
 * `downstream` APIs (standard token exchange V2, RFC 8693; no token
-  passthrough): a dedicated confidential client `<server>-exchange` with
-  `standard.token.exchange.enabled` and nothing else (no flows, no service
-  account: its secret can only exchange, never mint tokens of its own, unlike
-  the introspection client's), in the user's token audience through a
-  client-audience mapper on each server scope (Keycloak exchanges only a token
-  whose `aud` holds the requester), with a client-audience mapper per API (an
-  audience the requester's own tokens cannot carry is refused: 400 "Requested
-  audience not available") and the APIs' scopes as optional scopes; each API
-  missing from the file becomes a confidential client with no flows, each
-  scope missing a plain one (realm type none). Checked on 26.7.3;
+  passthrough): a dedicated confidential exchange client whose client_id is
+  the server URL, with `standard.token.exchange.enabled` and nothing else (no
+  flows, no service account: its secret can only exchange, never mint tokens
+  of its own, unlike the introspection client's). Keycloak exchanges only a
+  token whose `aud` holds the requester's client_id, and the URL is the one
+  audience every user token of the server has in both binding modes (with
+  resource indicators `aud` is exactly the URL). Per API a default scope
+  `<server>-downstream-<api>` with a client-audience mapper (an audience the
+  requester's own tokens cannot carry is refused: 400 "Requested audience not
+  available"), and the APIs' scopes as optional scopes; each API missing from
+  the file becomes a confidential client with no flows, each scope missing a
+  plain one (realm type none). Checked on 26.7.3, both binding modes;
 * realm settings the MCP spec needs, where the file does not set them:
   refresh token rotation (A47) and short access tokens (A46; the shortest
   lifespan any server asks for, 5 minutes by default);
@@ -115,7 +117,6 @@ when the AS lists it in scopes_supported, which Keycloak does)."""
 INTROSPECTION_DEFAULT_SCOPES = ("basic", "roles")
 """Keycloak default scopes the introspection client keeps (sub, service-account roles)."""
 
-EXCHANGE_CLIENT_SUFFIX = "-exchange"
 TOKEN_EXCHANGE_ATTRIBUTE = "standard.token.exchange.enabled"
 EXCHANGE_DEFAULT_SCOPES = ("basic", "roles")
 """Keycloak default scopes the exchange client keeps: `sub` (basic) and the user's roles, for the API to authorise per user."""
@@ -135,8 +136,7 @@ REGISTRATION_PROVIDERS = {
 # Mapper names on each generated scope.
 AUDIENCE_MAPPER = "mcp-audience"
 RESOURCE_AUDIENCE_MAPPER = "mcp-resource-audience"
-EXCHANGE_AUDIENCE_MAPPER = "mcp-exchange-audience"  # servers with downstream APIs
-DOWNSTREAM_AUDIENCE_MAPPER = "downstream"  # on the exchange client, one per API: downstream-<client_id>
+DOWNSTREAM_AUDIENCE_MAPPER = "downstream"  # on <server>-downstream-<api>, a default scope of the exchange client
 REALM_ROLES_MAPPER = "mcp-realm-roles"  # admin scopes only
 REALM_ROLES_CONFIG = {"claim.name": "realm_access.roles", "jsonType.label": "String", "multivalued": "true",
                       "access.token.claim": "true", "id.token.claim": "false", "introspection.token.claim": "true"}
@@ -189,18 +189,27 @@ def resource_client_id(server: McpServer) -> str:
 
 
 def exchange_client_id(server: McpServer) -> str:
-    """The confidential client the server exchanges user tokens with (standard token exchange)."""
-    return f"{server.name}{EXCHANGE_CLIENT_SUFFIX}"
+    """The confidential client the server exchanges user tokens with: client_id = the server URL.
 
-
-def exchange_audience_mappers(server: McpServer) -> list[ProtocolMapper]:
-    """On each server scope, a server with downstream APIs: the exchange client in the user's audience.
-
-    Keycloak exchanges a subject token only for a client in its `aud`.
+    Keycloak exchanges a subject token only for a client whose client_id is in the
+    token's `aud`, and with the resource-indicators feature on, a token MCP clients
+    get (they send `resource`) has exactly `aud` = [server URL], whatever mappers
+    add. The URL is the one audience every user token of the server carries in
+    both binding modes (mapper mode: the `mcp-audience` mapper), so the exchange
+    client is named by it and needs no audience mapper of its own.
     """
-    if not server.downstream:
-        return []
-    return [ProtocolMapper(name=EXCHANGE_AUDIENCE_MAPPER, client_audience=exchange_client_id(server))]
+    return server.url
+
+
+def audience_scope(server: McpServer, api: str) -> str:
+    """The exchange client's default scope that makes `api` an audience it may request.
+
+    Keycloak grants an exchange only for an audience the requester's own tokens
+    could carry (else 400 "Requested audience not available"). A scope, not a
+    mapper on the client: the client_id is a URL, and a client mapper's key
+    (`<client_id>/<mapper>`) would not survive the slash.
+    """
+    return f"{server.name}-{DOWNSTREAM_AUDIENCE_MAPPER}-{api}"
 
 
 def admin_scopes(server: McpServer) -> list[str]:
@@ -374,8 +383,7 @@ class _Expansion:
 
     # -- scopes --------------------------------------------------------------------
     def add_scopes(self, server: McpServer, base: Path) -> None:
-        mappers = [ProtocolMapper(name=RESOURCE_AUDIENCE_MAPPER, client_audience=resource_client_id(server)),
-                   *exchange_audience_mappers(server)]
+        mappers = [ProtocolMapper(name=RESOURCE_AUDIENCE_MAPPER, client_audience=resource_client_id(server))]
         if server.audience_binding == "mapper":
             for n, audience in enumerate(audiences(server), start=1):
                 name = AUDIENCE_MAPPER if n == 1 else f"{AUDIENCE_MAPPER}-{n}"
@@ -447,11 +455,12 @@ class _Expansion:
 
     # -- downstream APIs (standard token exchange) -----------------------------------
     def add_downstream(self, server: McpServer, base: Path) -> None:
-        """The exchange client, each downstream API's client and scopes; refuses what 26.7.3 cannot serve."""
+        """The exchange client, each downstream API's client and scopes; refuses setups that defeat the exchange."""
         exchanger = exchange_client_id(server)
-        if not self.downstream_servable(server, base, exchanger):
+        if not self.downstream_servable(server, base):
             return
-        generated = Client(
+        # model_construct: the client_id is the server URL (validated as one), outside the file's ClientId rule.
+        generated = Client.model_construct(
             client_id=exchanger,
             name=f"MCP server {server.name} (token exchange)",
             description=f"Exchanges the tokens {server.url} receives for tokens of the APIs it calls; no logins",
@@ -460,15 +469,22 @@ class _Expansion:
             standard_flow=False,
             implicit_flow=False,
             direct_access_grants=False,
-            default_scopes=list(EXCHANGE_DEFAULT_SCOPES),
+            default_scopes=[*EXCHANGE_DEFAULT_SCOPES, *(audience_scope(server, d.client_id) for d in server.downstream)],
             optional_scopes=list(dict.fromkeys(s for d in server.downstream for s in d.scopes)) or None,
-            mappers=[ProtocolMapper(name=f"{DOWNSTREAM_AUDIENCE_MAPPER}-{d.client_id}", client_audience=d.client_id)
-                     for d in server.downstream],
             attributes={TOKEN_EXCHANGE_ATTRIBUTE: "true"},
         )
         self.put_client(server, generated, (*base, "downstream"), defaults={"name", "description"})
         for j, downstream in enumerate(server.downstream):
             where = (*base, "downstream", j)
+            self.put_scope(server, ClientScope(
+                name=audience_scope(server, downstream.client_id),
+                description=f"kcprov: MCP server '{server.name}' may exchange tokens for {downstream.client_id}",
+                type="none",
+                protocol="openid-connect",
+                include_in_token_scope=False,
+                display_on_consent_screen=False,
+                mappers=[ProtocolMapper(name=DOWNSTREAM_AUDIENCE_MAPPER, client_audience=downstream.client_id)],
+            ), (*where, "client_id"))
             if downstream.client_id not in self.clients:
                 self.put_client(server, Client(
                     client_id=downstream.client_id,
@@ -482,38 +498,37 @@ class _Expansion:
                 ), (*where, "client_id"))
             for scope in downstream.scopes:
                 if scope not in self.scopes and scope not in BUILTIN_SCOPES:
-                    self.scopes[scope] = ClientScope(
+                    self.put_scope(server, ClientScope(
                         name=scope,
                         description=f"Asked for by MCP server '{server.name}' in tokens for {downstream.client_id}",
                         type="none",
                         protocol="openid-connect",
                         include_in_token_scope=True,
                         display_on_consent_screen=False,
-                    )
-                    self.scope_paths[scope] = (*where, "scopes")
-                    self.label("client_scope", scope, server.name)
+                    ), (*where, "scopes"))
 
-    def downstream_servable(self, server: McpServer, base: Path, exchanger: str) -> bool:
-        """Record a finding for each setup Keycloak 26.7.3's standard token exchange refuses; False if any."""
+    def put_scope(self, server: McpServer, generated: ClientScope, path: Path) -> None:
+        """A scope of a downstream API; one the file writes too must agree with it."""
+        name = generated.name
+        if name in self.scopes:
+            self.scopes[name] = self.fill(self.scopes[name], generated, self.scope_paths[name], path,
+                                          f"client scope '{name}'", defaults={"description"})
+        else:
+            self.scopes[name] = generated
+            self.scope_paths[name] = path
+        self.label("client_scope", name, server.name)
+        for mapper in generated.mappers:
+            self.label("scope_mapper", f"{name}/{mapper.name}", server.name)
+
+    def downstream_servable(self, server: McpServer, base: Path) -> bool:
+        """Record a finding for each downstream setup that would defeat the exchange; False if any.
+
+        (A URL-named exchange client cannot be public or clash with the introspection
+        client: a client_id in the file cannot hold '/'.)
+        """
         before = len(self.findings)
-        if server.audience_binding == "resource-indicators":
-            self.conflict((*base, "audience_binding"),
-                          "downstream needs the exchange client in the user's token audience, but with "
-                          "resource-indicators Keycloak sets the audience to exactly the server URL, so every "
-                          "exchange would be refused",
-                          "use audience_binding: mapper (the default) for a server with downstream APIs")
-        if server.introspection_client == exchanger:
-            self.conflict((*base, "introspection_client"),
-                          f"'{exchanger}' is the name kcprov gives the exchange client; the introspection client "
-                          "has a service account the exchange client must not have",
-                          "name the introspection client differently, or leave introspection_client out")
-        existing = self.clients.get(exchanger)
-        if existing is not None and existing.confidential is False:
-            self.conflict(self.client_paths[exchanger],
-                          f"client '{exchanger}' is the exchange client of MCP server '{server.name}', and Keycloak "
-                          "exchanges tokens only for confidential clients",
-                          "remove confidential: false, or remove the client and let kcprov make it")
-        itself = {resource_client_id(server), exchanger, server.introspection_client}
+        owners = {scope: other.name for other in self.spec.mcp_servers for scope in other.scopes}
+        itself = {resource_client_id(server), server.introspection_client}
         seen: dict[str, int] = {}
         for j, downstream in enumerate(server.downstream):
             where = (*base, "downstream", j, "client_id")
@@ -533,6 +548,12 @@ class _Expansion:
                               "needed (Keycloak would accept it as the audience; kcprov does not)",
                               f"make client '{cid}' confidential with no flows, or name another client",
                               self.client_paths[cid])
+            for scope in downstream.scopes:
+                if scope in owners:
+                    self.conflict((*base, "downstream", j, "scopes"),
+                                  f"downstream scope '{scope}' is a scope of MCP server '{owners[scope]}': "
+                                  "it carries that server's audience, so the exchanged token would be accepted there too",
+                                  "give the API scopes of its own")
         return len(self.findings) == before
 
     def add_client_entry(self, server: McpServer, client: Client, path: Path) -> None:
