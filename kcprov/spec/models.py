@@ -488,7 +488,7 @@ class McpServer(Spec):
     audience_binding: Literal["mapper", "resource-indicators"] = Field("mapper", description="How tokens get the server's audience: mapper (audience mapper per scope, default) or resource-indicators (Keycloak feature).")
     access_token_lifespan: Duration | None = Field(None, description="Access token lifespan for this server's clients.")
     clients: list[McpClientEntry] = Field(default_factory=list, description="How clients reach this server: dcr, cimd, preset or client entries.")
-    downstream: list[Downstream] = Field(default_factory=list, description="APIs the server calls on the user's behalf with tokens from standard token exchange (never the caller's token): kcprov makes the '<name>-exchange' client and the audiences the exchange needs.")
+    downstream: list[Downstream] = Field(default_factory=list, description="APIs the server calls on the user's behalf with tokens from standard token exchange (never the caller's token): kcprov makes the exchange client (client_id = the server url, the audience every user token of the server has) and the audiences the exchange needs.")
     sender_constraint: Literal["dpop"] | None = Field(None, description="dpop: the server's pre-registered clients (client entries) get DPoP-bound tokens (RFC 9449) and the server requires Authorization: DPoP with a proof.")
     env_file: str | None = Field(None, description="Write the server's settings (issuer, audience, client secret) to this .env file. Relative to the current working directory, not to the realm file.")
 
