@@ -15,7 +15,7 @@ from rich.console import Console
 
 from kcprov.dev import err_console, runner
 from kcprov.dev.dist import ensure_dist
-from kcprov.dev.state import DevState, load_state, state_dir
+from kcprov.dev.state import ClusterState, DevState, load_cluster, load_state, state_dir
 from kcprov.errors import DevServerError
 
 # What MCP servers need from Keycloak: client ID metadata documents and RFC 8707.
@@ -48,17 +48,33 @@ def up(
     docker: bool = typer.Option(
         False, "--docker", help="Run the official container image instead."
     ),
+    db: str | None = typer.Option(
+        None, "--db", help="'postgres': Keycloak nodes clustered on kcprov's own PostgreSQL "
+        "(see docs/cluster.md); default: one server with its H2 file database."
+    ),
+    nodes: int = typer.Option(1, "--nodes", min=1, max=9, help="With --db: Keycloak nodes (node i on --port + i)."),
+    balancer_port: int | None = typer.Option(
+        None, help="With --nodes 2+: the loopback balancer's port (default: --port + 10)."
+    ),
+    db_port: int = typer.Option(5490, help="With --db: PostgreSQL's port on 127.0.0.1."),
+    jgroups_port: int = typer.Option(7800, help="With --db: node 1's JGroups port on 127.0.0.1."),
 ) -> None:
     """Start the dev Keycloak (or reuse the running one) and wait until it is ready."""
-    state = runner.up(
-        port=port,
-        version=version,
-        features=(features,),
-        dist=dist,
-        timeout=timeout,
-        management_port=management_port,
-        docker_mode=docker,
-    )
+    if db is not None:
+        state = _cluster_up(db, nodes, port, management_port, balancer_port, db_port, jgroups_port,
+                            version, features, dist, timeout, docker)
+    elif nodes != 1:
+        raise typer.BadParameter("--nodes needs --db postgres (nodes share its database)", param_hint="--nodes")
+    else:
+        state = runner.up(
+            port=port,
+            version=version,
+            features=(features,),
+            dist=dist,
+            timeout=timeout,
+            management_port=management_port,
+            docker_mode=docker,
+        )
     out.print(f"Keycloak {state.version} is ready at {state.url}", markup=False)
     out.print(
         f"  admin console: {state.url}/admin/ (user {state.user}; "
@@ -67,9 +83,45 @@ def up(
     )
 
 
+def _cluster_up(
+    db: str, nodes: int, port: int, management_port: int | None, balancer_port: int | None,
+    db_port: int, jgroups_port: int, version: str | None, features: str, dist: str | None,
+    timeout: float, docker: bool,
+) -> DevState:
+    from kcprov.dev import cluster
+
+    if db != "postgres":
+        raise typer.BadParameter(f"{db!r}: the only cluster database is 'postgres'", param_hint="--db")
+    if docker:
+        raise typer.BadParameter("--db runs the nodes natively; drop --docker", param_hint="--docker")
+    ports = cluster.ClusterPorts(
+        port=port,
+        management_port=management_port or runner.default_management_port(port),
+        balancer_port=balancer_port or port + 10,
+        db_port=db_port,
+        jgroups_port=jgroups_port,
+    )
+    state = cluster.up(ports, nodes=nodes, version=version, features=(features,), dist=dist, timeout=timeout)
+    if nodes > 1:
+        out.print(f"{nodes} Keycloak nodes on PostgreSQL (127.0.0.1:{db_port}), balanced at {state.url}:",
+                  markup=False)
+        for index in range(nodes):
+            out.print(f"  node {index + 1}: http://localhost:{ports.node(index)[0]}", markup=False)
+    return state
+
+
 @app.command()
 def down() -> None:
-    """Stop the dev Keycloak; its data and admin credentials are kept for the next `up`."""
+    """Stop the dev Keycloak (or cluster); data and admin credentials are kept for the next `up`."""
+    from kcprov.dev import cluster
+
+    if load_cluster() is not None:
+        if cluster.down():
+            out.print(f"Stopped the dev cluster (balancer, nodes, PostgreSQL); data kept in "
+                      f"{state_dir().resolve()}.", markup=False)
+        else:
+            out.print("No dev cluster is running.")
+        return
     state = load_state()
     if runner.down():
         assert state is not None
@@ -84,6 +136,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
 
     Exit code 0 when it is ready, 1 when it is starting or stopped.
     """
+    if load_cluster() is not None:
+        _cluster_status(as_json)
+        return
     current = runner.status()
     state = current.state
     info: dict[str, Any] = {"readiness": current.readiness, "home": str(state_dir().resolve())}
@@ -119,12 +174,56 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
         raise typer.Exit(1)
 
 
+def _cluster_status(as_json: bool) -> None:
+    from kcprov.dev import cluster
+
+    current = cluster.status()
+    assert current is not None
+    front = current.front
+    info: dict[str, Any] = {
+        "readiness": current.readiness,
+        "home": str(current.cluster.home),
+        "url": front.url if front else None,
+        "version": front.version if front else None,
+        "database": {"readiness": current.database, "port": current.cluster.db_port, "pid": current.cluster.db_pid},
+        "nodes": [
+            {"readiness": readiness, "url": node.url if node else None,
+             "management_url": node.management_url if node else None,
+             "pid": node.pid if node else None, "log_path": str(node.log_path) if node else None}
+            for node, readiness in current.nodes
+        ],
+        "balancer": None if current.cluster.balancer_port is None else {
+            "readiness": current.balancer, "port": current.cluster.balancer_port,
+            "pid": current.cluster.balancer_pid},
+    }
+    if as_json:
+        print(json.dumps(info, indent=2))
+    else:
+        out.print(f"Keycloak {info['version']} cluster: {current.readiness} at {info['url']}", markup=False)
+        out.print(f"  {'postgres:':12}{current.database} (127.0.0.1:{current.cluster.db_port})", markup=False)
+        for index, node in enumerate(info["nodes"]):
+            out.print(f"  {f'node {index + 1}:':12}{node['readiness']} {node['url'] or ''}", markup=False)
+        if info["balancer"]:
+            out.print(f"  {'balancer:':12}{current.balancer} (127.0.0.1:{current.cluster.balancer_port})",
+                      markup=False)
+        out.print(f"  {'home:':12}{info['home']}", markup=False)
+    if current.readiness != "ready":
+        raise typer.Exit(1)
+
+
 @app.command()
 def logs(
     lines: int = typer.Option(50, "-n", "--lines", help="How many of the last lines."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
+    part: str | None = typer.Option(
+        None, "--part", help="Of a cluster: node1, node2 …, balancer or postgres (default: every "
+        "part's last lines; --follow follows node1)."
+    ),
 ) -> None:
     """Print the dev Keycloak's log (it holds no secrets)."""
+    if (cluster_state := load_cluster()) is not None:
+        _cluster_logs(cluster_state, lines, follow, part)
+        return
     state = _required_state()
     if not follow:
         print(runner.log_tail(state, lines), end="")
@@ -134,6 +233,28 @@ def logs(
             print(text, end="", flush=True)
     except KeyboardInterrupt:
         pass
+
+
+def _cluster_logs(cluster_state: ClusterState, lines: int, follow: bool, part: str | None) -> None:
+    from kcprov.dev import cluster
+
+    paths = cluster.log_paths(cluster_state)
+    if part is not None and part not in paths:
+        raise typer.BadParameter(f"{part!r} is not a part of this cluster: {', '.join(paths)}", param_hint="--part")
+    chosen = [part or "node1"] if follow or part else list(paths)
+    for name in chosen:
+        # The front's record, pointed at this part's log: followed while the front runs.
+        state = replace(_required_state(), log_path=paths[name])
+        if len(chosen) > 1:
+            print(f"==> {name} ({paths[name]}) <==")
+        if not follow:
+            print(runner.log_tail(state, lines), end="")
+            continue
+        try:
+            for text in runner.follow_log(state, lines):
+                print(text, end="", flush=True)
+        except KeyboardInterrupt:
+            pass
 
 
 @app.command()

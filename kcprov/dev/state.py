@@ -82,3 +82,66 @@ def save_state(state: DevState) -> None:
         data[key] = str(data[key])
     data["features"] = list(state.features)
     write_private(state.home / STATE_FILE, json.dumps(data, indent=2) + "\n")
+
+
+CLUSTER_FILE = "cluster.json"
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """A ``dev up --db postgres`` cluster: PostgreSQL, its Keycloak nodes and the balancer.
+
+    Each node is a dev instance of its own (``node_homes``, each with its state
+    file); ``state.json`` in ``home`` names the front (the balancer, or the only
+    node) so ``kcprov plan`` and friends find the cluster like a single server.
+    The database password sits here, so the file is 0600 and repr hides it.
+    """
+
+    home: Path
+    db_port: int
+    db_user: str
+    db_password: str = field(repr=False)
+    db_name: str
+    node_homes: tuple[Path, ...]
+    jgroups_ports: tuple[int, ...]
+    balancer_port: int | None
+    db_pid: int | None = None
+    balancer_pid: int | None = None
+
+    @property
+    def db_url(self) -> str:
+        return f"jdbc:postgresql://127.0.0.1:{self.db_port}/{self.db_name}"
+
+    def stopped(self) -> ClusterState:
+        return replace(self, db_pid=None, balancer_pid=None)
+
+
+def load_cluster(home: Path | None = None) -> ClusterState | None:
+    """The recorded cluster of ``home``, or None when ``home`` runs a single dev server."""
+    path = (home or state_dir()) / CLUSTER_FILE
+    try:
+        raw = json.loads(path.read_text())
+        return ClusterState(
+            **{
+                **raw,
+                "home": Path(raw["home"]),
+                "node_homes": tuple(Path(p) for p in raw["node_homes"]),
+                "jgroups_ports": tuple(raw["jgroups_ports"]),
+            }
+        )
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise DevServerError(
+            f"The dev cluster file {path} is damaged ({exc.__class__.__name__}).",
+            hint=f"Stop any process still running from {path.parent}, then delete that folder.",
+        ) from None
+
+
+def save_cluster(cluster: ClusterState) -> None:
+    """Write ``cluster`` to its home's cluster file (atomic, mode 0600)."""
+    data = asdict(cluster)
+    data["home"] = str(cluster.home)
+    data["node_homes"] = [str(p) for p in cluster.node_homes]
+    data["jgroups_ports"] = list(cluster.jgroups_ports)
+    write_private(cluster.home / CLUSTER_FILE, json.dumps(data, indent=2) + "\n")
