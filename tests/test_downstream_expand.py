@@ -181,3 +181,51 @@ def test_env_values_carry_the_exchange_settings() -> None:
     assert values["MCP_DOWNSTREAM_URLS"] == "accounts-api=http://127.0.0.1:9000"
     # introspection settings stay empty in jwt mode: the two clients and secrets are separate
     assert (values["OAUTH_CLIENT_ID"], values["OAUTH_CLIENT_SECRET"]) == ("", "")
+
+
+# ---------------------------------------------------------------- the reference server reads them back
+
+
+def _example_config():
+    import importlib
+
+    directory = str(Path(__file__).resolve().parents[1] / "examples" / "mcp-server")
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    return importlib.import_module("config")
+
+
+BASE_ENV = {"MCP_RESOURCE_URL": "http://localhost:3000/mcp", "OAUTH_ISSUER": "http://localhost:8080/realms/r",
+            "MCP_SCOPE": "mcp:tools", "MCP_SCOPES": "mcp:tools"}
+EXCHANGE_ENV = {**BASE_ENV, "MCP_EXCHANGE_CLIENT_ID": "http://localhost:3000/mcp",
+                "MCP_EXCHANGE_CLIENT_SECRET": "xs3cret-do-not-log", "MCP_DOWNSTREAM_AUDIENCES": "accounts-api,billing-api",
+                "MCP_DOWNSTREAM_SCOPES": "accounts-api=accounts:read accounts:list",
+                "MCP_DOWNSTREAM_URLS": "accounts-api=http://127.0.0.1:9000,billing-api=http://127.0.0.1:9001/v1"}
+
+
+def test_the_reference_server_reads_the_exchange_settings() -> None:
+    config = _example_config().parse_config(EXCHANGE_ENV)
+    assert [(d.audience, d.scopes, d.url) for d in config.downstream] == [
+        ("accounts-api", ("accounts:read", "accounts:list"), "http://127.0.0.1:9000"),
+        ("billing-api", (), "http://127.0.0.1:9001/v1"),
+    ]
+    assert config.token_url == "http://localhost:8080/realms/r/protocol/openid-connect/token"
+    assert config.exchange_client_id == "http://localhost:3000/mcp"
+    assert "xs3cret" not in repr(config) and "xs3cret" not in config.summary()
+    assert "downstream=accounts-api,billing-api" in config.summary()
+    assert _example_config().parse_config(BASE_ENV).downstream == ()
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"MCP_EXCHANGE_CLIENT_SECRET": ""}, "needs MCP_EXCHANGE_CLIENT_ID and MCP_EXCHANGE_CLIENT_SECRET"),
+    ({"MCP_DOWNSTREAM_URLS": "accounts-api=http://127.0.0.1:9000"}, "no URL for 'billing-api'"),
+    ({"MCP_DOWNSTREAM_SCOPES": "orders-api=x"}, "not in MCP_DOWNSTREAM_AUDIENCES"),
+    ({"MCP_DOWNSTREAM_SCOPES": "accounts-api="}, "expected audience=scope"),
+    ({"MCP_DOWNSTREAM_URLS": "accounts-api=http://api.example.com,billing-api=http://127.0.0.1:1"}, "requires https"),
+    ({"MCP_DOWNSTREAM_AUDIENCES": "", }, "not in MCP_DOWNSTREAM_AUDIENCES"),
+])
+def test_bad_exchange_settings_stop_the_server_naming_the_key(changes: dict, words: str) -> None:
+    config = _example_config()
+    with pytest.raises(config.ConfigError, match=words) as caught:
+        config.parse_config({**EXCHANGE_ENV, **changes})
+    assert "xs3cret" not in str(caught.value)

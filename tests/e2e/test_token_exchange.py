@@ -197,3 +197,25 @@ def test_the_tool_reaches_the_api_as_the_user_with_an_exchanged_token(
         assert user_token not in log and user_token.split(".")[2] not in log
         assert secret not in log
 
+
+
+def test_a_refused_exchange_names_keycloaks_reason_not_the_token(setup: Setup) -> None:
+    """A token Keycloak will not exchange (here: not a token at all) is an ExchangeError with Keycloak's reason only."""
+    directory = str(REPO / "examples" / "mcp-server")
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    from config import load_config
+    from token_exchange import DownstreamCaller, ExchangeError
+
+    caller = DownstreamCaller(load_config(setup.env_file, environ={}))
+    bogus = "eyJhbGciOiJSUzI1NiJ9." + secrets.token_urlsafe(40) + "." + secrets.token_urlsafe(40)
+
+    async def exchange() -> str:
+        try:
+            return await caller.exchange(bogus, caller.api(None))
+        finally:
+            await caller.aclose()
+
+    with pytest.raises(ExchangeError, match=r"refused by Keycloak \(HTTP 400, invalid_request: Invalid token\)") as caught:
+        anyio.run(exchange)
+    assert bogus not in str(caught.value) and bogus.split(".")[1] not in str(caught.value)
