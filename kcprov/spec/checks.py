@@ -129,11 +129,11 @@ def _client_references(spec: RealmSpec) -> Iterator[Finding]:
     how_client = "define it under clients"
 
     for i, user in enumerate(spec.users):
-        yield from role_grants(spec, ("users", i, "client_roles"), user.client_roles, realm_key=False)
+        yield from role_grants(spec, ("users", i, "client_roles"), user.client_roles, realm_key=False, clients=clients)
     for path, client in all_clients(spec):
-        yield from role_grants(spec, (*path, "service_account_roles"), client.service_account_roles, realm_key=True)
+        yield from role_grants(spec, (*path, "service_account_roles"), client.service_account_roles, realm_key=True, clients=clients)
     for i, scope in enumerate(spec.client_scopes):
-        yield from role_grants(spec, ("client_scopes", i, "scope_roles"), scope.scope_roles, realm_key=True)
+        yield from role_grants(spec, ("client_scopes", i, "scope_roles"), scope.scope_roles, realm_key=True, clients=clients)
     for path, mappers in _mappers(spec):
         for i, mapper in enumerate(mappers):
             if mapper.client_audience is not None and mapper.client_audience not in clients:

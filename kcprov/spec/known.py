@@ -85,10 +85,17 @@ def client_roles(spec: RealmSpec) -> dict[str, set[str]]:
     return roles
 
 
-def role_grants(spec: RealmSpec, path: Path, granted: dict[str, list[str]] | None, realm_key: bool) -> Iterator[Finding]:
+def role_grants(spec: RealmSpec, path: Path, granted: dict[str, list[str]] | None, realm_key: bool,
+                clients: dict[str, set[str]] | None = None) -> Iterator[Finding]:
     """Findings for each unknown client or role of a `{client_id: [roles]}` grant (`realm:` holds realm roles
-    where `realm_key`); what a group, user, service account or scope may be granted."""
-    clients = client_roles(spec)
+    where `realm_key`); what a group, user, service account or scope may be granted.
+
+    `clients`: `client_roles(spec)` when the caller checks many grants (once per client would be
+    quadratic in the number of clients).
+    """
+    if not granted:
+        return
+    clients = client_roles(spec) if clients is None else clients
     how_client = "define it under clients"
     for client_id, names in (granted or {}).items():
         if realm_key and client_id == "realm":
