@@ -13,7 +13,10 @@ tokens; no `roles`: no role claims). The values (OAuth 2.1 and Keycloak's
 console as the yardstick):
 
 - `default_scopes`/`optional_scopes`: the realm's default/optional client scope
-  lists, as an import or the console would give (`realm_scope_types`).
+  lists, as an import or the console would give (`realm_scope_types`), their
+  OpenID Connect scopes only (Keycloak never attaches a SAML one to the client).
+  Both lists go in the create body, which Keycloak then honours exactly (see
+  `scopes_after_create`): a create is one request, two with a client role.
 - `direct_access_grants: false`, `implicit_flow: false`: both grants are removed
   in OAuth 2.1.
 - `standard_flow: true` with `pkce: S256` (OAuth 2.1 requires PKCE for the code
@@ -35,16 +38,19 @@ writes, so a field changed by hand is left alone.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from kcprov.secret import Secret
-from kcprov.resources.base import ApplyContext, Attrs, Kind, drop_none, flag, new_builtin, prefixed, text, without_ids
+from kcprov.resources.base import ApplyContext, Attrs, Kind, Objects, drop_none, flag, new_builtin, prefixed, text, without_ids
 from kcprov.resources.flows import flow_id
-from kcprov.resources.roles import ADMIN_REALM, RoleMappingsKind, client_uuid, live_role_refs
-from kcprov.resources.scopes import realm_scope_types, scope_uuid
+from kcprov.resources.roles import ADMIN_REALM, RoleMappingsKind, builtin_client, client_uuid, live_role_refs
+from kcprov.resources.scopes import NEW_REALM_TYPES, OIDC, realm_scope_types, scope_uuid
+
+if TYPE_CHECKING:
+    from kcprov.state import LiveState
 
 TEMPLATE = "kcprov-template"  # the export baseline's bare client (kcprov.export.baseline)
 
-BUILTIN_CLIENTS = {"account", "account-console", "admin-cli", "broker", "realm-management", "security-admin-console"}
 # spec field -> ClientRepresentation field (booleans)
 FLAGS = {
     "enabled": "enabled",
@@ -111,6 +117,10 @@ MANAGED_ATTRIBUTES = {*ATTRIBUTE_FIELDS.values(), *KEY_SOURCE_SWITCHES.values(),
 SCOPE_SETS = {"default_scopes": "defaultClientScopes", "optional_scopes": "optionalClientScopes"}
 SCOPE_ENDPOINTS = {"default_scopes": "default-client-scopes", "optional_scopes": "optional-client-scopes"}
 SCOPE_TYPES = {"default_scopes": "default", "optional_scopes": "optional"}  # the realm list each one defaults to
+SERVICE_ACCOUNT_SCOPE = "service_account"  # Keycloak adds it to a client with a service account
+# the OpenID Connect scopes of a realm Keycloak 26 creates (its SAML ones are role_list, saml_organization, AuthnContextClassRef)
+NEW_REALM_OIDC_SCOPES = {name: {"protocol": OIDC}
+                         for name in (*NEW_REALM_TYPES["default"], *NEW_REALM_TYPES["optional"], SERVICE_ACCOUNT_SCOPE)}
 # `authentication_flow_overrides.<key>` = flow alias ('' = none); Keycloak keeps flow ids under these keys
 OVERRIDES = "authentication_flow_overrides"
 OVERRIDE_KEYS = ("browser", "direct_grant")
@@ -190,8 +200,7 @@ class ClientKind(Kind):
         return out
 
     def is_builtin(self, key: str, realm: str) -> bool:
-        # master holds one `<realm>-realm` client per realm (its admin roles for that realm)
-        return key in BUILTIN_CLIENTS or key == f"{realm}-realm" or (realm == ADMIN_REALM and key.endswith("-realm"))
+        return builtin_client(key, realm)
 
     def refuses_changes(self, key: str, realm: str) -> bool:
         # the realm's admin client (and master's per-realm admin clients): Keycloak answers 403 to updates
@@ -206,7 +215,8 @@ class ClientKind(Kind):
         if attrs.get("standard_flow", CREATE_DEFAULTS["standard_flow"]):
             defaults["pkce"] = "S256"
         scope_types = realm_scope_types(desired, live)
-        defaults.update({field: scope_types[t] for field, t in SCOPE_TYPES.items()})
+        oidc = oidc_scopes(desired, live)  # a realm's lists hold its SAML scopes too: an OpenID Connect client gets none
+        defaults.update({field: [n for n in scope_types[t] if n in oidc] for field, t in SCOPE_TYPES.items()})
         return defaults
 
     def create(self, ctx: ApplyContext, change) -> None:
@@ -218,10 +228,11 @@ class ClientKind(Kind):
         body = {"clientId": change.key, "protocol": "openid-connect", **representation(after), **flow_overrides(ctx, after)}
         uuid = ctx.client.post(f"{ctx.base}/clients", body, f"client '{change.key}'")
         ctx.remember(self.name, change.key, uuid)
-        # Keycloak keeps what it likes of the scope lists in a create body; converge to the plan's.
-        created = ctx.client.get(f"{ctx.base}/clients/{uuid}", f"client '{change.key}'")
-        for field, rep_field in SCOPE_SETS.items():
-            set_scopes(ctx, change.key, uuid, field, created.get(rep_field) or [], after[field])
+        # Keycloak keeps what it likes of the scope lists in a create body; converge to the plan's
+        # (no request when it keeps exactly those, the usual case).
+        created = scopes_after_create(ctx, after)
+        for field in SCOPE_SETS:
+            set_scopes(ctx, change.key, uuid, field, created[field], after[field])
 
     def update(self, ctx: ApplyContext, change) -> None:
         self._change(ctx, change.key, client_uuid(ctx, change.key), {d.field: d.after for d in change.diffs},
@@ -328,6 +339,34 @@ def flow_overrides(ctx: ApplyContext, after: Attrs) -> dict:
     if not aliases:
         return {}
     return {"authenticationFlowBindingOverrides": {k: flow_id(ctx, a) if a else "" for k, a in aliases.items()}}
+
+
+def scopes_after_create(ctx: ApplyContext, after: Attrs) -> dict[str, list[str]]:
+    """The default/optional scopes Keycloak gives a client created with `after`'s lists in its body.
+
+    Known without asking (checked on Keycloak 26.7.3): when the body carries both lists,
+    Keycloak attaches exactly the listed scopes that exist with the client's protocol
+    (OpenID Connect) and adds none of the realm's; it drops, without an error, a scope
+    of another protocol or one that does not exist; and it adds `service_account` to the
+    defaults of a client with a service account. A scope whose protocol is not known here
+    counts as dropped: `set_scopes` then attaches it (or fails naming it), as it would
+    after reading the client back.
+    """
+    oidc = oidc_scopes(ctx.desired, ctx.live)
+    created = {field: [name for name in after[field] if name in oidc] for field in SCOPE_SETS}
+    if after.get("service_account") and SERVICE_ACCOUNT_SCOPE in oidc:
+        created["default_scopes"].append(SERVICE_ACCOUNT_SCOPE)
+    return created
+
+
+def oidc_scopes(desired: Objects, live: LiveState) -> set[str]:
+    """The OpenID Connect client scopes the realm holds once the file's scopes are applied
+    (scopes come before clients): the live ones, a new realm's built-ins, the file's."""
+    held = live.objects.get("client_scope", {}) if live.exists else NEW_REALM_OIDC_SCOPES
+    protocols = {name: attrs.get("protocol") for name, attrs in held.items()}
+    for name, attrs in desired.get("client_scope", {}).items():
+        protocols[name] = attrs.get("protocol", protocols.get(name, OIDC))  # a new scope is OpenID Connect
+    return {name for name, protocol in protocols.items() if protocol == OIDC}
 
 
 def set_scopes(ctx: ApplyContext, client_id: str, uuid: str, field: str, before, after) -> None:

@@ -22,6 +22,15 @@ def builtin_realm_roles(realm: str) -> set[str]:
     return roles
 
 
+BUILTIN_CLIENTS = {"account", "account-console", "admin-cli", "broker", "realm-management", "security-admin-console"}
+
+
+def builtin_client(client_id: str, realm: str) -> bool:
+    """A client every realm has (master also holds one `<realm>-realm` client per realm: its admin roles for that realm)."""
+    return (client_id in BUILTIN_CLIENTS or client_id == f"{realm}-realm"
+            or (realm == ADMIN_REALM and client_id.endswith("-realm")))
+
+
 class RoleKind(Kind):
     name = "role"
     label = "realm role"
@@ -82,7 +91,9 @@ class ClientRoleKind(Kind):
 
     def create(self, ctx: ApplyContext, change) -> None:
         path, role = self._path(ctx, change.key)
-        if ctx.live.raw.export is None and ctx.client.get_optional(f"{path}/{seg(role)}", f"client role '{change.key}'"):
+        client_id = change.key.split("/", 1)[0]
+        if (not ctx.live.exists and builtin_client(client_id, ctx.realm)  # a client this apply made has no roles yet
+                and ctx.client.get_optional(f"{path}/{seg(role)}", f"client role '{change.key}'")):
             return self.update(ctx, change)  # a built-in client's role, in a realm made in this apply
         ctx.client.post(path, {"name": role, **{d.field: d.after for d in change.diffs}}, f"client role '{change.key}'")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kcprov.resources.base import ApplyContext, Attrs, Kind, Objects, drop_none, flag, new_builtin, prefixed, text
-from kcprov.resources.roles import RoleMappingsKind, client_uuid, live_role_refs
+from kcprov.resources.roles import RoleMappingsKind, builtin_client, client_uuid, live_role_refs
 
 if TYPE_CHECKING:
     from kcprov.state import LiveState
@@ -322,7 +322,8 @@ class MapperKind(Kind):
 
     def create(self, ctx: ApplyContext, change) -> None:
         owner, mapper = change.key.split("/", 1)
-        if ctx.live.raw.export is None:  # the realm is made in this apply: a built-in owner has its mappers already
+        builtin_owner = owner in BUILTIN_SCOPES if self.owner == "client_scope" else builtin_client(owner, ctx.realm)
+        if not ctx.live.exists and builtin_owner:  # the realm is made in this apply: a built-in owner has its mappers
             found = next((m for m in ctx.client.get(self._base(ctx, owner), f"mappers of '{owner}'")
                           if m.get("name") == mapper), None)
             if found is not None:
