@@ -19,6 +19,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from kcprov.errors import KcprovError
 from kcprov.fileio import MAX_INPUT_BYTES, InputFileError, read_input
+from kcprov.gcpause import collector_paused
 from kcprov.spec.checks import check_realm
 from kcprov.spec.findings import Finding
 from kcprov.spec.expand import expansion_findings
@@ -64,6 +65,11 @@ def load_realms_located(
     """`load_realms`, each spec with its file's locator: data paths to file:line problems, and the parsed
     document (`.document.data` keeps the top-level `x-` keys the model drops), for tools that report on
     the file after loading it (`kcprov audit`)."""
+    with collector_paused():
+        return _load_located(paths, vars, var_files, strict_secrets, max_input_size)
+
+
+def _load_located(paths, vars, var_files, strict_secrets, max_input_size) -> list[tuple[RealmSpec, _Locator]]:
     variables: dict[str, Any] = {}
     problems: list[Problem] = []
     for var_file in var_files:
