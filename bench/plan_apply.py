@@ -19,19 +19,12 @@ from kcprov.resources import KINDS
 from kcprov.spec.models import RealmSpec
 from kcprov.workflow import plan_realm
 
+from compare import realm_document  # bench/ is on sys.path when this file runs as a script
+
 
 def realm_spec(name: str, clients: int) -> RealmSpec:
-    return RealmSpec.model_validate({
-        "realm": name,
-        "roles": [{"name": "mcp-user"}],
-        "client_scopes": [{"name": "mcp:tools", "type": "optional", "include_in_token_scope": True,
-                           "mappers": [{"name": "aud", "audience": "http://localhost:3000/mcp"}]}],
-        "clients": [
-            {"client_id": f"app-{i:04d}", "confidential": False, "standard_flow": True, "pkce": "S256",
-             "redirect_uris": [f"http://localhost:{10000 + i}/callback"], "optional_scopes": ["mcp:tools"]}
-            for i in range(clients)
-        ],
-    })
+    """bench/compare.py's realm (issue 13's shape) of `clients` clients."""
+    return RealmSpec.model_validate(realm_document(name, clients))
 
 
 def measure(client: KeycloakClient, action):
