@@ -31,7 +31,8 @@ from urllib.parse import urlsplit
 
 from kcprov.errors import KcprovError
 from kcprov.plan.changes import PlanWarning
-from kcprov.spec.expand import CIMD_PRESETS, DEFAULT_ACCESS_TOKEN_LIFESPAN, admin_scopes, audiences
+from kcprov.mcp_clients import CIMD_PRESETS, DCR_PRESETS
+from kcprov.spec.expand import DEFAULT_ACCESS_TOKEN_LIFESPAN, admin_scopes, audiences
 from kcprov.spec.models import Client, McpServer, RealmSpec
 from kcprov.spec.user_profile import allows
 from kcprov.urls import is_loopback
@@ -123,7 +124,7 @@ def _cimd_entries(server: McpServer) -> list[str]:
 
 
 def _dcr_used(server: McpServer) -> bool:
-    return any(e.dcr is not None or e.preset == "mcp-inspector" for e in server.clients)
+    return any(e.dcr is not None or e.preset in DCR_PRESETS for e in server.clients)
 
 
 def _feature_issues(spec: RealmSpec, info: dict) -> list[SetupIssue]:
@@ -293,6 +294,26 @@ def _same_origin(a: str, b: str) -> bool:
 # ---------------------------------------------------------------- registration and tokens
 
 
+def _preset_issues(server: McpServer) -> list[SetupIssue]:
+    """What the DCR presets of ``server`` cost: registration open to any host, and why not CIMD where it exists."""
+    found = []
+    for name in dict.fromkeys(e.preset for e in server.clients if e.preset in DCR_PRESETS):
+        preset = DCR_PRESETS[name]
+        if preset.cimd_refused:
+            found.append(SetupIssue("preset-cimd-refused",
+                "warning", f"preset {name}: {preset.cimd_refused}, so {preset.label} is registered by DCR (redirect "
+                f"{preset.redirect_uri})", "nothing to do; switch to its metadata document once Keycloak accepts it",
+                server.name))
+        if preset.from_anywhere:
+            found.append(SetupIssue("preset-registers-from-anywhere",
+                "warning", f"preset {name}: {preset.label} registers from the user's machine or its vendor's servers, "
+                "so anonymous registration accepts requests from any host (host_sending_request_must_match: false); "
+                f"the registered redirect URIs must still be on {', '.join(preset.trusted_hosts)}",
+                "expected for a DCR client; prefer a CIMD client or a pre-registered client where one exists",
+                server.name))
+    return found
+
+
 def _registration_issues(spec: RealmSpec, url: str) -> list[SetupIssue]:
     found = []
     primitive = spec.client_registration.anonymous if spec.client_registration else None
@@ -303,7 +324,7 @@ def _registration_issues(spec: RealmSpec, url: str) -> list[SetupIssue]:
                 explicit_hosts = True
     for server in spec.mcp_servers:
         if any(e.dcr is not None for e in server.clients) and not explicit_hosts and not any(
-                e.preset == "mcp-inspector" for s in spec.mcp_servers for e in s.clients):
+                e.preset in DCR_PRESETS for s in spec.mcp_servers for e in s.clients):
             found.append(SetupIssue("dcr-no-trusted-hosts",
                 "warning", "dcr has no trusted_hosts: Keycloak's anonymous registration then refuses every host",
                 "list the hosts MCP clients register from, e.g. trusted_hosts: [localhost, 127.0.0.1]", server.name))
@@ -312,6 +333,7 @@ def _registration_issues(spec: RealmSpec, url: str) -> list[SetupIssue]:
                 found.append(SetupIssue("cimd-no-trusted-domains",
                     "warning", "cimd has no trusted_domains: Keycloak accepts no client_id document",
                     "list the domains of the client_id URLs (and of their redirect URIs)", server.name))
+        found += _preset_issues(server)
         mapped = admin_scopes(server)
         unmapped = [t for t in server.admin_tools or [] if (server.tool_scopes or {})[t] not in mapped]
         if server.admin_role and _dcr_used(server) and unmapped:

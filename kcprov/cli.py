@@ -15,6 +15,7 @@ its KCPROV_* variable, shown in --help).
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from contextvars import ContextVar
@@ -30,6 +31,7 @@ from kcprov.cli_options import options
 from kcprov.dev.cli import app as dev_app
 from kcprov.errors import KcprovError
 from kcprov.fileio import MAX_INPUT_BYTES
+from kcprov.mcp_clients import PRESET_NAMES
 from kcprov.terminal import QUIET, printable
 
 app = typer.Typer(
@@ -169,8 +171,8 @@ def validate(files: Files, realm_files: RealmFileOptions) -> None:
 def init(
     name: Annotated[str, typer.Option("--name", help="The MCP server's name (also the realm's, unless --realm).", show_default=False)],
     url: Annotated[str, typer.Option("--url", help="The URL MCP clients call, e.g. http://localhost:3000/mcp.", show_default=False)],
-    client: Annotated[Optional[list[str]], typer.Option("--client", help="How clients get tokens (repeatable): vscode, "
-                                                        "claude-code, claude-desktop, mcp-inspector, or dcr (default).")] = None,
+    client: Annotated[Optional[list[str]], typer.Option("--client", help="How clients get tokens (repeatable): "
+                                                        f"{', '.join(PRESET_NAMES)} (docs/mcp-clients.md), or dcr (default).")] = None,
     validation: Annotated[str, typer.Option("--validation", metavar="jwt|introspection",
                                             help="How the server checks tokens.")] = "jwt",
     realm: Annotated[Optional[str], typer.Option("--realm", help="Realm name (default: --name).")] = None,
@@ -458,6 +460,9 @@ def _write_env_files(client, spec, source: str, only, allow_outside) -> list:
 
 def main() -> None:
     """Entry point: typer reports usage errors (exit 2) and Ctrl-C (130); KcprovError is one message, exit 1."""
+    # No pydantic plugin (an observability hook) is meant to see realm files' values, secrets among them; and
+    # looking for plugins reads the metadata of every installed package, a tenth of a `validate`.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         app()
     except KcprovError as exc:

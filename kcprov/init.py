@@ -34,6 +34,7 @@ from kcprov.errors import KcprovError
 from kcprov.fileio import OutputFileError, resolve_output, write_output
 from kcprov.spec.fields import RealmName, ServerName
 from kcprov.spec.models import McpClientEntry, McpServer
+from kcprov.mcp_clients import CIMD_PRESETS, DCR_PRESETS
 from kcprov.urls import is_loopback
 
 PRESETS: tuple[str, ...] = get_args(get_args(McpClientEntry.model_fields["preset"].annotation)[0])
@@ -46,14 +47,10 @@ Validation = Literal["jwt", "introspection"]
 CLIENT_LINES = {
     "dcr": ("- dcr: {trusted_hosts: [localhost, 127.0.0.1]}",
             "clients that register themselves (RFC 7591: MCP SDKs), from these hosts only"),
-    "vscode": ("- preset: vscode",
-               "VS Code: its Client ID Metadata Document (Keycloak feature cimd, outbound HTTPS to vscode.dev)"),
-    "claude-code": ("- preset: claude-code",
-                    "Claude Code: its Client ID Metadata Document at claude.ai (Keycloak feature cimd)"),
-    "claude-desktop": ("- preset: claude-desktop",
-                       "Claude Desktop: its Client ID Metadata Document at claude.ai (Keycloak feature cimd)"),
-    "mcp-inspector": ("- preset: mcp-inspector",
-                      "MCP Inspector web UI (npx @modelcontextprotocol/inspector): registers from the browser"),
+    **{name: (f"- preset: {name}", f"{p.label}: its Client ID Metadata Document {p.document} (Keycloak feature cimd)")
+       for name, p in CIMD_PRESETS.items()},
+    **{name: (f"- preset: {name}", f"{p.label}: registers itself (DCR), redirect {p.redirect_uri}")
+       for name, p in DCR_PRESETS.items()},
 }
 
 

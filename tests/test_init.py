@@ -21,7 +21,8 @@ from kcprov.init import CLIENT_CHOICES, PRESETS, starter_realm
 from kcprov.spec import load_realm
 from kcprov.spec.models import McpClientEntry
 
-COMBINATIONS = [list(c) for n in range(len(CLIENT_CHOICES) + 1) for c in itertools.combinations(CLIENT_CHOICES, n)]
+# Every choice alone, every pair (the presets that interact: claude-code + claude-desktop, codex + chatgpt) and all at once.
+COMBINATIONS = [[], *(list(c) for n in (1, 2) for c in itertools.combinations(CLIENT_CHOICES, n)), list(CLIENT_CHOICES)]
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -90,7 +91,7 @@ def test_init_to_stdout(tmp_path: Path) -> None:
     (["--name", "calc", "--url", "http://localhost/{{ env.HOME }}"], 1, "braces"),
     (["--name", "calc", "--url", "http://localhost/mcp\nrealm: x"], 1, "control characters"),
     (["--name", "a:b", "--url", "http://localhost/mcp"], 1, "--name (the realm's name too"),
-    (["--name", "calc", "--url", "http://localhost/mcp", "--client", "cursor"], 2, "choose from dcr"),
+    (["--name", "calc", "--url", "http://localhost/mcp", "--client", "windsurf"], 2, "choose from dcr"),
     (["--name", "calc", "--url", "http://localhost/mcp", "--validation", "opaque"], 2, "not jwt or introspection"),
 ], ids=["space in name", "fragment", "not http", "template in url", "newline in url", "realm name rules",
         "unknown client", "unknown validation"])

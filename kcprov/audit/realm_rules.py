@@ -41,11 +41,11 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from kcprov.audit.rules import REALM_CHECKS, RULES, Finding, Location, Severity, realm_rule
+from kcprov.mcp_clients import CIMD_PRESETS, DCR_PRESETS
 from kcprov.resources.clients import CREATE_DEFAULTS as CLIENT_CREATE_DEFAULTS
 from kcprov.spec.expand import (
     CIMD_ALLOW_HTTP,
     CIMD_EXECUTOR,
-    CIMD_PRESETS,
     CIMD_TRUSTED_DOMAINS,
     PKCE_NAME,
     SDK_EXTRA_SCOPES,
@@ -223,7 +223,7 @@ def _origins(spec: RealmSpec) -> dict[tuple[str, Any], YamlPath]:
                 for kind in ("client_profile", "client_policy"):
                     for name in names:
                         out.setdefault((kind, name), (*where, "preset"))
-            if entry.dcr is not None or entry.preset == "mcp-inspector":
+            if entry.dcr is not None or entry.preset in DCR_PRESETS:
                 out.setdefault(("registration", "anonymous"), (*where, "dcr" if entry.dcr is not None else "preset"))
     if spec.mcp_servers:
         for kind in ("client_profile", "client_policy"):

@@ -72,18 +72,17 @@ from kcprov.export.document import ExportContext
 from kcprov.resources import KINDS_BY_NAME
 from kcprov.resources.base import text
 from kcprov.resources.scopes import AUDIENCE_MAPPER as AUDIENCE_MAPPER_TYPE, mapper_attrs
+from kcprov.mcp_clients import CIMD_PRESETS, INSPECTOR_ORIGIN
 from kcprov.spec.expand import (
     AUDIENCE_MAPPER,
     CIMD_ACCEPT_PUBLIC_CONFIDENTIAL_GRANTS,
     CIMD_ALLOW_HTTP,
     CIMD_EXECUTOR,
     CIMD_ONLY_CONFIDENTIAL,
-    CIMD_PRESETS,
     CIMD_REQUIRED_PROPERTIES,
     CIMD_RESOURCE_ALLOW_LIST,
     CIMD_RESTRICT_SAME_DOMAIN,
     CIMD_TRUSTED_DOMAINS,
-    INSPECTOR_ORIGIN,
     INTROSPECTION_WITHOUT_AUDIENCE,
     REALM_ROLES_MAPPER,
     RESOURCE_AUDIENCE_MAPPER,

@@ -58,6 +58,7 @@ from kcprov.spec.flows import AuthenticationFlow, FlowBindings, FlowOverrides
 from kcprov.spec.groups import Group
 from kcprov.spec.identity_providers import IdentityProvider
 from kcprov.spec.organizations import Organization
+from kcprov.mcp_clients import CIMD_PRESETS, DCR_PRESETS, PRESET_NAMES
 from kcprov.spec.quiet import KEY as QUIET_KEY, WarningId
 from kcprov.spec.required_actions import RequiredAction
 from kcprov.spec.smtp import Smtp
@@ -427,7 +428,8 @@ class McpClientEntry(Spec):
 
     dcr: RegistrationPolicy | None = Field(None, description="Allow anonymous Dynamic Client Registration; the server's scopes are added to allowed_client_scopes.")
     cimd: McpCimd | None = Field(None, description="Allow Client ID Metadata Documents.")
-    preset: Literal["vscode", "claude-code", "claude-desktop", "mcp-inspector"] | None = Field(None, description="Known MCP client with the settings it needs.")
+    preset: Literal[PRESET_NAMES] | None = Field(None, description="Known MCP client with the settings it needs (docs/mcp-clients.md): "  # type: ignore[valid-type]
+                                                   "CIMD: " + ", ".join(CIMD_PRESETS) + "; DCR: " + ", ".join(DCR_PRESETS) + ".")
     client: Client | None = Field(None, description="A pre-registered client that gets the server's scopes.")
 
     @model_validator(mode="after")

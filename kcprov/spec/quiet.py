@@ -46,6 +46,8 @@ WARNINGS: dict[str, str] = {
     "refresh-token-reuse": "settings.refresh_token_max_reuse is not 0",
     "pkce-plain": "a client with pkce: plain",
     "undeclared-user-attribute": "user attributes the user profile does not declare",
+    "preset-cimd-refused": "a client preset whose metadata document Keycloak refuses: registered by DCR",
+    "preset-registers-from-anywhere": "a DCR client preset: anonymous registration accepted from any host",
 }
 
 
