@@ -11,9 +11,11 @@ KCPROV_TEST_PASSWORD (then left running). Tests that use it are marked
 from __future__ import annotations
 
 import os
+import random
 import re
 import secrets
 import socket
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,9 @@ import pytest
 from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
 from keycloak.exceptions import KeycloakError
 
-from kcprov.dev import runner
+from kcprov.dev import cluster, postgres, runner
+from kcprov.dev.cluster import ClusterPorts
+from kcprov.dev.state import DevState
 
 TEST_FEATURES = ("cimd", "resource-indicators")
 START_TIMEOUT = 600.0  # a loaded 2-core CI machine can take minutes for a cold start
@@ -101,6 +105,9 @@ def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeycloakServe
             home=Path(os.environ["KCPROV_TEST_HOME"]) if os.environ.get("KCPROV_TEST_HOME") else None,
         )
         return
+    if os.environ.get("KCPROV_TEST_CLUSTER") == "1":
+        yield from _cluster_server()
+        return
     home = tmp_path_factory.mktemp("keycloak")
     port, management_port = pick_free_ports(2)
     state = runner.up(
@@ -115,6 +122,38 @@ def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeycloakServe
         yield KeycloakServer(state.url, state.user, state.password, state.management_url, home)
     finally:
         runner.down(home)
+
+
+def start_cluster(nodes: int = 2) -> tuple[DevState, ClusterPorts]:
+    """A ``kcprov dev up --db postgres --nodes N`` cluster on free ports, in a new home under the
+    system temp dir (PostgreSQL runs as the ``postgres`` user under root and must reach it).
+    Stop it with ``cluster.down(front.home)``; skips the test when PostgreSQL is not installed."""
+    if postgres.find_bin() is None:
+        pytest.skip(f"no PostgreSQL server binaries under {postgres.PG_ROOTS} (apt-get install postgresql)")
+    home = Path(tempfile.mkdtemp(prefix="kcprov-cluster-"))
+    ports = ClusterPorts(*_free_port_runs(nodes, 5))
+    front = cluster.up(ports, nodes=nodes, features=TEST_FEATURES, home=home, timeout=START_TIMEOUT,
+                       progress=False)
+    return front, ports
+
+
+def _cluster_server() -> Iterator[KeycloakServer]:
+    """KCPROV_TEST_CLUSTER=1: the session's Keycloak is 2 nodes on PostgreSQL behind the balancer."""
+    front, ports = start_cluster(2)
+    try:
+        yield KeycloakServer(front.url, front.user, front.password, front.management_url, front.home)
+    finally:
+        cluster.down(front.home)
+
+
+def _free_port_runs(length: int, runs: int) -> list[int]:
+    """Starts of ``runs`` blocks of ``length`` consecutive ports, all free right now."""
+    while True:
+        base = random.randrange(20000, 60000 - runs * length * 10)
+        starts = [base + i * length * 10 for i in range(runs)]
+        wanted = [start + offset for start in starts for offset in range(length)]
+        if all(runner._port_free(port) for port in wanted):
+            return starts
 
 
 @pytest.fixture
