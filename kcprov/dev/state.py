@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 import platformdirs
 
@@ -20,6 +22,7 @@ from kcprov.errors import DevServerError
 from kcprov.fileio import write_private
 
 STATE_FILE = "state.json"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -54,10 +57,10 @@ def state_dir() -> Path:
 
 def load_state(home: Path | None = None) -> DevState | None:
     """The recorded instance of ``home`` (default :func:`state_dir`), or None."""
-    path = (home or state_dir()) / STATE_FILE
-    try:
-        raw = json.loads(path.read_text())
-        return DevState(
+    return _load(
+        (home or state_dir()) / STATE_FILE,
+        "state file",
+        lambda raw: DevState(
             **{
                 **raw,
                 "features": tuple(raw["features"]),
@@ -65,12 +68,19 @@ def load_state(home: Path | None = None) -> DevState | None:
                 "log_path": Path(raw["log_path"]),
                 "server_dir": Path(raw["server_dir"]),
             }
-        )
+        ),
+    )
+
+
+def _load(path: Path, what: str, build: Callable[[dict[str, Any]], T]) -> T | None:
+    """``build`` of the JSON in ``path``; None if there is none; a damaged file is a DevServerError."""
+    try:
+        return build(json.loads(path.read_text()))
     except FileNotFoundError:
         return None
     except (ValueError, TypeError, KeyError) as exc:
         raise DevServerError(
-            f"The dev state file {path} is damaged ({exc.__class__.__name__}).",
+            f"The dev {what} {path} is damaged ({exc.__class__.__name__}).",
             hint=f"Stop any Keycloak still running from {path.parent}, then delete that folder.",
         ) from None
 
@@ -118,24 +128,18 @@ class ClusterState:
 
 def load_cluster(home: Path | None = None) -> ClusterState | None:
     """The recorded cluster of ``home``, or None when ``home`` runs a single dev server."""
-    path = (home or state_dir()) / CLUSTER_FILE
-    try:
-        raw = json.loads(path.read_text())
-        return ClusterState(
+    return _load(
+        (home or state_dir()) / CLUSTER_FILE,
+        "cluster file",
+        lambda raw: ClusterState(
             **{
                 **raw,
                 "home": Path(raw["home"]),
                 "node_homes": tuple(Path(p) for p in raw["node_homes"]),
                 "jgroups_ports": tuple(raw["jgroups_ports"]),
             }
-        )
-    except FileNotFoundError:
-        return None
-    except (ValueError, TypeError, KeyError) as exc:
-        raise DevServerError(
-            f"The dev cluster file {path} is damaged ({exc.__class__.__name__}).",
-            hint=f"Stop any process still running from {path.parent}, then delete that folder.",
-        ) from None
+        ),
+    )
 
 
 def save_cluster(cluster: ClusterState) -> None:
