@@ -97,6 +97,7 @@ from kcprov.spec.models import (
     RealmSpec,
     RegistrationPolicy,
 )
+from kcprov.mcp_clients import CIMD_PRESETS, CLAUDE_COMBINED, DCR_PRESETS, CimdPreset
 from kcprov.spec.problems import Problem, SpecError
 from kcprov.spec.yamldoc import Path
 
@@ -109,8 +110,6 @@ DEFAULT_ACCESS_TOKEN_LIFESPAN = 300
 RESOURCE_CLIENT_SUFFIX = "-resource"
 RESOURCE_URL_ATTRIBUTE = "resource_url"
 INTROSPECTION_WITHOUT_AUDIENCE = "allow.token.introspection.without.audience.check"
-INSPECTOR_ORIGIN = "http://localhost:6274"
-INSPECTOR_HOST = "localhost"
 SDK_EXTRA_SCOPES = ("offline_access",)
 """Scopes the MCP SDK adds to the DCR request beyond the server's (SEP-2207: offline_access
 when the AS lists it in scopes_supported, which Keycloak does)."""
@@ -157,30 +156,6 @@ CIMD_26_8_KEYS = (CIMD_ACCEPT_PUBLIC_CONFIDENTIAL_GRANTS, CIMD_RESOURCE_ALLOW_LI
 CIMD_CONDITION = "client-id-uri"
 CONDITION_SCHEME = "client-id-uri-scheme"
 CONDITION_TRUSTED_DOMAINS = "client-id-uri-allow-permitted-domains"
-
-
-@dataclass(frozen=True)
-class CimdPreset:
-    """Settings of a known MCP client that identifies itself with a metadata document."""
-
-    client_id_domains: tuple[str, ...]
-    trusted_domains: tuple[str, ...]
-    restrict_same_domain: bool
-    accept_public_client_with_confidential_grant_types: bool | None = None
-    label: str = ""
-
-
-# From Keycloak's MCP guide (VS Code desktop, Claude Code, Claude Desktop integration).
-CIMD_PRESETS: dict[str, CimdPreset] = {
-    "vscode": CimdPreset(("vscode.dev",), ("vscode.dev", "127.0.0.1", "code.visualstudio.com"), False,
-                         label="VS Code"),
-    "claude-code": CimdPreset(("claude.ai",), ("claude.ai", "localhost", "127.0.0.1"), False, label="Claude Code"),
-    "claude-desktop": CimdPreset(("claude.ai",), ("claude.ai",), True, True, label="Claude Desktop"),
-}
-# Both Claude clients use client_ids on claude.ai: two policies would both match and each
-# profile would reject the other client. The guide's answer: one profile satisfying both.
-CLAUDE_COMBINED = CimdPreset(("claude.ai",), ("claude.ai", "localhost", "127.0.0.1"), False, True,
-                             label="Claude Code and Claude Desktop")
 
 
 def resource_client_id(server: McpServer) -> str:
@@ -627,15 +602,15 @@ class _Expansion:
     def add_registration(self) -> None:
         dcr_servers: list[tuple[McpServer, Path]] = []
         entries: list[tuple[RegistrationPolicy, Path, str]] = []
-        inspector: list[tuple[McpServer, Path]] = []
+        presets: list[tuple[str, Path]] = []
         for i, server in enumerate(self.spec.mcp_servers):
             for j, entry in enumerate(server.clients):
                 where = ("mcp_servers", i, "clients", j)
                 if entry.dcr is not None:
                     entries.append((entry.dcr, (*where, "dcr"), server.name))
                     dcr_servers.append((server, where))
-                elif entry.preset == "mcp-inspector":
-                    inspector.append((server, (*where, "preset")))
+                elif entry.preset in DCR_PRESETS:
+                    presets.append((entry.preset, (*where, "preset")))
                     dcr_servers.append((server, where))
         if not dcr_servers:
             return
@@ -664,8 +639,16 @@ class _Expansion:
                 agreed[option] = seen.value
 
         trusted = list(agreed.get("trusted_hosts") or [])
-        if inspector and INSPECTOR_HOST not in trusted:
-            trusted.append(INSPECTOR_HOST)
+        for name, _ in presets:
+            trusted += [h for h in DCR_PRESETS[name].trusted_hosts if h not in trusted]
+        from_anywhere = [(name, path) for name, path in presets if DCR_PRESETS[name].from_anywhere]
+        if from_anywhere and agreed.get("host_sending_request_must_match") is True:
+            name, path = from_anywhere[0]
+            self.conflict(path, f"preset {name}: {DCR_PRESETS[name].label} registers from the user's machine or its "
+                          "vendor's servers, never from a trusted host, so host_sending_request_must_match: true "
+                          "refuses it", "remove host_sending_request_must_match (the preset turns it off), or the preset")
+        elif from_anywhere:
+            agreed["host_sending_request_must_match"] = False
         scopes: list[str] = []
         for policy, _ in sources:
             scopes += policy.allowed_client_scopes or []
@@ -675,8 +658,8 @@ class _Expansion:
         origins: list[str] = []
         for policy, _ in sources:
             origins += policy.allowed_web_origins or []
-        if inspector:
-            origins.append(INSPECTOR_ORIGIN)
+        for name, _ in presets:
+            origins += DCR_PRESETS[name].web_origins
         self.registration = RegistrationPolicy(
             trusted_hosts=trusted or None,
             host_sending_request_must_match=agreed.get("host_sending_request_must_match"),
