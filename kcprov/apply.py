@@ -1,7 +1,10 @@
 """Executing a Plan: stage by stage, concurrently within a stage, stopping at the first failure.
 
 Changes of one stage do not depend on each other (the stage order is the
-dependency order), so they run on a bounded thread pool. After a failure, or
+dependency order), so they run on a bounded thread pool, as many at once as
+an AdaptiveLimit allows: up to `workers`, halved whenever Keycloak answers
+429/503 (and nothing starts before its Retry-After), grown by one after a run
+of changes that went through. After a failure, or
 when the caller sets `stop` (Ctrl-C), no queued change starts; the changes in
 flight finish or fail; the result says what was done, what failed and what
 did not run, and the next plan shows exactly the rest.
@@ -20,6 +23,7 @@ changes nothing in Keycloak: its change is done once that first record holds it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,7 +35,7 @@ from kcprov.plan.changes import Change, Plan
 from kcprov.resources.base import ApplyContext, Kind
 from kcprov.state import OWNERSHIP_ATTRIBUTE, LiveState, encode_ownership
 
-DEFAULT_WORKERS = 8
+DEFAULT_WORKERS = 8  # the most changes at once; fewer while Keycloak answers 429/503 (AdaptiveLimit)
 NOT_STARTED = object()  # a queued change skipped because the run is stopping
 
 
@@ -50,6 +54,63 @@ class ApplyResult:
     @property
     def errors(self) -> list[KcprovError]:
         return [exc for _, exc in self.failed] + self.run_errors
+
+
+class AdaptiveLimit:
+    """How many changes may run at once: additive increase, multiplicative decrease (as TCP).
+
+    Pure (the caller passes the clock): starts at `maximum`; `overloaded` halves the
+    limit (never below 1) and holds every start until the server's Retry-After has
+    passed; `succeeded` raises it by one once `limit` changes in a row went through,
+    back up to `maximum`.
+    """
+
+    def __init__(self, maximum: int):
+        self.maximum = max(1, maximum)
+        self.limit = self.maximum
+        self.not_before = 0.0  # no change starts before this time (a Retry-After)
+        self._successes = 0
+
+    def overloaded(self, now: float, retry_after: float | None = None) -> None:
+        self.limit = max(1, self.limit // 2)
+        self._successes = 0
+        if retry_after:
+            self.not_before = max(self.not_before, now + retry_after)
+
+    def succeeded(self) -> None:
+        self._successes += 1
+        if self._successes >= self.limit and self.limit < self.maximum:
+            self.limit += 1
+            self._successes = 0
+
+    def may_start(self, running: int, now: float) -> bool:
+        return running < self.limit and now >= self.not_before
+
+
+class _Gate:
+    """The AdaptiveLimit shared by the pool's threads: a change waits here until it may start."""
+
+    def __init__(self, limit: AdaptiveLimit):
+        self.limit = limit
+        self.running = 0
+        self._changed = threading.Condition()
+
+    def overloaded(self, retry_after: float | None) -> None:
+        with self._changed:
+            self.limit.overloaded(time.monotonic(), retry_after)
+
+    def enter(self) -> None:
+        with self._changed:
+            while not self.limit.may_start(self.running, now := time.monotonic()):
+                self._changed.wait(max(self.limit.not_before - now, 0.0) or None)
+            self.running += 1
+
+    def leave(self, succeeded: bool) -> None:
+        with self._changed:
+            self.running -= 1
+            if succeeded:
+                self.limit.succeeded()
+            self._changed.notify_all()
 
 
 def apply_plan(
@@ -77,7 +138,8 @@ def apply_plan(
     recorded = _recorded(live)
     prepared = False
     batches = [list(batch) for _, batch in groupby(plan.changes, key=lambda c: c.sort_key()[:2])]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    gate = _Gate(AdaptiveLimit(workers))
+    with ThreadPoolExecutor(max_workers=workers) as pool, client.overload_listener(gate.overloaded):
         for index, batch in enumerate(batches):
             if not prepared and _realm_exists(plan, result) and not _creates_realm(batch):
                 prepared = True
@@ -91,7 +153,7 @@ def apply_plan(
             if stop.is_set() or failed.is_set():
                 result.not_run.extend(c for later in batches[index:] for c in later)
                 break
-            futures = [(c, pool.submit(_run, by_name[c.kind], ctx, c, stop, failed)) for c in batch]
+            futures = [(c, pool.submit(_run, by_name[c.kind], ctx, c, stop, failed, gate)) for c in batch]
             for change, future in futures:
                 outcome = future.result()
                 if outcome is NOT_STARTED:
@@ -110,17 +172,22 @@ def apply_plan(
     return result
 
 
-def _run(kind: Kind, ctx: ApplyContext, change: Change, stop: threading.Event, failed: threading.Event):
-    """One change, unless the run is stopping; a failure stops the run for every other worker."""
-    if stop.is_set() or failed.is_set():
-        return NOT_STARTED
+def _run(kind: Kind, ctx: ApplyContext, change: Change, stop: threading.Event, failed: threading.Event, gate: _Gate):
+    """One change once the gate lets it start, unless the run is stopping; a failure stops the run for every
+    other worker."""
+    gate.enter()
+    outcome = None
     try:
-        if change.action != "adopt":  # an adoption is done by the ownership record
+        if stop.is_set() or failed.is_set():
+            outcome = NOT_STARTED
+        elif change.action != "adopt":  # an adoption is done by the ownership record
             getattr(kind, change.action)(ctx, change)
     except KcprovError as exc:
         failed.set()
-        return exc
-    return None
+        outcome = exc
+    finally:
+        gate.leave(succeeded=outcome is None)
+    return outcome
 
 
 def _realm_exists(plan: Plan, result: ApplyResult) -> bool:

@@ -19,7 +19,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -33,6 +35,8 @@ from kcprov.connection import ConnectionSettings
 from kcprov.errors import ConnectionError_, KeycloakApiError
 
 TRANSIENT_STATUS = {429, 502, 503, 504}
+OVERLOAD_STATUS = {429, 503}  # Keycloak (or its proxy) asking for fewer requests: the apply's pool shrinks
+MAX_RETRY_AFTER = 30.0  # seconds: a longer Retry-After is waited this long (the answer is not trusted blindly)
 DEFAULT_TIMEOUT = 30
 DEFAULT_RETRIES = 8  # per run, all requests together
 
@@ -56,7 +60,11 @@ class KeycloakUnreachable(KeycloakApiError):
 
 
 class _Transient(Exception):
-    """A failure worth retrying: connection trouble or a 429/5xx gateway answer."""
+    """A failure worth retrying: connection trouble or a 429/5xx gateway answer (and its Retry-After)."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class _Failed(Exception):
@@ -160,6 +168,7 @@ class KeycloakClient:
         self.requests = 0
         self.bytes_read = 0  # response bodies of the Admin API, for benchmarks
         self._lock = threading.Lock()
+        self._overload_listeners: list[Callable[[float | None], None]] = []
         service = bool(settings.client_id and settings.client_secret)
         self._conn = _SharedConnection(
             # A trailing slash and relative paths make every request (the token endpoint too) go under
@@ -219,6 +228,26 @@ class KeycloakClient:
         with self._lock:
             self.requests += 1
 
+    @contextmanager
+    def overload_listener(self, listener: Callable[[float | None], None]) -> Iterator[None]:
+        """While in the block, `listener(retry_after)` hears of every 429/503 answer (an apply's worker pool
+        shrinks on it); retry_after is the answer's Retry-After in seconds, or None."""
+        with self._lock:
+            self._overload_listeners.append(listener)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._overload_listeners.remove(listener)
+
+    def _overloaded(self, resp) -> float | None:
+        retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
+        with self._lock:
+            listeners = list(self._overload_listeners)
+        for listener in listeners:
+            listener(retry_after)
+        return retry_after
+
     def _request(self, method: str, path: str, body: Any, params: dict | None):
         """One HTTP exchange; connection trouble and gateway answers become _Transient."""
         self.budget.check()
@@ -253,7 +282,8 @@ class KeycloakClient:
         if self.on_request is not None:
             self.on_request(method, path, resp.status_code, time.monotonic() - started)
         if resp.status_code in TRANSIENT_STATUS:
-            raise _Transient(f"kept answering HTTP {resp.status_code}")
+            retry_after = self._overloaded(resp) if resp.status_code in OVERLOAD_STATUS else None
+            raise _Transient(f"kept answering HTTP {resp.status_code}", retry_after)
         return resp
 
     def _send(self, method: str, path: str, what: str, body: Any = None, params: dict | None = None,
@@ -268,7 +298,7 @@ class KeycloakClient:
         retrying = Retrying(
             retry=retry_if_exception_type(_Transient),
             stop=stop_any(stop_after_attempt(1 if once else self.attempts), lambda _state: not self.budget.take()),
-            wait=wait_exponential(multiplier=0.5, max=8) + wait_random(0, 0.5),
+            wait=_honouring_retry_after(wait_exponential(multiplier=0.5, max=8) + wait_random(0, 0.5)),
             reraise=True,
         )
         try:
@@ -446,6 +476,31 @@ def created_lookup(client: KeycloakClient, path: str, body: Any, what: str) -> C
         return lambda: _first_id(client.get(path, what, name=body["name"], type=body["providerType"],
                                             parent=body.get("parentId") or ""), "name", body["name"])
     return None
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header (seconds, or an HTTP date) as seconds from now, at most MAX_RETRY_AFTER;
+    None when absent or unreadable (then the usual backoff applies)."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(tz=timezone.utc)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _honouring_retry_after(backoff):
+    """tenacity wait: the backoff, or the server's Retry-After when that is longer."""
+    def wait(retry_state) -> float:
+        asked = getattr(retry_state.outcome.exception(), "retry_after", None) if retry_state.outcome else None
+        return max(backoff(retry_state), asked or 0.0)
+    return wait
 
 
 def _first_id(found: list[dict] | None, field: str, value: str) -> str | None:

@@ -204,3 +204,36 @@ def test_a_keycloak_that_starts_answering_503_ends_the_apply_with_one_short_repo
         proxy.close()
     remaining = assert_rest_is_exactly_the_missing_clients(keycloak, path, realm, total)
     assert remaining < total
+
+
+def test_an_apply_that_meets_503s_shrinks_its_pool_finishes_and_converges(keycloak, realm_name):
+    """Keycloak answers 503 to a few requests mid-apply: the pool halves, the retries (within the run's
+    budget) go through, and the next plan is empty."""
+    from test_request_counts import benchmark_realm
+
+    from kcprov.apply import apply_plan
+    from kcprov.connection import ConnectionSettings
+    from kcprov.keycloak import KeycloakClient
+    from kcprov.resources import KINDS
+    from kcprov.workflow import plan_realm
+
+    proxy = FlakyProxy(keycloak.url)
+    try:
+        client = KeycloakClient(ConnectionSettings(url=proxy.url, user=keycloak.user, password=keycloak.password))
+        spec = benchmark_realm(realm_name, 40)
+        run = plan_realm(client, spec, realm_name)
+        heard: list[float | None] = []
+        struck: list[bool] = []
+
+        def strike(_change) -> None:  # once the pool is busy with clients: 503s for the requests in flight
+            if not struck and proxy.admin_requests > 20:
+                struck.append(True)
+                proxy.failures = 3  # fewer than a request's tries, and than the run's retry budget
+
+        with client.overload_listener(heard.append):
+            result = apply_plan(client, run.plan, run.live, run.desired, KINDS, on_done=strike)
+        assert result.ok, [str(e) for e in result.errors]
+        assert proxy.refused == 3 and len(heard) == 3
+        assert plan_realm(client, spec, realm_name).plan.empty
+    finally:
+        proxy.close()
