@@ -128,6 +128,8 @@ Prune = Annotated[bool, typer.Option("--prune", help="Also delete objects this f
 AllowAdminRealm = Annotated[bool, typer.Option(
     "--allow-admin-realm-changes",
     help="Allow changes that could lock kcprov out: disabling the realm it logs in to, or its admin's roles.")]
+Full = Annotated[bool, typer.Option("--full", help="List every field of every create (past 50 creates of a kind, "
+                                                     "the plan lists them by name only).")]
 LockTimeout = Annotated[float, typer.Option("--lock-timeout", min=0, metavar="SECONDS",
                                            help="Wait this long for another apply of the realm to finish (0: refuse at once).")]
 
@@ -218,6 +220,7 @@ def plan(
     allow_admin_realm_changes: AllowAdminRealm = False,
     allow_outside: AllowOutside = None,
     quiet_warning: QuietWarning = None,
+    full: Full = False,
 ) -> None:
     """Show what `apply` would change in Keycloak (reads the live realms, changes nothing)."""
     from kcprov.envgen import check_env_targets
@@ -244,7 +247,7 @@ def plan(
     elif output_format == "markdown":
         print(render_markdown(plans, client.settings.url), file=shown.file)
     else:
-        render_text(plans, shown, client.settings.url)
+        render_text(plans, shown, client.settings.url, full=full)
         for p in plans:
             try:
                 p.raise_if_unsafe()
@@ -275,6 +278,7 @@ def apply(
     quiet_warning: QuietWarning = None,
     adopt: Annotated[bool, typer.Option("--adopt", help="Also take over the objects the files name that exist but "
                                                         "kcprov did not create (as `kcprov adopt` does).")] = False,
+    full: Full = False,
 ) -> None:
     """Converge Keycloak to the realm files (shows the plan and asks first)."""
     from kcprov.envgen import check_env_targets
@@ -299,7 +303,7 @@ def apply(
     if saved is not None:
         for saved_plan, run in zip(saved["plans"], runs):
             check_saved(saved_plan, run)
-    run_apply(client, runs, out, err_console, saved is not None or auto_approve, force, workers, lock_timeout)
+    run_apply(client, runs, out, err_console, saved is not None or auto_approve, force, workers, lock_timeout, full)
     if not no_env:
         for run in runs:
             _write_env_files(client, run.spec, run.source, None, allow_outside)

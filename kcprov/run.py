@@ -38,16 +38,17 @@ EXIT_INTERRUPTED = 130
 
 
 def run_apply(client, runs, out: Console, err_console: Console, approved: bool, force: bool, workers: int,
-              lock_timeout: float = 0.0) -> None:
+              lock_timeout: float = 0.0, full: bool = False) -> None:
     """Show the plans, ask (on a terminal), apply realm by realm, report.
 
     Exits 1 if any realm failed, 130 if interrupted. `lock_timeout` is how
     long to wait for another apply of the same realm (0: refuse at once).
+    `full` shows every field of bulk creates (`--full`).
     """
     from kcprov.plan.render import render_text
 
     plans = [r.plan for r in runs]
-    render_text(plans, out, client.settings.url)
+    render_text(plans, out, client.settings.url, full=full)
     for p in plans:
         p.raise_if_unsafe(force)
     if all(p.empty for p in plans):

@@ -21,9 +21,10 @@ from typer.testing import CliRunner
 
 from kcprov.checks import warnings
 from kcprov.cli import app
-from kcprov.plan.changes import Plan, PlanWarning
+from kcprov.plan.changes import Change, FieldDiff, Plan, PlanWarning
 from kcprov.plan.dcr import DcrClient, dcr_clients
-from kcprov.plan.render import DCR_LISTED, WARNING, render_text
+from kcprov.plan.render import BULK, DCR_LISTED, WARNING, render_text
+from kcprov.secret import SENSITIVE, Secret
 from kcprov.spec import SpecError, load_realm
 from kcprov.spec.quiet import KEY, WARNINGS
 
@@ -263,3 +264,31 @@ def test_the_shipped_realm_on_an_80_column_terminal(realm_name, kc_env, tmp_path
     assert len(block) >= 8 and max(map(len, block)) <= 80, block
     assert all(line.startswith((WARNING, " " * len(WARNING))) for line in block)
     assert sum(line.startswith(WARNING) for line in block) == 2 and block[-1].endswith("[dcr-default-scopes]")
+
+
+# ---------------------------------------------------------------- bulk creates
+
+
+def creates(kind: str, count: int) -> list[Change]:
+    return [Change("create", kind, f"app-{i:03d}", 1, (FieldDiff("secret", None, Secret("hunter2-secret")),
+                                                          FieldDiff("redirect_uris", None, ["http://localhost/cb"])))
+            for i in range(count)]
+
+
+def test_past_bulk_creates_of_a_kind_are_listed_by_address_then_counted():
+    plan = Plan("r", True, creates("client", BULK + 1) + creates("role", 2), 0, "f")
+    text = rendered(plan, terminal=False, width=120)
+    assert "+ client.app-050\n" in text and "redirect_uris" not in text.split("role.app-000")[0]
+    assert f"{BULK + 1} client creates listed without their fields (`--full` shows them)" in text
+    assert text.count("redirect_uris") == 2  # the two roles keep their fields
+    assert "Plan: 53 to create" in text
+
+
+def test_full_lists_every_field_and_at_bulk_nothing_is_summed_up():
+    plan = Plan("r", True, creates("client", BULK + 1), 0, "f")
+    buffer = io.StringIO()
+    render_text([plan], Console(file=buffer, width=120, color_system=None), URL, full=True)
+    assert buffer.getvalue().count("redirect_uris") == BULK + 1
+    assert buffer.getvalue().count(SENSITIVE) == BULK + 1 and "hunter2" not in buffer.getvalue()
+    assert "listed without" not in buffer.getvalue()
+    assert "listed without" not in rendered(Plan("r", True, creates("client", BULK), 0, "f"), terminal=False, width=120)

@@ -11,6 +11,12 @@ takes) and wraps between words on a terminal (one line in a file). Clients
 DCR registered are shown by their client_name and registration date; more
 than DCR_LISTED of them are one line, counted by name. With `-q`
 (`terminal.QUIET`) a plan is its summary line.
+
+A plan of thousands of creates (a new realm of 1,000 clients is 9,000 lines
+of fields) is unreadable and slow through rich's markup: past BULK creates
+of one kind, those creates are one line each, their addresses only, printed
+as one block of plain text, then a line with their count; `full` (`--full`)
+prints every field as for small plans.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ SIGNS = {"adopt": ("=", "cyan"), "create": ("+", "green"), "update": ("~", "yell
 ADOPTED = " [dim](exists, will be adopted)[/]"
 WARNING = "  warning: "
 DCR_LISTED = 10  # DCR clients listed one by one; more are summed up in one line
+BULK = 50  # creates of one kind past which they are listed by address only (unless full)
 
 
 def show(value: Any) -> str:
@@ -56,8 +63,9 @@ def _diff_line(change: Change, d: FieldDiff, width: int) -> str:
     return f"      [{colour}]{sign}[/] {name} = {shown(show(d.before))} [dim]->[/] {shown(show(d.after))}"
 
 
-def render_text(plans: Sequence[Plan], console: Console, url: str | None = None, verbose_deletes: bool = False) -> None:
-    """Print plans the way `terraform plan` does."""
+def render_text(plans: Sequence[Plan], console: Console, url: str | None = None, verbose_deletes: bool = False,
+                full: bool = False) -> None:
+    """Print plans the way `terraform plan` does; bulk creates by address only unless `full`."""
     for plan in plans:
         if QUIET.get():
             console.print(f"[bold]Plan[/] (realm '{shown(plan.realm)}'): {plan.summary()}.")
@@ -72,19 +80,28 @@ def render_text(plans: Sequence[Plan], console: Console, url: str | None = None,
         if plan.empty:
             console.print("  No changes. The realm matches the file." if plan.deferred is None else
                           "  Nothing to adopt: what the file names is managed by kcprov already, or does not exist.")
+        bulk = {} if full else bulk_creates(plan.changes)
         groups: dict[str | None, list[Change]] = {}
         for change in plan.changes:  # realm-level objects first, then one block per MCP server
             groups.setdefault(change.group, []).append(change)
         for group in sorted(groups, key=lambda g: (g is not None, g or "")):
             if group:
                 console.print(f"\n  [bold]# MCP server '{shown(group)}'[/]")
+            listed: list[str] = []  # consecutive bulk creates, printed as one block
             for change in groups[group]:
+                if change.action == "create" and change.kind in bulk:
+                    listed.append(f"  + {printable(change.address)}")
+                    continue
+                _print_listed(console, listed)
                 sign, colour = SIGNS[change.action]
                 console.print(f"  [{colour}]{sign} {shown(change.address)}[/]" + (ADOPTED if change.action == "adopt" else ""))
                 diffs = change.diffs if change.action != "delete" or verbose_deletes else ()
                 width = max((len(d.field) for d in diffs), default=0)
                 for d in diffs:
                     console.print(_diff_line(change, d, width), soft_wrap=True)
+            _print_listed(console, listed)
+        for kind, count in bulk.items():
+            console.print(f"  [dim]{count} {shown(kind)} creates listed without their fields (`--full` shows them)[/]")
         if plan.deferred:
             console.print("\n  [dim]Left for `kcprov apply` (adopt changes nothing):[/]")
             for change in plan.deferred:
@@ -104,6 +121,19 @@ def render_text(plans: Sequence[Plan], console: Console, url: str | None = None,
             if summed:
                 console.print(f"  [dim]  {shown(dcr_summary(list(plan.dcr_clients.values())))}[/]")
         console.print(f"\n[bold]Plan:[/] {plan.summary()}.\n")
+
+
+def bulk_creates(changes: Sequence[Change]) -> dict[str, int]:
+    """The kinds with more than BULK creates, with their counts."""
+    counts = Counter(c.kind for c in changes if c.action == "create")
+    return {kind: count for kind, count in counts.items() if count > BULK}
+
+
+def _print_listed(console: Console, listed: list[str]) -> None:
+    """One block of `+ address` lines: a single plain Text, no markup to parse per line; empties `listed`."""
+    if listed:
+        console.print(Text("\n".join(listed), style=SIGNS["create"][1]), soft_wrap=True)
+        listed.clear()
 
 
 def warning_text(warning: PlanWarning, width: int | None) -> Text:
