@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from kcprov.errors import KcprovError
+from kcprov.gcpause import collector_paused
 from kcprov.keycloak import KeycloakClient
 from kcprov.plan import Plan, compute_plan
 from kcprov.resources import KINDS
@@ -70,10 +71,11 @@ def plan_realm(client: KeycloakClient, spec: RealmSpec, source: str, prune: bool
         notes = warnings(spec, server_info, client.settings.url)
     else:
         notes = warnings(spec, None, client.settings.url)  # the ones that need no server info (user attributes)
-    desired, groups = desired_objects(spec)
-    live = read_state(client, spec.realm, desired, KINDS)
-    live.warnings.extend(notes)
-    plan = compute_plan(spec.realm, desired, live, KINDS, prune=prune, groups=groups, source=source)
+    with collector_paused():  # builds tens of thousands of dicts for a large realm (kcprov.gcpause says why)
+        desired, groups = desired_objects(spec)
+        live = read_state(client, spec.realm, desired, KINDS)
+        live.warnings.extend(notes)
+        plan = compute_plan(spec.realm, desired, live, KINDS, prune=prune, groups=groups, source=source)
     plan = with_adoptions(plan, adoptable(spec.realm, desired, live, KINDS), KINDS, groups, adopt)
     if not changes:
         plan = adoptions_only(plan)
