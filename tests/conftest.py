@@ -14,6 +14,7 @@ import os
 import random
 import re
 import secrets
+import shutil
 import socket
 import tempfile
 from collections.abc import Callable, Iterator
@@ -127,7 +128,7 @@ def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeycloakServe
 def start_cluster(nodes: int = 2) -> tuple[DevState, ClusterPorts]:
     """A ``kcprov dev up --db postgres --nodes N`` cluster on free ports, in a new home under the
     system temp dir (PostgreSQL runs as the ``postgres`` user under root and must reach it).
-    Stop it with ``cluster.down(front.home)``; skips the test when PostgreSQL is not installed."""
+    Stop it with :func:`stop_cluster`; skips the test when PostgreSQL is not installed."""
     if postgres.find_bin() is None:
         pytest.skip(f"no PostgreSQL server binaries under {postgres.PG_ROOTS} (apt-get install postgresql)")
     home = Path(tempfile.mkdtemp(prefix="kcprov-cluster-"))
@@ -137,13 +138,19 @@ def start_cluster(nodes: int = 2) -> tuple[DevState, ClusterPorts]:
     return front, ports
 
 
+def stop_cluster(front: DevState) -> None:
+    """Stop every part of the cluster and delete its home (database included)."""
+    cluster.down(front.home)
+    shutil.rmtree(front.home, ignore_errors=True)
+
+
 def _cluster_server() -> Iterator[KeycloakServer]:
     """KCPROV_TEST_CLUSTER=1: the session's Keycloak is 2 nodes on PostgreSQL behind the balancer."""
     front, ports = start_cluster(2)
     try:
         yield KeycloakServer(front.url, front.user, front.password, front.management_url, front.home)
     finally:
-        cluster.down(front.home)
+        stop_cluster(front)
 
 
 def _free_port_runs(length: int, runs: int) -> list[int]:
