@@ -46,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,7 +134,15 @@ def server_cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_step(args: list[str], server_pid: int | None, expect_exit: int = 0) -> dict:
+class StepFailed(Exception):
+    """A step's kcprov command did not end as expected: recorded in the results, not a crash of the benchmark."""
+
+    def __init__(self, step: str, message: str):
+        super().__init__(message)
+        self.step, self.message = step, message
+
+
+def run_step(step: str, args: list[str], server_pid: int | None) -> dict:
     """One kcprov command in a fresh child process: its costs, and Keycloak's CPU meanwhile."""
     with tempfile.NamedTemporaryFile(suffix=".json") as result:
         cpu_before = server_cpu_seconds(server_pid)
@@ -143,9 +151,9 @@ def run_step(args: list[str], server_pid: int | None, expect_exit: int = 0) -> d
                               capture_output=True, text=True, cwd=ROOT)
         wall = time.perf_counter() - started
         cpu_after = server_cpu_seconds(server_pid)
-        if done.returncode != expect_exit:
-            raise SystemExit(f"`kcprov {' '.join(args)}` exited {done.returncode} (expected {expect_exit}):\n"
-                             f"{done.stderr[-2000:]}")
+        if done.returncode != 0:  # plan --detailed-exitcode: 0 is in sync
+            said = " ".join(done.stderr.split())[-400:]  # kcprov's own error and hint (never a secret)
+            raise StepFailed(step, f"`kcprov {args[0]}` exited {done.returncode}: {said}")
         sample = json.loads(Path(result.name).read_text())
     sample.pop("exit")
     sample["wall_s"] = wall
@@ -168,7 +176,7 @@ def measure_size(client, clients: int, server_pid: int | None, workdir: Path) ->
             path.write_text(yaml.safe_dump(realm_document(name, clients, **variants[step]), sort_keys=False))
             command = ["plan", str(path), "--detailed-exitcode"] if step == "plan" else \
                       ["apply", str(path), "--auto-approve", "--no-env"]
-            samples[step] = run_step([*command, "--timeout", CHILD_TIMEOUT], server_pid)
+            samples[step] = run_step(step, [*command, "--timeout", CHILD_TIMEOUT], server_pid)
             print(f"  {clients:>6} {step:<7} {samples[step]['wall_s']:8.2f} s {samples[step]['requests']:>7} requests",
                   flush=True)
     finally:
@@ -254,19 +262,38 @@ def parse_repeats(text: str, sizes: list[int]) -> list[int]:
     return repeats
 
 
-def benchmark(sizes: list[int], repeats: list[int], server_pid: int | None, out: Path) -> None:
+def benchmark(sizes: list[int], repeats: list[int], server_pid: int | None, out: Path,
+              until: datetime | None = None) -> None:
+    """Measure every size `repeats` times, writing `out` after each repetition.
+
+    A failed step ends that size's repetitions (recorded under "failures");
+    `until`: a further repetition is skipped when the last one, repeated, would
+    end after it (each size gets at least one).
+    """
     from kcprov.connection import settings_from_environment
     from kcprov.keycloak import KeycloakClient
 
     client = KeycloakClient(settings_from_environment(), timeout=600)  # deleting a 10,000-client realm is slow
     document = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-                "versions": versions(client), "peers": peers(), "results": []}
+                "versions": versions(client), "peers": peers(), "results": [], "failures": []}
     with tempfile.TemporaryDirectory(prefix="kcprov-bench-") as workdir:
         for clients, count in zip(sizes, repeats):
             runs = []
             for repetition in range(count):
+                if runs and until and datetime.now(timezone.utc) + timedelta(seconds=last) > until:
+                    print(f"{clients} clients: no time left for run {repetition + 1} before {until:%H:%M} UTC")
+                    break
                 print(f"{clients} clients, run {repetition + 1}/{count}", flush=True)
-                runs.append(measure_size(client, clients, server_pid, Path(workdir)))
+                started = time.perf_counter()
+                try:
+                    runs.append(measure_size(client, clients, server_pid, Path(workdir)))
+                except StepFailed as exc:
+                    print(f"  {clients:>6} {exc.step:<7} FAILED: {exc.message}", flush=True)
+                    document["failures"].append({"clients": clients, "run": repetition + 1, "step": exc.step,
+                                                 "error": exc.message})
+                    out.write_text(json.dumps(document, indent=2) + "\n")
+                    break
+                last = time.perf_counter() - started
                 document["results"] = [r for r in document["results"] if r["clients"] != clients] + [
                     {"tool": "kcprov", "clients": clients, "step": step, "repeats": len(runs),
                      "samples": [run[step] for run in runs], "summary": summarise([run[step] for run in runs])}
@@ -303,9 +330,13 @@ def median(document: dict, clients: int, step: str, metric: str) -> float | None
 
 def targets(document: dict) -> list[tuple[str, str, str]]:
     """Issue 13's targets: (target, measured, pass/fail), each from the medians."""
+    failed = {(f["clients"], f["step"]) for f in document.get("failures", [])}
+
     def check(text: str, clients: int, step: str, metric: str, limit: float, per_client: bool = False,
               strict: bool = False) -> tuple[str, str, str]:
         value = median(document, clients, step, metric)
+        if (clients, step) in failed:
+            return text, "failed (see below)", "**fail**"
         if value is None:
             return text, "not measured", "—"
         value = value / clients if per_client else value
@@ -362,6 +393,8 @@ def render_section(document: dict, plot: str) -> str:
         lines.append(f"| {r['clients']:,} | {per(wall)} | {per(cpu)} | {ratio} |")
     lines += ["", "| target (issue 13) | measured (median) | |", "|---|---|---|"]
     lines += [f"| {t} | {measured} | {verdict} |" for t, measured, verdict in targets(document)]
+    lines += [f"\nFailed: {f['clients']:,} clients, run {f['run']}, {STEP_TITLES[f['step']]}: {f['error']}"
+              for f in document.get("failures", [])]
     peers_found = {name: p["found"] for name, p in document["peers"].items()}
     lines += ["", "Peers: " + "; ".join(
         f"{name}: {'found ' + ', '.join(hits) + ' (not run: no runner yet)' if hits else 'not installed'} "
@@ -439,6 +472,7 @@ def main() -> None:
     parser.add_argument("--report", nargs="?", const="newest", metavar="JSON",
                         help="only regenerate BENCHMARKS.md's section and the plot (default: the newest results)")
     parser.add_argument("--no-plot", action="store_true", help="with --report: leave the plot alone")
+    parser.add_argument("--until", metavar="HH:MM", help="UTC time: skip a repetition that would end after it")
     args = parser.parse_args()
     if args.report:
         report(newest_results() if args.report == "newest" else Path(args.report).resolve(), not args.no_plot)
@@ -448,7 +482,11 @@ def main() -> None:
     dev = load_state()
     sizes = [int(s) for s in args.sizes.split(",")]
     out = args.out or RESULTS / f"compare-{datetime.now(timezone.utc):%Y-%m-%d}.json"
-    benchmark(sizes, parse_repeats(args.repeats, sizes), args.server_pid or (dev and dev.pid), out)
+    until = None
+    if args.until:
+        hours, minutes = (int(x) for x in args.until.split(":"))
+        until = datetime.now(timezone.utc).replace(hour=hours, minute=minutes, second=0, microsecond=0)
+    benchmark(sizes, parse_repeats(args.repeats, sizes), args.server_pid or (dev and dev.pid), out, until)
     report(out.resolve())
 
 

@@ -49,3 +49,13 @@ def test_a_cell_shows_the_median_and_the_range_only_when_runs_differ():
     assert compare.cell(compare.summary([2.0, 1.0, 3.0]), ".1f") == "2.0 (1.0–3.0)"
     assert compare.cell(compare.summary([5, 5, 5]), ",.0f") == "5"
     assert compare.cell(compare.summary([1.0, None]), ".1f") == "—"
+
+
+def test_a_failed_step_fails_its_target_and_is_shown():
+    document = {"date": "2026-12-02T16:00:00+00:00", "machine": {"cores": 2, "cpu": "cpu", "ram_gb": 8, "os": "os"},
+                "versions": {"kcprov": "0", "python": "3", "keycloak": "26", "python-keycloak": "7"},
+                "peers": {}, "results": [],
+                "failures": [{"clients": 10000, "run": 1, "step": "create", "error": "`kcprov apply` exited 1: Error: x"}]}
+    section = compare.render_section(document, "plot.png")
+    assert "| 10,000-client create completes, ≤ 2 requests per client | failed (see below) | **fail** |" in section
+    assert "Failed: 10,000 clients, run 1, create: `kcprov apply` exited 1: Error: x" in section
