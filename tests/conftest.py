@@ -144,6 +144,12 @@ def stop_cluster(front: DevState) -> None:
     shutil.rmtree(front.home, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def cluster_control() -> tuple[Callable[[int], tuple[DevState, ClusterPorts]], Callable[[DevState], None]]:
+    """:func:`start_cluster` and :func:`stop_cluster`, for a test module that runs its own cluster."""
+    return start_cluster, stop_cluster
+
+
 def _cluster_server() -> Iterator[KeycloakServer]:
     """KCPROV_TEST_CLUSTER=1: the session's Keycloak is 2 nodes on PostgreSQL behind the balancer."""
     front, ports = start_cluster(2)

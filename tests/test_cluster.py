@@ -5,7 +5,7 @@ PostgreSQL's binaries). What a cluster adds over one server, shown as a user
 meets it: a change made through one node is seen at once through the other (the
 Infinispan invalidation works, no stale cache), and losing a node in the middle
 of an apply through the balancer ends in a complete apply or a clean failure,
-and a rerun converges; `dev down` leaves no process. The failover and down tests run last.
+and a rerun converges. The failover test stops node 1, so it runs last.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import start_cluster, stop_cluster
 
 from kcprov.apply import apply_plan
 from kcprov.connection import resolve_connection
-from kcprov.dev import cluster, runner
+from kcprov.dev import cluster
 from kcprov.dev.state import load_cluster
 from kcprov.errors import KcprovError
 from kcprov.keycloak import KeycloakClient
@@ -30,12 +29,15 @@ from kcprov.resources import KINDS
 from kcprov.spec.models import RealmSpec
 from kcprov.workflow import plan_realm
 
+pytestmark = pytest.mark.keycloak  # a real Keycloak cluster, though not the session one
+
 ROOT = Path(__file__).resolve().parents[1]
 REALM = "h-cluster"
 
 
 @pytest.fixture(scope="module")
-def front():
+def front(cluster_control):
+    start_cluster, stop_cluster = cluster_control
     state, ports = start_cluster(2)
     try:
         yield state, ports
@@ -140,26 +142,3 @@ def test_node1_stopped_during_an_apply_through_the_balancer_converges_on_rerun(f
     assert plan_realm(rerun, spec, REALM).plan.empty
     assert plan_realm(client_for(node_url(ports, 1), state.password), spec, REALM).plan.empty
 
-
-def test_down_stops_every_part_and_leaves_no_process(front):
-    state, ports = front
-    env = {**os.environ, "KCPROV_HOME": str(state.home)}
-    done = subprocess.run([sys.executable, "-m", "kcprov.cli", "dev", "down"], env=env,
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
-    assert "Stopped the dev cluster" in done.stdout
-    current = cluster.status(state.home)
-    assert current.readiness == "stopped"
-    busy = [port for port in (*ports.node(0), *ports.node(1), ports.balancer_port, ports.db_port)
-            if not runner._port_free(port)]
-    assert busy == []
-    leftovers = [pid for pid in os.listdir("/proc") if pid.isdigit()
-                 and str(state.home).encode() in _cmdline(int(pid))]
-    assert leftovers == []
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
