@@ -56,7 +56,10 @@ def test_creates_follow_dependency_order_and_deletes_reverse_it():
 def test_a_create_lists_the_defaults_it_sets_and_they_are_not_compared_later():
     desired = {"client": {"app": {"optional_scopes": ["phone"]}}}
     raw = RawRealm("r", {"defaultDefaultClientScopes": ["basic", "roles"], "defaultOptionalClientScopes": ["phone"]})
-    state = LiveState(realm="r", exists=True, objects={"client": {}}, owned={}, raw=raw)
+    scopes = {name: {"protocol": "openid-connect"} for name in ("basic", "roles", "phone")}
+    scopes["saml_organization"] = {"protocol": "saml"}  # in the realm's default list, never attached to an OIDC client
+    raw.export["defaultDefaultClientScopes"].append("saml_organization")
+    state = LiveState(realm="r", exists=True, objects={"client": {}, "client_scope": scopes}, owned={}, raw=raw)
     [create] = compute_plan("r", desired, state, KINDS).changes
     diffs = {d.field: d for d in create.diffs}
     assert not diffs["optional_scopes"].default and diffs["optional_scopes"].after == ["phone"]
