@@ -142,6 +142,19 @@ class StepFailed(Exception):
         self.step, self.message = step, message
 
 
+def java_process(pid: int | None) -> int | None:
+    """The JVM of a Keycloak started as `pid`: kc.sh may run java as its child (-Dkc.script.pid=<pid>)."""
+    if pid is None:
+        return None
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if f"-Dkc.script.pid={pid}".encode() in cmdline.read_bytes().split(b"\0"):
+                return int(cmdline.parent.name)
+        except OSError:
+            continue
+    return pid
+
+
 def run_step(step: str, args: list[str], server_pid: int | None) -> dict:
     """One kcprov command in a fresh child process: its costs, and Keycloak's CPU meanwhile."""
     with tempfile.NamedTemporaryFile(suffix=".json") as result:
@@ -486,7 +499,7 @@ def main() -> None:
     if args.until:
         hours, minutes = (int(x) for x in args.until.split(":"))
         until = datetime.now(timezone.utc).replace(hour=hours, minute=minutes, second=0, microsecond=0)
-    benchmark(sizes, parse_repeats(args.repeats, sizes), args.server_pid or (dev and dev.pid), out, until)
+    benchmark(sizes, parse_repeats(args.repeats, sizes), java_process(args.server_pid or (dev and dev.pid)), out, until)
     report(out.resolve())
 
 
