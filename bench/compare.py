@@ -140,6 +140,7 @@ class StepFailed(Exception):
     def __init__(self, step: str, message: str):
         super().__init__(message)
         self.step, self.message = step, message
+        self.done: dict[str, dict] = {}
 
 
 def java_process(pid: int | None) -> int | None:
@@ -189,7 +190,11 @@ def measure_size(client, clients: int, server_pid: int | None, workdir: Path) ->
             path.write_text(yaml.safe_dump(realm_document(name, clients, **variants[step]), sort_keys=False))
             command = ["plan", str(path), "--detailed-exitcode"] if step == "plan" else \
                       ["apply", str(path), "--auto-approve", "--no-env"]
-            samples[step] = run_step(step, [*command, "--timeout", CHILD_TIMEOUT], server_pid)
+            try:
+                samples[step] = run_step(step, [*command, "--timeout", CHILD_TIMEOUT], server_pid)
+            except StepFailed as exc:
+                exc.done = samples  # the steps before it were measured: kept
+                raise
             print(f"  {clients:>6} {step:<7} {samples[step]['wall_s']:8.2f} s {samples[step]['requests']:>7} requests",
                   flush=True)
     finally:
@@ -275,6 +280,14 @@ def parse_repeats(text: str, sizes: list[int]) -> list[int]:
     return repeats
 
 
+def record(document: dict, clients: int, runs: list[dict[str, dict]]) -> None:
+    """Replace the results of `clients` with the repetitions so far (a step missing from a failed run is left out)."""
+    document["results"] = [r for r in document["results"] if r["clients"] != clients] + [
+        {"tool": "kcprov", "clients": clients, "step": step, "repeats": len(samples), "samples": samples,
+         "summary": summarise(samples)}
+        for step in STEPS if (samples := [run[step] for run in runs if step in run])]
+
+
 def benchmark(sizes: list[int], repeats: list[int], server_pid: int | None, out: Path,
               until: datetime | None = None) -> None:
     """Measure every size `repeats` times, writing `out` after each repetition.
@@ -304,13 +317,13 @@ def benchmark(sizes: list[int], repeats: list[int], server_pid: int | None, out:
                     print(f"  {clients:>6} {exc.step:<7} FAILED: {exc.message}", flush=True)
                     document["failures"].append({"clients": clients, "run": repetition + 1, "step": exc.step,
                                                  "error": exc.message})
+                    if exc.done:
+                        runs.append(exc.done)
+                        record(document, clients, runs)
                     out.write_text(json.dumps(document, indent=2) + "\n")
                     break
                 last = time.perf_counter() - started
-                document["results"] = [r for r in document["results"] if r["clients"] != clients] + [
-                    {"tool": "kcprov", "clients": clients, "step": step, "repeats": len(runs),
-                     "samples": [run[step] for run in runs], "summary": summarise([run[step] for run in runs])}
-                    for step in STEPS]
+                record(document, clients, runs)
                 out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"Wrote {out}. Regenerate the doc with: python bench/compare.py --report {out}")
 
@@ -444,7 +457,7 @@ def draw_plot(document: dict, path: Path) -> None:
         ax.set_ylabel(label)
         ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
         ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:,g}"))
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _: ""))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _: f"{y:,g}" if f"{y:g}"[0] in "25" else ""))
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     axes[0].set_title("kcprov wall time (child process, start-up included)")
