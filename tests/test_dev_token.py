@@ -263,8 +263,10 @@ def start_waiting_for_password(home: Path, realm: str) -> subprocess.Popen[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("KCPROV_")}
     command = [sys.executable, "-c", "import sys; sys.argv[0] = 'kcprov'; from kcprov.cli import main; main()",
                "dev", "token", "--realm", realm, "--user", "alice", "--password-stdin"]
+    # SIGINT as a terminal delivers it: a suite started in the background (CI's `.ci/run &`) inherits it ignored
     return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**clean, "KCPROV_HOME": str(home)})
+                            text=True, env={**clean, "KCPROV_HOME": str(home)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_temporary_client(keycloak: Any, realm: str, process: subprocess.Popen[str]) -> list[dict]:
