@@ -116,6 +116,8 @@ when the AS lists it in scopes_supported, which Keycloak does)."""
 INTROSPECTION_DEFAULT_SCOPES = ("basic", "roles")
 """Keycloak default scopes the introspection client keeps (sub, service-account roles)."""
 
+NO_LOGINS = {"standard_flow": False, "implicit_flow": False, "direct_access_grants": False}
+"""What a generated client that never logs a user in sets: the resource, introspection, exchange and API clients."""
 TOKEN_EXCHANGE_ATTRIBUTE = "standard.token.exchange.enabled"
 EXCHANGE_DEFAULT_SCOPES = ("basic", "roles")
 """Keycloak default scopes the exchange client keeps: `sub` (basic) and the user's roles, for the API to authorise per user."""
@@ -396,9 +398,7 @@ class _Expansion:
             name=f"MCP server {server.name}",
             description=f"The resource server {server.url} (RFC 8707 resource indicator); no logins",
             confidential=True,
-            standard_flow=False,
-            implicit_flow=False,
-            direct_access_grants=False,
+            **NO_LOGINS,
             service_account=False,
             attributes={RESOURCE_URL_ATTRIBUTE: server.url},
         )
@@ -411,9 +411,7 @@ class _Expansion:
             name=f"MCP server {server.name} (token introspection)",
             confidential=True,
             service_account=True,
-            standard_flow=False,
-            implicit_flow=False,
-            direct_access_grants=False,
+            **NO_LOGINS,
             default_scopes=[*INTROSPECTION_DEFAULT_SCOPES, base_scope],
             attributes={INTROSPECTION_WITHOUT_AUDIENCE: "true"},
         )
@@ -432,9 +430,7 @@ class _Expansion:
             description=f"Exchanges the tokens {server.url} receives for tokens of the APIs it calls; no logins",
             confidential=True,
             service_account=False,
-            standard_flow=False,
-            implicit_flow=False,
-            direct_access_grants=False,
+            **NO_LOGINS,
             default_scopes=[*EXCHANGE_DEFAULT_SCOPES, *(audience_scope(server, d.client_id) for d in server.downstream)],
             optional_scopes=list(dict.fromkeys(s for d in server.downstream for s in d.scopes)) or None,
             attributes={TOKEN_EXCHANGE_ATTRIBUTE: "true"},
@@ -458,9 +454,7 @@ class _Expansion:
                     description=f"Receives tokens MCP server {server.name} gets by token exchange; no logins",
                     confidential=True,
                     service_account=False,
-                    standard_flow=False,
-                    implicit_flow=False,
-                    direct_access_grants=False,
+                    **NO_LOGINS,
                 ), (*where, "client_id"))
             for scope in downstream.scopes:
                 if scope not in self.scopes and scope not in BUILTIN_SCOPES:
