@@ -386,6 +386,16 @@ class KeycloakClient:
                 return None
             raise
 
+    def clients_page(self, realm: str, first: int, size: int) -> list[dict] | None:
+        """One page of the realm's clients, full representations; None if the realm does not exist."""
+        return self.get_optional(f"/admin/realms/{seg(realm)}/clients", f"clients of realm '{realm}'",
+                                 first=first, max=size)
+
+    def client_roles(self, realm: str, client_uuid: str, client_id: str) -> list[dict]:
+        """A client's roles; none for a client deleted since it was listed."""
+        return self.get_optional(f"/admin/realms/{seg(realm)}/clients/{client_uuid}/roles",
+                                 f"roles of client '{client_id}'") or []
+
     def users(self, realm: str, page: int = 500) -> list[dict]:
         """All users (briefRepresentation=false), paginated."""
         out: list[dict] = []

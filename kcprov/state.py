@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from kcprov.keycloak import KeycloakClient
 from kcprov.secret import public
 from kcprov.resources.realm import OWNERSHIP_ATTRIBUTE
+from kcprov.warmup import warm_up
 
 if TYPE_CHECKING:
     from kcprov.plan.changes import PlanWarning
@@ -95,7 +96,8 @@ def read_state(
     desired: Mapping[str, Mapping[str, Mapping]],
     kinds: Sequence,
 ) -> LiveState:
-    """Read the realm once and normalise every kind."""
+    """Read the realm once and normalise every kind (a large realm's cold cache warmed first: kcprov.warmup)."""
+    warm_up(client, realm, len(desired.get("client") or {}) if desired else None)
     export = client.realm_export(realm)
     raw = RawRealm(name=realm, export=export)
     owned = ownership_record(export)

@@ -13,7 +13,7 @@ import yaml
 import kcprov
 from kcprov.dev import dist as dist_mod
 from kcprov.dev.java import find_java, parse_java_major
-from kcprov.dev.runner import default_management_port, normalize_features, start_dev_args
+from kcprov.dev.runner import REALM_CACHE_ENTRIES, default_management_port, normalize_features, start_dev_args
 from kcprov.dev.state import DevState, load_state, save_state
 from kcprov.errors import DevServerError
 
@@ -229,6 +229,7 @@ def test_ports_features_and_arguments() -> None:
         "--http-port=8080",
         "--http-management-port=9000",
         "--health-enabled=true",
+        f"--cache-embedded-realms-max-count={REALM_CACHE_ENTRIES}",
         "--features=cimd",
     ]
 
@@ -239,6 +240,7 @@ def test_compose_runs_the_pinned_image_with_the_same_options() -> None:
     assert service["image"] == f"quay.io/keycloak/keycloak:{kcprov.KEYCLOAK_VERSION}"
     command = service["command"]
     assert command[0] == "start-dev" and "--health-enabled=true" in command
+    assert f"--cache-embedded-realms-max-count={REALM_CACHE_ENTRIES}" in command
     assert "--features=${KC_FEATURES:-cimd,resource-indicators}" in command
     password = service["environment"]["KC_BOOTSTRAP_ADMIN_PASSWORD"]
     assert password.startswith("${KC_BOOTSTRAP_ADMIN_PASSWORD:?")

@@ -121,3 +121,25 @@ def test_a_created_client_holds_exactly_the_scopes_the_plan_shows(client, keyclo
                 sorted(s["name"] for s in admin.get_client_optional_client_scopes(uuid)))
         assert held == (sorted(defaults), sorted(optional)), key
     assert in_sync_plan(client, scopes_realm(realm_name)) == 1
+
+
+@pytest.mark.parametrize("cache", ["cold", "warm"])
+def test_a_large_realm_is_read_in_pages_first_only_when_the_cache_is_cold(client, keycloak, realm_name, monkeypatch,
+                                                                         cache):
+    """The warm-up (kcprov.warmup) at a size a test can afford: its thresholds lowered, the cache declared cold.
+
+    Cold: every page of clients, each client's roles, then the export; warm: one page, then the export.
+    Either way the plan is the same and in sync: the warm-up's answers are dropped.
+    """
+    from kcprov import warmup
+
+    spec = benchmark_realm(realm_name, 10)
+    applied(client, spec)
+    warm_fingerprint = plan_realm(client, spec, spec.realm).plan.state_fingerprint
+    monkeypatch.setattr(warmup, "LARGE_REALM", 10)
+    monkeypatch.setattr(warmup, "PAGE", 4)
+    monkeypatch.setattr(warmup, "cold", lambda seconds, clients: cache == "cold")
+    total = len(keycloak.admin(realm_name).get_clients())  # the file's 10 and the realm's built-in ones
+    pages = total // 4 + 1
+    assert in_sync_plan(client, spec) == (pages + total + 1 if cache == "cold" else 2)
+    assert plan_realm(client, spec, spec.realm).plan.state_fingerprint == warm_fingerprint

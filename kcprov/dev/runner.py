@@ -33,6 +33,7 @@ from kcprov.errors import DevServerError
 ADMIN_USER = "admin"
 GRACE_SECONDS = 30.0
 LOG_TAIL_LINES = 20
+REALM_CACHE_ENTRIES = 200_000  # several entries per client (the client, its roles, the queries listing them)
 _FEATURE_RE = re.compile(r"^[a-z0-9][a-z0-9:-]*$")
 
 # Keycloak processes this Python process started: kept so they can be reaped
@@ -194,6 +195,9 @@ def start_dev_args(port: int, management_port: int, features: tuple[str, ...]) -
         f"--http-port={port}",
         f"--http-management-port={management_port}",
         "--health-enabled=true",
+        # Keycloak's default (10,000 entries) cannot hold a realm of a few thousand clients with their
+        # roles: each plan's export would load them from the database again (BENCHMARKS.md, "Results")
+        f"--cache-embedded-realms-max-count={REALM_CACHE_ENTRIES}",
     ]
     return args + ([f"--features={','.join(features)}"] if features else [])
 

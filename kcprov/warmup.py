@@ -1,0 +1,62 @@
+"""Warming Keycloak's realm cache before a large realm's one export.
+
+The partial export reads every client and every client role inside ONE
+transaction. With a cold cache (after a restart; after a mass create, which
+invalidates what it touches) Keycloak loads each from its database: 11-17 ms
+of server time per client on the dev Keycloak (BENCHMARKS.md, "Results"). At
+2,000 clients that outlasts kcprov's 30 s request timeout; past ~5,000,
+Keycloak's own transaction limit (300 s): its reaper rolls the export back,
+nothing stays cached, and every later plan fails the same way.
+
+Read first in many small requests, each its own short transaction, the same
+loading stays in the cache request by request, and the export then answers
+from the cache (10,000 clients: 1.1-1.7 s). Only for a realm of many clients,
+and only when a first page shows the cache is cold: a warm realm costs one
+request more. What the warm-up reads is dropped: the export stays the one
+source of the live state, so every kind reads one shape.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from kcprov.keycloak import KeycloakClient
+
+LARGE_REALM = 1000  # clients: below this, a cold export stays well inside the request timeout
+PAGE = 500  # clients per page: a cold page loads in 5-12 s here
+COLD_SECONDS_PER_CLIENT = 0.004  # a warm page answers in ~0.5 ms per client, a cold one in 9-17 ms
+WORKERS = 4  # concurrent role reads: Keycloak's database load is the bound, not the connection
+
+
+def may_be_large(expected_clients: int | None) -> bool:
+    """Whether to look at the cache first: the file names many clients, or the realm is read whole (size unknown)."""
+    return expected_clients is None or expected_clients >= LARGE_REALM
+
+
+def cold(seconds: float, clients: int) -> bool:
+    """Whether a page of `clients` that took `seconds` came from the database rather than the cache."""
+    return clients > 0 and seconds / clients >= COLD_SECONDS_PER_CLIENT
+
+
+def warm_up(client: KeycloakClient, realm: str, expected_clients: int | None) -> int:
+    """Load a large realm's clients and their roles into Keycloak's cache when it is cold.
+
+    Returns how many clients it loaded (0: the realm is small, missing or warm).
+    `expected_clients`: the clients the file names, None when the realm is read
+    whole (`kcprov export`).
+    """
+    if not may_be_large(expected_clients):
+        return 0
+    started = time.monotonic()
+    page = client.clients_page(realm, 0, PAGE)
+    if page is None or len(page) < PAGE or not cold(time.monotonic() - started, len(page)):
+        return 0  # no realm, a small one (its export is cheap even cold), or a warm cache
+    clients = list(page)
+    while len(page) == PAGE:
+        page = client.clients_page(realm, len(clients), PAGE) or []
+        clients += page
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for _ in pool.map(lambda c: client.client_roles(realm, c["id"], c["clientId"]), clients):
+            pass
+    return len(clients)
