@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kcprov.keycloak import KeycloakClient
-from kcprov.secret import public
+from kcprov.secret import SENSITIVE, Secret
 from kcprov.resources.realm import OWNERSHIP_ATTRIBUTE
 from kcprov.warmup import warm_up
 
@@ -61,15 +61,14 @@ class LiveState:
             "objects": self.objects,
             "owned": {k: sorted(v) for k, v in sorted(self.owned.items())},
         }
-        # `public` as json's fallback: it masks each Secret where json meets it, instead of copying
-        # the whole state first (half the time of an in-sync plan's Python side at 10,000 clients)
+        # each Secret masked where json meets it, instead of copying the whole state through `public`
+        # first (0.68 s -> 0.32 s at 10,000 clients); the digest is the same
         return hashlib.sha256(json.dumps(doc, sort_keys=True, default=_masked).encode()).hexdigest()
 
 
-def _masked(value: Any) -> Any:
+def _masked(value: Any) -> str:
     """What the fingerprint hashes for a value json cannot write: a Secret masked, anything else as text."""
-    shown = public(value)
-    return str(shown) if shown is value else shown
+    return SENSITIVE if isinstance(value, Secret) else str(value)
 
 
 def ownership_record(export: dict | None) -> dict[str, set[str]]:
