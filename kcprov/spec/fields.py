@@ -112,12 +112,18 @@ def _shown(value: str) -> str:
 
 def _invisible(value: str) -> str | None:
     """The first zero-width or bidi character (Unicode category Cf), described; None if there is none."""
+    if value.isascii():  # the usual case, at C speed: every Cf character is outside ASCII
+        return None
     char = next((c for c in value if unicodedata.category(c) == "Cf"), None)
     return f"contains {describe(char)}, an invisible character" if char else None
 
 
-def _name_problem(value: str, allowed: re.Pattern[str], starts_alnum: bool) -> str | None:
-    """Why `value` breaks a name rule, None if it keeps it; never echoes an odd character raw."""
+def _name_problem(value: str, allowed: re.Pattern[str], every: re.Pattern[str], starts_alnum: bool) -> str | None:
+    """Why `value` breaks a name rule, None if it keeps it; never echoes an odd character raw.
+
+    `allowed` matches one allowed character, `every` a run of them: the whole name is matched at once,
+    and only a name that fails is searched character by character for the one to name.
+    """
     if value != value.strip():
         return "has leading or trailing whitespace"
     if len(value) > _MAX_NAME:
@@ -125,11 +131,12 @@ def _name_problem(value: str, allowed: re.Pattern[str], starts_alnum: bool) -> s
     invisible = _invisible(value)
     if invisible:
         return invisible
-    for char in value:
-        if not allowed.fullmatch(char):
-            if not char.isascii():
-                return f"contains {describe(char)}, which is not ASCII"
-            return f"contains {'a space' if char == ' ' else repr(char)}"
+    if not every.fullmatch(value):
+        for char in value:
+            if not allowed.fullmatch(char):
+                if not char.isascii():
+                    return f"contains {describe(char)}, which is not ASCII"
+                return f"contains {'a space' if char == ' ' else repr(char)}"
     if starts_alnum and not value[:1].isalnum():
         return "must start with a letter or digit"
     if ".." in value:
@@ -139,10 +146,10 @@ def _name_problem(value: str, allowed: re.Pattern[str], starts_alnum: bool) -> s
 
 def _name_rule(kind: str, allowed: str, hint: str, starts_alnum: bool = True) -> AfterValidator:
     """The validator of one kind of name; `allowed` is a regex matching one allowed character."""
-    pattern = re.compile(allowed)
+    pattern, every = re.compile(allowed), re.compile(f"(?:{allowed})*")
 
     def check(value: str) -> str:
-        problem = _name_problem(value, pattern, starts_alnum)
+        problem = _name_problem(value, pattern, every, starts_alnum)
         if problem:
             raise spec_error(f"{kind} {_shown(value)} {problem}", hint=hint)
         return value
