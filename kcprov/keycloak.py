@@ -386,10 +386,19 @@ class KeycloakClient:
                 return None
             raise
 
-    def clients_page(self, realm: str, first: int, size: int) -> list[dict] | None:
-        """One page of the realm's clients, full representations; None if the realm does not exist."""
-        return self.get_optional(f"/admin/realms/{seg(realm)}/clients", f"clients of realm '{realm}'",
-                                 first=first, max=size)
+    def pages(self, path: str, what: str, size: int, **params: Any) -> Iterator[list[dict]]:
+        """A list endpoint page by page (`first`, `max`), one request each, up to the first short page."""
+        first = 0
+        while True:
+            batch = self.get(path, what, first=first, max=size, **params)
+            yield batch
+            if len(batch) < size:
+                return
+            first += size
+
+    def client_pages(self, realm: str, size: int) -> Iterator[list[dict]]:
+        """The realm's clients, full representations, `size` a page."""
+        return self.pages(f"/admin/realms/{seg(realm)}/clients", f"clients of realm '{realm}'", size)
 
     def client_roles(self, realm: str, client_uuid: str, client_id: str) -> list[dict]:
         """A client's roles; none for a client deleted since it was listed."""
@@ -398,20 +407,9 @@ class KeycloakClient:
 
     def users(self, realm: str, page: int = 500) -> list[dict]:
         """All users (briefRepresentation=false), paginated."""
-        out: list[dict] = []
-        first = 0
-        while True:
-            batch = self.get(
-                f"/admin/realms/{seg(realm)}/users",
-                f"users of realm '{realm}'",
-                first=first,
-                max=page,
-                briefRepresentation="false",
-            )
-            out.extend(batch)
-            if len(batch) < page:
-                return out
-            first += page
+        return [user for batch in self.pages(f"/admin/realms/{seg(realm)}/users", f"users of realm '{realm}'", page,
+                                             briefRepresentation="false")
+                for user in batch]
 
     def user_role_mappings(self, realm: str, user_id: str, username: str) -> dict:
         return self.get(f"/admin/realms/{seg(realm)}/users/{user_id}/role-mappings", f"roles of user '{username}'")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from kcprov.errors import KeycloakApiError
 from kcprov.keycloak import KeycloakClient
 
 LARGE_REALM = 1000  # clients: below this, a cold export stays well inside the request timeout
@@ -47,14 +48,17 @@ def warm_up(client: KeycloakClient, realm: str, expected_clients: int | None) ->
     """
     if not may_be_large(expected_clients):
         return
+    pages = client.client_pages(realm, PAGE)
     started = time.monotonic()
-    page = client.clients_page(realm, 0, PAGE)
-    if page is None or len(page) < PAGE or not cold(time.monotonic() - started, len(page)):
-        return  # no realm, a small one (its export is cheap even cold), or a warm cache
-    clients = list(page)
-    while len(page) == PAGE:
-        page = client.clients_page(realm, len(clients), PAGE) or []
-        clients += page
+    try:
+        page = next(pages)
+    except KeycloakApiError as exc:
+        if exc.status == 404:  # a realm not made yet
+            return
+        raise
+    if len(page) < PAGE or not cold(time.monotonic() - started, len(page)):
+        return  # a small realm (its export is cheap even cold), or a warm cache
+    clients = [*page, *(c for later in pages for c in later)]
     with ThreadPoolExecutor(WORKERS) as pool:
         for _ in pool.map(lambda c: client.client_roles(realm, c["id"], c["clientId"]), clients):
             pass

@@ -21,6 +21,7 @@ import threading
 import pytest
 from rich.console import Console
 
+from kcprov import warmup
 from kcprov.connection import ConnectionSettings
 from kcprov.keycloak import KeycloakClient
 from kcprov.run import apply_realm
@@ -131,8 +132,6 @@ def test_a_large_realm_is_read_in_pages_first_only_when_the_cache_is_cold(client
     Cold: every page of clients, each client's roles, then the export; warm: one page, then the export.
     Either way the plan is the same and in sync: the warm-up's answers are dropped.
     """
-    from kcprov import warmup
-
     spec = benchmark_realm(realm_name, 10)
     applied(client, spec)
     warm_fingerprint = plan_realm(client, spec, spec.realm).plan.state_fingerprint
