@@ -2,7 +2,7 @@
 
 The command tree is walked from the real app, so a command or option added
 later is covered without touching this file. Each case runs `kcprov.cli.main`
-in-process (the console script's entry point) with a fake argv.
+in-process (what the console script runs, before its fast exit: tests/test_cli_exit.py) with a fake argv.
 """
 
 from __future__ import annotations

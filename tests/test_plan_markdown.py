@@ -78,7 +78,7 @@ def hostile_plan() -> Plan:
     unmanaged = [("client", h) for h in HOSTILE] + [("client", f"dcr-{i}") for i in range(len(named))]
     dcr = {("client", f"dcr-{i}"): DcrClient(h, datetime(2026, 11, 30, tzinfo=timezone.utc) if i % 2 else None)
            for i, h in enumerate(named)}
-    return Plan(realm=HOSTILE[1], realm_exists=True, changes=changes, managed_count=3, state_fingerprint="x",
+    return Plan(realm=HOSTILE[1], realm_exists=True, changes=changes, managed_count=3, live_fingerprint="x",
                 unmanaged=unmanaged, warnings=[PlanWarning(f"w-{i}", h) for i, h in enumerate(HOSTILE)],
                 not_adopted=[("role", h) for h in HOSTILE], dcr_clients=dcr)
 

@@ -38,7 +38,7 @@ def test_a_plan_shows_hostile_names_escaped():
 
     evil = "dcr-\x1b[2K\x1b[1A[red]x[/red]\u202e"
     plan = Plan("r", True, [Change("update", "client", evil, 2, (FieldDiff("name", "a\x1b]0;t\x07", "b"),))],
-                managed_count=1, state_fingerprint="f", unmanaged=[("client", evil)])
+                managed_count=1, live_fingerprint="f", unmanaged=[("client", evil)])
     buffer = io.StringIO()
     render_text([plan], Console(file=buffer, width=200, color_system=None))
     text = buffer.getvalue()

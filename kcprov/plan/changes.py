@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, Literal
 
 from kcprov.errors import KcprovError
@@ -106,7 +107,9 @@ class Plan:
     realm_exists: bool
     changes: list[Change]
     managed_count: int
-    state_fingerprint: str
+    live_fingerprint: str | Callable[[], str]
+    """The live state's digest (`state_fingerprint`), or how to compute it: a plan that is only printed
+    never needs it, and it is a third of a second at 10,000 clients."""
     unmanaged: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[PlanWarning] = field(default_factory=list)
     source: str | None = None  # the realm file this plan came from
@@ -121,6 +124,13 @@ class Plan:
         self.changes.sort(key=Change.sort_key)
         self.unmanaged.sort()
         self.not_adopted.sort()
+
+    @property
+    def state_fingerprint(self) -> str:
+        """Digest of the live state planned against: a saved plan or an apply is stale when it moves."""
+        if callable(self.live_fingerprint):
+            self.live_fingerprint = self.live_fingerprint()
+        return self.live_fingerprint
 
     @property
     def empty(self) -> bool:

@@ -76,7 +76,7 @@ def compute_plan(
         realm_exists=live.exists,
         changes=changes,
         managed_count=sum(len(keys & set(live.objects.get(k, {}))) for k, keys in live.owned.items()),
-        state_fingerprint=live.fingerprint,
+        live_fingerprint=lambda: live.fingerprint,  # the state is not changed before an apply reads it
         unmanaged=unmanaged,
         warnings=list(live.warnings),
         source=source,
