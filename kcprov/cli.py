@@ -498,10 +498,11 @@ def run() -> None:
         code: object = 0
     except SystemExit as exc:
         code = exc.code
-    if code is not None and not isinstance(code, int):  # sys.exit("text"): Python prints it and exits 1
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # sys.exit("text"): Python prints it and exits 1
         print(code, file=sys.stderr)
         code = 1
-    code = code or 0
     if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)
     atexit._run_exitfuncs()  # what Python's exit does first (none is registered by kcprov itself)
