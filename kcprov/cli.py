@@ -285,7 +285,7 @@ def apply(
     """Converge Keycloak to the realm files (shows the plan and asks first)."""
     from kcprov.envgen import check_env_targets
     from kcprov.realms import plan_realms, realm_files as expand
-    from kcprov.run import run_apply
+    from kcprov.run import realm_locks, run_apply
     from kcprov.workflow import check_saved, load_saved_plan
 
     saved = None
@@ -301,11 +301,13 @@ def apply(
         for spec in specs:
             check_env_targets(spec, allow_outside or ())
     client = keycloak.connect()
-    runs = plan_realms(client, specs, files, prune, allow_admin_realm_changes, adopt)
-    if saved is not None:
-        for saved_plan, run in zip(saved["plans"], runs):
-            check_saved(saved_plan, run)
-    run_apply(client, runs, out, err_console, saved is not None or auto_approve, force, workers, lock_timeout, full)
+    with realm_locks(client, [spec.realm for spec in specs], lock_timeout) as locks:
+        runs = plan_realms(client, specs, files, prune, allow_admin_realm_changes, adopt)
+        if saved is not None:
+            for saved_plan, run in zip(saved["plans"], runs):
+                check_saved(saved_plan, run)
+        run_apply(client, runs, out, err_console, saved is not None or auto_approve, force, workers, lock_timeout,
+                  full, locks)
     if not no_env:
         for run in runs:
             _write_env_files(client, run.spec, run.source, None, allow_outside)
@@ -322,13 +324,15 @@ def adopt(
 ) -> None:
     """Take over what the files name that already exists, changing nothing but kcprov's ownership record."""
     from kcprov.plan.adopt import updates_of_adopted
-    from kcprov.run import run_apply
+    from kcprov.run import realm_locks, run_apply
     from kcprov.workflow import plan_realm
 
     specs = realm_files.load(files)
     client = keycloak.connect()
-    runs = [plan_realm(client, spec, str(path), adopt=True, changes=False) for path, spec in zip(files, specs)]
-    run_apply(client, runs, out, err_console, auto_approve, force=False, workers=1, lock_timeout=lock_timeout)
+    with realm_locks(client, [spec.realm for spec in specs], lock_timeout) as locks:
+        runs = [plan_realm(client, spec, str(path), adopt=True, changes=False) for path, spec in zip(files, specs)]
+        run_apply(client, runs, out, err_console, auto_approve, force=False, workers=1, lock_timeout=lock_timeout,
+                  locks=locks)
     for plan in (r.plan for r in runs):
         if not plan.empty:
             pending = updates_of_adopted(plan)

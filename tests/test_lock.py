@@ -99,6 +99,38 @@ def test_two_applies_at_once_never_interleave(tmp_path, env, realm, keycloak):
     assert lock_groups(keycloak, realm) == []
 
 
+def test_an_apply_reads_an_existing_realm_once_and_only_under_its_lock(tmp_path, env, client, realm, keycloak,
+                                                                       monkeypatch):
+    """The lock is taken before the plan reads the realm (as Terraform locks its state before refreshing):
+    the plan applied is the plan read, with no second read of the realm to check nothing moved meanwhile."""
+    import io
+
+    from rich.console import Console
+
+    from kcprov.realms import plan_realms
+    from kcprov.run import realm_locks, run_apply
+    from kcprov.spec.loader import load_realms
+
+    assert kcprov("apply", str(realm_file(tmp_path, realm)), "--auto-approve", env=env).returncode == 0
+    path = realm_file(tmp_path, realm, clients=5)
+    reads = []
+    export = KeycloakClient.realm_export
+
+    def counted(self, name):
+        reads.append(len(lock_groups(keycloak, name)))  # locks held while the realm is read
+        return export(self, name)
+
+    monkeypatch.setattr(KeycloakClient, "realm_export", counted)
+    quiet = Console(file=io.StringIO())
+    specs = load_realms([path])
+    with realm_locks(client, [realm], 0.0) as locks:
+        runs = plan_realms(client, specs, [path])
+        run_apply(client, runs, quiet, quiet, approved=True, force=False, workers=8, locks=locks)
+    assert reads == [1]
+    assert "2 created" in quiet.file.getvalue()
+    assert lock_groups(keycloak, realm) == []
+
+
 @pytest.mark.parametrize("holder", [
     {"host": "build-agent-7", "pid": 4242, "user": "ci", "since": "2026-01-01T00:00:00+00:00",
      "expires": "2026-01-01T00:10:00+00:00", "token": "old"},
