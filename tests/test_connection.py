@@ -54,3 +54,22 @@ def test_a_missing_or_non_pem_ca_bundle_is_one_clear_error(tmp_path):
 def test_the_password_is_never_in_the_settings_repr():
     settings = resolve_connection(url="http://localhost:8080", user="admin", password="hunter2")
     assert "hunter2" not in repr(settings)
+
+
+def test_the_ca_bundle_comes_from_the_environment_as_requests_would_take_it(monkeypatch):
+    """kcprov.keycloak reads it once per client (its session then ignores the environment): the same rules."""
+    from kcprov.keycloak import environment_settings
+
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert environment_settings("https://kc.example", True) == ({}, True)
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/curl.pem")
+    assert environment_settings("https://kc.example", True)[1] == "/etc/curl.pem"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/requests.pem")
+    assert environment_settings("https://kc.example", True)[1] == "/etc/requests.pem"
+    assert environment_settings("https://kc.example", "/mine.pem")[1] == "/mine.pem"  # --ca-cert wins
+    assert environment_settings("https://kc.example", False)[1] is False  # --insecure wins
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert environment_settings("https://kc.example", True)[0]["https"] == "http://proxy.example:3128"
+    monkeypatch.setenv("NO_PROXY", "kc.example")
+    assert environment_settings("https://kc.example", True)[0] == {}

@@ -41,6 +41,7 @@ class FlakyProxy:
         self.refused = 0
         self.admin_requests = 0
         self.token_requests = 0
+        self.forwarded = 0  # requests sent to it as a forward proxy (HTTP_PROXY)
         self._lock = threading.Lock()
         proxy = self
 
@@ -56,6 +57,10 @@ class FlakyProxy:
 
             def _handle(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path.startswith("http://"):  # absolute form: a client that has it as its HTTP_PROXY
+                    with proxy._lock:
+                        proxy.forwarded += 1
+                    self.path = "/" + self.path.split("/", 3)[3]
                 if not self.path.startswith(proxy.prefix + "/"):
                     self.send_response(404)
                     self.send_header("Content-Length", "0")
@@ -77,7 +82,7 @@ class FlakyProxy:
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
                 resp = httpx.request(self.command, proxy.upstream + self.path, headers=headers, content=body,
-                                     timeout=120)
+                                     timeout=120, trust_env=False)  # not through itself when it is HTTP_PROXY
                 if admin and self._take("lost_answers"):
                     self.close_connection = True
                     return
@@ -241,6 +246,21 @@ def test_an_expired_admin_token_is_renewed_mid_run(proxy, keycloak, realm):
     client.post(f"/admin/realms/{realm}/roles", {"name": "after-expiry"}, "realm role 'after-expiry'")
     assert client.get(f"/admin/realms/{realm}/roles/after-expiry", "realm role 'after-expiry'")["name"] == "after-expiry"
     assert proxy.token_requests == 2
+
+
+@pytest.mark.parametrize("bypassed", [False, True], ids=["HTTP_PROXY", "NO_PROXY"])
+def test_the_environments_proxy_settings_hold_for_every_request(proxy, keycloak, realm, monkeypatch, bypassed):
+    """Read once when the client is made (not by requests per request), they still decide every request."""
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    if bypassed:
+        monkeypatch.setenv("NO_PROXY", httpx.URL(keycloak.url).host)
+    client = KeycloakClient(ConnectionSettings(url=keycloak.url, user=keycloak.user, password=keycloak.password))
+    for _ in range(3):
+        assert client.get(f"/admin/realms/{realm}", "realm")["realm"] == realm
+    assert proxy.forwarded == (0 if bypassed else 1 + 3)  # the login, then the admin requests
+    assert proxy.admin_requests == (0 if bypassed else 3)
 
 
 def test_http_errors_name_the_resource_and_what_to_do(keycloak, realm):
