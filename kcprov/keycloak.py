@@ -200,15 +200,17 @@ class KeycloakClient:
             user_realm_name=settings.auth_realm,
             client_id=settings.client_id if service else "admin-cli",
             client_secret_key=settings.client_secret if service else None,
-            verify=verify,
+            verify=settings.verify,
             timeout=timeout,
             pool_maxsize=16,
             max_retries=0,  # every retry is ours: counted, budgeted, and never a blind repeat of a create
         )
-        session = getattr(self._conn, "_s", None)  # python-keycloak's Admin API session (its login has its own)
+        self._conn.keycloak_openid  # noqa: B018 - the login's own session, made with the options as given
+        session = getattr(self._conn, "_s", None)  # python-keycloak's Admin API session
         if isinstance(session, requests.Session):  # else requests reads the environment per request: slower, the same
             session.proxies.update(proxies)
             session.trust_env = False
+            self._conn.verify = verify  # what its requests get (its unused async client keeps the option as given)
         self._login()
 
     def _login(self) -> None:
