@@ -131,6 +131,20 @@ def test_an_apply_reads_an_existing_realm_once_and_only_under_its_lock(tmp_path,
     assert lock_groups(keycloak, realm) == []
 
 
+def test_only_a_run_of_one_realm_is_locked_before_it_is_read(client, realm, keycloak):
+    """Several realms are locked after planning, those with changes only: locking every in-sync realm of a
+    directory first would cost two requests per realm, one after another."""
+    from kcprov.run import realm_locks
+
+    before = client.requests
+    with realm_locks(client, [realm, f"{realm}-other"], 0.0) as locks:
+        assert locks == {} and lock_groups(keycloak, realm) == []
+    assert client.requests == before
+    with realm_locks(client, [realm], 0.0) as locks:
+        assert locks[realm].held and len(lock_groups(keycloak, realm)) == 1
+    assert lock_groups(keycloak, realm) == []
+
+
 @pytest.mark.parametrize("holder", [
     {"host": "build-agent-7", "pid": 4242, "user": "ci", "since": "2026-01-01T00:00:00+00:00",
      "expires": "2026-01-01T00:10:00+00:00", "token": "old"},
