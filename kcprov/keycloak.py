@@ -24,13 +24,13 @@ time taken from the server during a create of thousands of clients.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
-import os
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
