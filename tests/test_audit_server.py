@@ -326,9 +326,12 @@ def test_an_interrupted_audit_leaves_no_temporary_objects(keycloak: Any, server_
     assert _leftovers(keycloak, realm) == []
     env = {**os.environ, "KCPROV_URL": keycloak.url, "KCPROV_USER": keycloak.user,
            "KCPROV_PASSWORD": keycloak.password}
-    with serve(server_config, "answers-late") as url:  # the temporary objects outlast the polling below
+    with serve(server_config) as url:
+        # SIGINT as a terminal gives it: a shell's background job (a CI runner, `cmd &`) starts its children with
+        # SIGINT ignored, and Python keeps that, so the Ctrl-C would then be ignored outside the held blocks
         process = subprocess.Popen([sys.executable, "-m", "kcprov.cli", "audit", "--server", url], env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             while not _temporary(keycloak, realm, when):
                 assert process.poll() is None, f"the audit ended before its {when} was seen: {process.stdout.read()}"

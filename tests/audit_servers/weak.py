@@ -119,16 +119,6 @@ class EchoesTheToken(BaseHTTPMiddleware):
         return JSONResponse(body, 401, headers={"www-authenticate": response.headers.get("www-authenticate", "")})
 
 
-class AnswersLate(BaseHTTPMiddleware):
-    """Not a weakness: every request carrying a token answered 0.3 s late, so an audit holds its temporary
-    client and realm long enough for a test to interrupt it there (a fast audit is over before the signal)."""
-
-    async def dispatch(self, request: Request, call_next: Any) -> Response:
-        if request.headers.get("authorization"):
-            await anyio.sleep(0.3)
-        return await call_next(request)
-
-
 class RefusesEverything(verifier_mod.JwtTokenVerifier):
     """Misconfigured: no token is ever good enough (so the token probes cannot tell anything)."""
 
@@ -224,7 +214,6 @@ WEAKNESSES: dict[str, tuple[type, type | None]] = {
     "session-authenticates": (JWT, SessionRemembersTheToken),
     "bare-403": (JWT, BareForbidden),
     "400-for-bad-tokens": (JWT, BadRequestForBadTokens),
-    "answers-late": (JWT, AnswersLate),
 }
 
 
